@@ -1,0 +1,1 @@
+"""Subcommands of ``iospec``; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,610 @@
+"""Compile a bounded configuration of a model into fast Python (the explorer's engine).
+
+For a `Config` (every bound fixed) each state is a flat tuple of small ints (see
+`model.core.sorts` for the encoding).  The compiler generates Python source for
+
+* ``successors(s)``: every enabled action instance and its successor state.  Action
+  parameters are unrolled to constants and each guard conjunct is tested as soon as the
+  parameters it mentions are bound, so a failing conjunct prunes every instance below it;
+* ``check_state(s)``: the index of the first violated state invariant, or -1;
+* ``check_transition(s, t)``: the same for transition invariants (those using `Post`);
+* ``terminal(s)``: the model's terminal predicate.
+
+The generated code is checked against the reference evaluator (`model.core.evaluate`) by
+the tests.  ``checked=True`` makes every runtime index and ``.some`` check its range, at
+some speed cost; the monitors and the tests use it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .errors import EvaluationError, ModelDefinitionError
+from .evaluate import evaluate
+from .expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst, conjuncts
+from .model import Action, ActionParam, Assign, Config, Func, FuncAssign, Invariant, ModelConst, StateVar
+from .sorts import NONE_VALUE, BoolSort, IntSort, Sort
+
+__all__ = ["DenseModel", "compile_dense", "Instance"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One action with concrete parameter values."""
+
+    index: int
+    action: Action
+    args: tuple[int, ...]
+
+    def render(self) -> str:
+        parts = [f"{p.name}={p.sort.render(v)}" for p, v in zip(self.action.params, self.args)]
+        return f"{self.action.name}({', '.join(parts)})"
+
+    @property
+    def env(self) -> dict[object, int]:
+        return dict(zip(self.action.params, self.args))
+
+
+class _Layout:
+    def __init__(self, config: Config) -> None:
+        self.sizes = dict(config.sizes)
+        self.base: dict[object, int] = {}
+        self.strides: dict[Func, tuple[int, ...]] = {}
+        self.shape: dict[Func, tuple[int, ...]] = {}
+        self.slot_owner: list[tuple[object, tuple[int, ...]]] = []
+        n = 0
+        for d in config.model.state:
+            self.base[d] = n
+            if isinstance(d, StateVar):
+                self.slot_owner.append((d, ()))
+                n += 1
+            else:
+                shape = tuple(s.size(self.sizes) for s in d.index_sorts)
+                strides = []
+                acc = 1
+                for dim in reversed(shape):
+                    strides.append(acc)
+                    acc *= dim
+                self.strides[d] = tuple(reversed(strides))
+                self.shape[d] = shape
+                for idx in itertools.product(*(range(k) for k in shape)):
+                    self.slot_owner.append((d, idx))
+                n += acc
+        self.n = n
+
+    def slot(self, func: Func, args: Sequence[int]) -> int:
+        return self.base[func] + sum(a * st for a, st in zip(args, self.strides[func]))
+
+
+class _DenseView:
+    """A `StateView` over a dense tuple (for the reference evaluator)."""
+
+    def __init__(self, layout: _Layout, consts: Mapping[str, int], state: Sequence[int]) -> None:
+        self.layout = layout
+        self.consts = consts
+        self.state = state
+
+    def read_var(self, var: StateVar) -> int:
+        return int(self.state[self.layout.base[var]])
+
+    def read_cell(self, func: Func, args: tuple[int, ...]) -> int:
+        for a, k in zip(args, self.layout.shape[func]):
+            if not 0 <= a < k:
+                raise EvaluationError(f"{func.name} index {args} out of range")
+        return int(self.state[self.layout.slot(func, args)])
+
+    def domain(self, sort: Sort) -> range:
+        return sort.values(self.layout.sizes)
+
+    def const(self, c: ModelConst) -> int:
+        return self.consts[c.name]
+
+
+class _Gen:
+    """Expression-to-Python code generation with constant folding."""
+
+    def __init__(self, layout: _Layout, consts: Mapping[str, int], checked: bool) -> None:
+        self.layout = layout
+        self.consts = consts
+        self.checked = checked
+        #: slot -> value known to hold in the pre-state (from enclosing guard conjuncts)
+        self.facts: dict[int, int] = {}
+
+    def learn(self, g: Expr, env: Mapping[object, int]) -> list[int]:
+        """Record the facts conjunct ``g`` establishes when it holds; return the slots learned."""
+        learned: list[int] = []
+        for part in conjuncts(g):
+            slot, value = self._fact(part, env)
+            if slot is not None and slot not in self.facts:
+                self.facts[slot] = value
+                learned.append(slot)
+        return learned
+
+    def _fact(self, g: Expr, env: Mapping[object, int]) -> tuple[int | None, int]:
+        neg = False
+        if isinstance(g, App) and g.op == "not":
+            g, neg = g.args[0], True
+        if isinstance(g, (Ref, Select)) and isinstance(g.sort, BoolSort):
+            slot = self._const_slot(g, env)
+            return (slot, int(not neg)) if slot is not None else (None, 0)
+        if not neg and isinstance(g, App) and g.op == "eq":
+            a, b = g.args
+            for x, y in ((a, b), (b, a)):
+                slot = self._const_slot(x, env)
+                if slot is not None:
+                    c, v = self.expr(y, env)
+                    if c:
+                        return slot, int(v)
+        return None, 0
+
+    def _const_slot(self, e: Expr, env: Mapping[object, int]) -> int | None:
+        while isinstance(e, App) and e.op == "some":
+            e = e.args[0]
+        if isinstance(e, Ref) and isinstance(e.decl, StateVar):
+            return self.layout.base[e.decl]
+        if isinstance(e, Select):
+            vals = []
+            for a in e.args:
+                c, v = self.expr(a, env)
+                if not c:
+                    return None
+                vals.append(v)
+            return self.layout.slot(e.func, vals)
+        return None
+
+    def forget(self, slots: Iterable[int]) -> None:
+        for k in slots:
+            del self.facts[k]
+
+    def expr(self, e: Expr, env: Mapping[object, int], state: str = "s") -> tuple[bool, Any]:
+        """Return ``(True, value)`` if ``e`` folds to a constant, else ``(False, code)``."""
+        if isinstance(e, Const):
+            return True, e.value
+        if isinstance(e, _NoneConst):
+            return True, NONE_VALUE
+        if isinstance(e, Ref):
+            d = e.decl
+            if isinstance(d, StateVar):
+                k = self.layout.base[d]
+                if state == "s" and k in self.facts:
+                    return True, self.facts[k]
+                return False, f"{state}[{k}]"
+            if isinstance(d, ModelConst):
+                return True, self.consts[d.name]
+            if d in env:
+                return True, env[d]
+            raise ModelDefinitionError(f"unbound reference {d.name} during compilation")
+        if isinstance(e, Select):
+            f = e.func
+            parts = [self.expr(a, env, state) for a in e.args]
+            if all(c for c, _ in parts):
+                k = self.layout.slot(f, [v for _, v in parts])
+                if state == "s" and k in self.facts:
+                    return True, self.facts[k]
+                return False, f"{state}[{k}]"
+            terms = [str(self.layout.base[f])]
+            for (is_c, v), stride, dim in zip(parts, self.layout.strides[f], self.layout.shape[f]):
+                if is_c:
+                    terms.append(str(v * stride))
+                else:
+                    code = f"_idx({v}, {dim})" if self.checked else v
+                    terms.append(f"{code}*{stride}" if stride != 1 else f"{code}")
+            return False, f"{state}[{' + '.join(terms)}]"
+        if isinstance(e, Quant):
+            is_and = e.kind == "forall"
+            codes = []
+            for v in e.var.sort.values(self.layout.sizes):
+                c, x = self.expr(e.body, {**env, e.var: v}, state)
+                if c:
+                    if bool(x) != is_and:
+                        return True, (not is_and)
+                    continue
+                codes.append(x)
+            if not codes:
+                return True, is_and
+            return False, "(" + (" and " if is_and else " or ").join(codes) + ")"
+        if isinstance(e, App):
+            return self.app(e, env, state)
+        raise ModelDefinitionError(f"cannot compile node {type(e).__name__}")
+
+    def app(self, e: App, env: Mapping[object, int], state: str) -> tuple[bool, Any]:
+        op = e.op
+        if op in ("and", "or"):
+            is_and = op == "and"
+            codes = []
+            for a in e.args:
+                c, x = self.expr(a, env, state)
+                if c:
+                    if bool(x) != is_and:
+                        return True, (not is_and)
+                    continue
+                codes.append(x)
+            if not codes:
+                return True, is_and
+            if len(codes) == 1:
+                return False, codes[0]
+            return False, "(" + (" and " if is_and else " or ").join(codes) + ")"
+        if op == "post":
+            return self.expr(e.args[0], env, "t")
+        args = [self.expr(a, env, state) for a in e.args]
+        if op == "ite":
+            (cc, cv), (tc, tv), (oc, ov) = args
+            if cc:
+                return (tc, tv) if cv else (oc, ov)
+            return False, f"({_code(tc, tv)} if {cv} else {_code(oc, ov)})"
+        if all(c for c, _ in args):
+            vals = [v for _, v in args]
+            return True, _fold(op, vals)
+        codes = [_code(c, v) for c, v in args]
+        if op == "not":
+            return False, f"(not {codes[0]})"
+        if op == "implies":
+            return False, f"((not {codes[0]}) or {codes[1]})"
+        if op == "iff":
+            return False, f"(bool({codes[0]}) == bool({codes[1]}))"
+        sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "add": "+", "sub": "-"}.get(op)
+        if sym is not None:
+            return False, f"({codes[0]} {sym} {codes[1]})"
+        if op == "some":
+            return False, codes[0]
+        if op == "unwrap":
+            return False, (f"_unwrap({codes[0]})" if self.checked else codes[0])
+        raise ModelDefinitionError(f"cannot compile operator {op}")
+
+
+def _code(is_const: bool, v: Any) -> str:
+    return repr(int(v)) if is_const else v
+
+
+def _fold(op: str, vals: list[Any]) -> Any:
+    a = vals[0]
+    b = vals[1] if len(vals) > 1 else None
+    if op == "not":
+        return not a
+    if op == "implies":
+        return (not a) or bool(b)
+    if op == "iff":
+        return bool(a) == bool(b)
+    if op == "eq":
+        return a == b
+    if op == "ne":
+        return a != b
+    if op == "lt":
+        return a < b
+    if op == "le":
+        return a <= b
+    if op == "add":
+        return a + b
+    if op == "sub":
+        return a - b
+    if op in ("some", "unwrap"):
+        if op == "unwrap" and a == NONE_VALUE:
+            raise EvaluationError("constant .some of none")
+        return a
+    raise ModelDefinitionError(f"cannot fold {op}")
+
+
+def _params_in(e: Expr, params: Sequence[ActionParam]) -> int:
+    """Index (1-based) of the last action parameter ``e`` mentions, 0 if none."""
+    from .expr import walk
+
+    pos = {p: i + 1 for i, p in enumerate(params)}
+    level = 0
+    for n in walk(e):
+        if isinstance(n, Ref) and n.decl in pos:
+            level = max(level, pos[n.decl])
+    return level
+
+
+def _idx(v: int, n: int) -> int:
+    if not 0 <= v < n:
+        raise EvaluationError(f"index {v} out of range 0..{n - 1} (an unchecked .some of none?)")
+    return v
+
+
+def _unwrap(v: int) -> int:
+    if v == NONE_VALUE:
+        raise EvaluationError(".some of none")
+    return v
+
+
+class DenseModel:
+    """A compiled configuration; see the module docstring."""
+
+    successors: Callable[[tuple[int, ...]], list[tuple[int, tuple[int, ...]]]]
+    check_state: Callable[[tuple[int, ...]], int]
+    check_transition: Callable[[tuple[int, ...], tuple[int, ...]], int]
+    terminal: Callable[[tuple[int, ...]], bool]
+
+    def __init__(self, config: Config, *, checked: bool = False) -> None:
+        self.config = config
+        self.model = config.model
+        self.checked = checked
+        self.layout = _Layout(config)
+        self.consts = dict(config.consts)
+        self.state_invariants: tuple[Invariant, ...] = tuple(i for i in self.model.invariants if not i.transition)
+        self.transition_invariants: tuple[Invariant, ...] = tuple(i for i in self.model.invariants if i.transition)
+        self.instances: list[Instance] = []
+        self.pruned = [0]
+        self._instance_index: dict[tuple[str, tuple[int, ...]], int] = {}
+        for a in self.model.actions:
+            domains = [p.sort.values(self.layout.sizes) for p in a.params]
+            for args in itertools.product(*domains):
+                idx = len(self.instances)
+                self.instances.append(Instance(idx, a, tuple(args)))
+                self._instance_index[(a.name, tuple(args))] = idx
+        self.source = self._generate()
+        namespace: dict[str, Any] = {"_idx": _idx, "_unwrap": _unwrap, "pruned": self.pruned}
+        exec(compile(self.source, f"<dense:{config.describe()}>", "exec"), namespace)
+        self.successors = namespace["successors"]
+        self.check_state = namespace["check_state"]
+        self.check_transition = namespace["check_transition"]
+        self.terminal = namespace["terminal"]
+        self.initial: tuple[int, ...] = self._initial()
+
+    # code generation ---------------------------------------------------------------------
+    def _generate(self) -> str:
+        gen = _Gen(self.layout, self.consts, self.checked)
+        lines = ["def successors(s):", "    out = []", "    add = out.append"]
+        for a in self.model.actions:
+            lines.append(f"    # {a.name}")
+            lines.extend(self._gen_action(gen, a))
+        lines.append("    return out")
+        lines.append("")
+        lines.append("def check_state(s):")
+        for k, inv in enumerate(self.state_invariants):
+            c, code = gen.expr(inv.expr, {})
+            if c and not code:
+                lines.append(f"    return {k}")
+            elif not c:
+                lines.append(f"    if not {code}: return {k}")
+        lines.append("    return -1")
+        lines.append("")
+        lines.append("def check_transition(s, t):")
+        for k, inv in enumerate(self.transition_invariants):
+            c, code = gen.expr(inv.expr, {})
+            if c and not code:
+                lines.append(f"    return {k}")
+            elif not c:
+                lines.append(f"    if not {code}: return {k}")
+        lines.append("    return -1")
+        lines.append("")
+        lines.append("def terminal(s):")
+        if self.model.terminal is None:
+            lines.append("    return False")
+        else:
+            c, code = gen.expr(self.model.terminal, {})
+            lines.append(f"    return {bool(code) if c else code}")
+        return "\n".join(lines) + "\n"
+
+    def _gen_action(self, gen: _Gen, a: Action) -> list[str]:
+        params = a.params
+        levels: dict[int, list[Expr]] = {}
+        for _, g in a.guard:
+            levels.setdefault(_params_in(g, params), []).append(g)
+        domains = [list(p.sort.values(self.layout.sizes)) for p in params]
+
+        def emit(level: int, env: dict[object, int], args: tuple[int, ...], indent: str) -> list[str]:
+            conds = []
+            learned: list[int] = []
+            try:
+                for g in levels.get(level, ()):
+                    c, code = gen.expr(g, env)
+                    if c:
+                        if not code:
+                            return []
+                        continue
+                    conds.append(code)
+                    learned += gen.learn(g, env)
+                inner_indent = indent + "    " if conds else indent
+                if level == len(params):
+                    body = self._gen_updates(gen, a, env, args, inner_indent)
+                else:
+                    body = []
+                    p = params[level]
+                    for v in domains[level]:
+                        body.extend(emit(level + 1, {**env, p: v}, args + (v,), inner_indent))
+            finally:
+                gen.forget(learned)
+            if not body:
+                return []
+            if conds:
+                return [f"{indent}if {' and '.join(conds)}:"] + body
+            return body
+
+        return emit(0, {}, (), "    ")
+
+    def _gen_updates(self, gen: _Gen, a: Action, env: dict[object, int], args: tuple[int, ...], indent: str) -> list[str]:
+        inst = self._instance_index[(a.name, args)]
+        pre: list[str] = []
+        writes: list[str] = []
+        ranges: list[str] = []
+        for n, u in enumerate(a.updates):
+            if isinstance(u, Assign):
+                c, v = gen.expr(u.value, env)
+                code = _code(c, v)
+                sort = u.target.sort
+                if isinstance(sort, IntSort):
+                    hi = sort.upper(self.layout.sizes)
+                    if c:
+                        if not sort.lo <= v <= hi:
+                            return [f"{indent}pruned[0] += 1"]
+                    else:
+                        pre.append(f"{indent}v{n} = {code}")
+                        ranges.append(f"{sort.lo} <= v{n} <= {hi}")
+                        code = f"v{n}"
+                elif isinstance(sort, BoolSort) and c:
+                    code = "True" if v else "False"
+                tc, tcode = self._target(gen, u, env)
+                if tc and code == f"s[{tcode}]":
+                    continue  # writes the value the slot already has
+                if tc and c and gen.facts.get(int(tcode)) == int(v):
+                    continue
+                writes.append(f"t[{tcode}] = {code}")
+            else:
+                shape = self.layout.shape[u.func]
+                for idx in itertools.product(*(range(k) for k in shape)):
+                    local = {**env, **dict(zip(u.vars, idx))}
+                    c, v = gen.expr(u.body, local)
+                    slot = self.layout.slot(u.func, idx)
+                    code = _code(c, v)
+                    if code == f"s[{slot}]" or (c and gen.facts.get(slot) == int(v)):
+                        continue
+                    writes.append(f"t[{slot}] = {code}")
+        if not writes and not pre:
+            return [f"{indent}add(({inst}, s))"]
+        out = list(pre)
+        body_indent = indent
+        if ranges:
+            out.append(f"{indent}if {' and '.join(ranges)}:")
+            body_indent = indent + "    "
+        out.append(f"{body_indent}t = list(s)")
+        out.extend(f"{body_indent}{w}" for w in writes)
+        out.append(f"{body_indent}add(({inst}, tuple(t)))")
+        if ranges:
+            out.append(f"{indent}else:")
+            out.append(f"{indent}    pruned[0] += 1")
+        return out
+
+    def _target(self, gen: _Gen, u: Assign, env: Mapping[object, int]) -> tuple[bool, str]:
+        t = u.target
+        if isinstance(t, Ref):
+            return True, str(self.layout.base[t.decl])
+        saved, gen.facts = gen.facts, {}
+        try:
+            c, code = gen.expr(t, env, "s")
+        finally:
+            gen.facts = saved
+        # code is "s[<slot expr>]"; strip the state name
+        slot = code[2:-1]
+        return slot.isdigit(), slot
+
+    def _initial(self) -> tuple[int, ...]:
+        out: list[int] = []
+        for d in self.model.state:
+            if isinstance(d, StateVar):
+                out.append(_norm(d.sort, d.init))
+            else:
+                n = 1
+                for k in self.layout.shape[d]:
+                    n *= k
+                out.extend([_norm(d.value_sort, d.init)] * n)
+        return tuple(out)
+
+    # slow, checked helpers (counterexamples, replay, conformance) ----------------------------
+    def view(self, s: Sequence[int]) -> _DenseView:
+        return _DenseView(self.layout, self.consts, s)
+
+    def evaluate(self, e: Expr, s: Sequence[int], env: Mapping[object, int] | None = None) -> int:
+        return evaluate(e, self.view(s), env or {})
+
+    def instance(self, action: str, args: Mapping[str, int] | Sequence[int]) -> Instance:
+        a = self.model.action(action)
+        if isinstance(args, Mapping):
+            missing = [p.name for p in a.params if p.name not in args]
+            if missing:
+                raise KeyError(f"{action} needs parameters {missing}")
+            vals = tuple(args[p.name] for p in a.params)
+        else:
+            vals = tuple(args)
+        try:
+            return self.instances[self._instance_index[(action, vals)]]
+        except KeyError:
+            raise KeyError(f"{action}{vals} is outside the configuration's bounds") from None
+
+    def failing_guards(self, s: Sequence[int], inst: Instance) -> list[str]:
+        env = inst.env
+        view = self.view(s)
+        return [label for label, g in inst.action.guard if not evaluate(g, view, env)]
+
+    def outputs(self, s: Sequence[int], inst: Instance) -> dict[str, str]:
+        env = inst.env
+        view = self.view(s)
+        return {k: e.sort.render(evaluate(e, view, env)) for k, e in inst.action.outputs}
+
+    def apply(self, s: tuple[int, ...], inst: Instance) -> tuple[int, ...] | None:
+        """The successor of ``s`` under ``inst`` (reference semantics), or None if disabled."""
+        view = self.view(s)
+        env = inst.env
+        if not all(evaluate(g, view, env) for _, g in inst.action.guard):
+            return None
+        t = list(s)
+        for u in inst.action.updates:
+            if isinstance(u, Assign):
+                v = evaluate(u.value, view, env)
+                sort = u.target.sort
+                if isinstance(sort, IntSort) and not sort.lo <= v <= sort.upper(self.layout.sizes):
+                    return None
+                tgt = u.target
+                if isinstance(tgt, Ref):
+                    t[self.layout.base[tgt.decl]] = _norm(sort, v)
+                else:
+                    idx = tuple(evaluate(x, view, env) for x in tgt.args)
+                    t[self.layout.slot(tgt.func, idx)] = _norm(sort, v)
+            else:
+                for idx in itertools.product(*(range(k) for k in self.layout.shape[u.func])):
+                    v = evaluate(u.body, view, {**env, **dict(zip(u.vars, idx))})
+                    t[self.layout.slot(u.func, idx)] = _norm(u.func.value_sort, v)
+        return tuple(t)
+
+    def violated(self, s: Sequence[int]) -> list[Invariant]:
+        view = self.view(s)
+        return [i for i in self.state_invariants if not evaluate(i.expr, view, {})]
+
+    # presentation ------------------------------------------------------------------------
+    def decode(self, s: Sequence[int]) -> dict[str, Any]:
+        """``{var: value}`` with Func values as ``{"c0": "ALIVE", ...}`` (multi-index keys joined by ',')."""
+        out: dict[str, Any] = {}
+        for d in self.model.state:
+            base = self.layout.base[d]
+            if isinstance(d, StateVar):
+                out[d.name] = d.sort.render(int(s[base]))
+            else:
+                cells = {}
+                for idx in itertools.product(*(range(k) for k in self.layout.shape[d])):
+                    key = ",".join(sort.render(i) for sort, i in zip(d.index_sorts, idx))
+                    cells[key] = d.value_sort.render(int(s[self.layout.slot(d, idx)]))
+                out[d.name] = cells
+        return out
+
+    def diff(self, s: Sequence[int], t: Sequence[int]) -> list[str]:
+        """Lines ``var[idx]: old -> new`` for every slot that changed."""
+        lines = []
+        for k, (a, b) in enumerate(zip(s, t)):
+            if a != b:
+                d, idx = self.layout.slot_owner[k]
+                if isinstance(d, StateVar):
+                    lines.append(f"{d.name}: {d.sort.render(int(a))} -> {d.sort.render(int(b))}")
+                else:
+                    assert isinstance(d, Func)
+                    key = ", ".join(sort.render(i) for sort, i in zip(d.index_sorts, idx))
+                    lines.append(f"{d.name}[{key}]: {d.value_sort.render(int(a))} -> {d.value_sort.render(int(b))}")
+        return lines
+
+    def format_state(self, s: Sequence[int], *, only_changed_from: Sequence[int] | None = None) -> str:
+        dec = self.decode(s)
+        parts = []
+        for name, v in dec.items():
+            if isinstance(v, dict):
+                parts.append(f"{name}: " + ", ".join(f"{k}={x}" for k, x in v.items()))
+            else:
+                parts.append(f"{name}: {v}")
+        return "\n".join(parts)
+
+
+def _norm(sort: Sort, v: int) -> int:
+    if isinstance(sort, BoolSort):
+        return bool(v)  # type: ignore[return-value]
+    return int(v)
+
+
+def compile_dense(config: Config, *, checked: bool = False) -> DenseModel:
+    """Compile ``config`` (see `DenseModel`)."""
+    return DenseModel(config, checked=checked)
+
+
+def iter_instances(dm: DenseModel, names: Iterable[str]) -> list[Instance]:
+    wanted = set(names)
+    return [i for i in dm.instances if i.action.name in wanted]

@@ -1,0 +1,1 @@
+"""Checks derived from the models: the exhaustive explorer, symmetry reduction, z3 proofs, stateful tests."""

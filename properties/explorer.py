@@ -1,0 +1,472 @@
+"""Exhaustive breadth-first exploration of a model configuration.
+
+Given a `Config`, `explore` visits every reachable state (optionally one per symmetry orbit,
+see `properties.symmetry`), checks every invariant on every state and every transition
+invariant on every transition, and reports:
+
+* distinct states, transitions, depth, and transitions per action (which actions were never
+  enabled); transitions pruned because a counter would leave its bound;
+* invariant violations, each with the *shortest* path from the initial state, printed as a
+  readable step list (`Trace`), replayable with `replay`;
+* deadlocks: non-terminal states where every enabled action leaves the state unchanged;
+* optionally the reachable state graph as a networkx ``DiGraph`` (small configurations).
+
+The fast path keeps only 64-bit fingerprints of visited states (`FingerprintSet`); when a
+violation or deadlock is found, the path to it is recovered by a second, bounded BFS that
+records parents (TLC recovers traces from disk; a second search is simpler and cheap, since
+it stops at the violation's depth).  Long runs print progress lines like TLC's and
+Stateright's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence, TextIO
+
+import networkx as nx
+
+from model.core import Config, DenseModel, Instance, compile_dense
+from model.core.errors import ConfigError
+from properties.fingerprints import FingerprintSet, fingerprint
+from properties.symmetry import compile_canonicalizer, symmetric_sorts
+
+__all__ = ["explore", "ExploreResult", "Trace", "TraceStep", "replay", "Explorer", "ProgressPrinter"]
+
+State = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One step of a trace: the action instance and what it changed."""
+
+    instance: Instance
+    changes: tuple[str, ...]
+    outputs: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        inst = self.instance
+        return {
+            "action": inst.action.name,
+            "args": {p.name: p.sort.render(v) for p, v in zip(inst.action.params, inst.args)},
+        }
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A path from the initial state; ``states[i+1]`` is reached from ``states[i]`` by ``steps[i]``."""
+
+    config: Config
+    states: tuple[State, ...]
+    steps: tuple[TraceStep, ...]
+    reason: str
+
+    def format(self, dm: DenseModel | None = None, *, full_last_state: bool = True) -> str:
+        lines = [f"{self.reason}", f"  in {self.config.describe()}, after {len(self.steps)} step(s):"]
+        for k, st in enumerate(self.steps, 1):
+            outs = ", ".join(f"{key}={val}" for key, val in st.outputs.items())
+            lines.append(f"  {k:3d}. {st.instance.render()}" + (f"  -> {outs}" if outs else ""))
+            for ch in st.changes:
+                lines.append(f"         {ch}")
+        if full_last_state and dm is not None:
+            lines.append("  final state:")
+            for ln in dm.format_state(self.states[-1]).splitlines():
+                lines.append(f"    {ln}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.config.model.name,
+            "config": {**self.config.sizes, **self.config.consts},
+            "reason": self.reason,
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+
+@dataclass
+class ExploreResult:
+    config: Config
+    symmetry: bool
+    distinct: int = 0
+    transitions: int = 0
+    depth: int = 0
+    per_action: dict[str, int] = field(default_factory=dict)
+    never_enabled: list[str] = field(default_factory=list)
+    violations: list[Trace] = field(default_factory=list)
+    deadlocks: int = 0
+    deadlock_trace: Trace | None = None
+    pruned: int = 0
+    elapsed: float = 0.0
+    complete: bool = True
+    store_bytes: int = 0
+    graph: nx.DiGraph | None = None
+    symmetric_sorts: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and self.deadlocks == 0
+
+    @property
+    def states_per_second(self) -> float:
+        return self.distinct / self.elapsed if self.elapsed else float("inf")
+
+    @property
+    def bytes_per_state(self) -> float:
+        return self.store_bytes / max(1, self.distinct)
+
+    @property
+    def collision_probability(self) -> float:
+        return min(1.0, self.distinct * self.distinct / 2.0**65)
+
+    def summary(self) -> str:
+        status = "complete" if self.complete else "INCOMPLETE (stopped at a limit)"
+        lines = [
+            f"{self.config.describe()}: {status}",
+            f"  distinct states: {self.distinct:,}   transitions: {self.transitions:,}   depth: {self.depth}",
+            f"  time: {self.elapsed:.2f}s   ({self.states_per_second:,.0f} distinct states/s)",
+            f"  symmetry: {', '.join(self.symmetric_sorts) if self.symmetry and self.symmetric_sorts else 'off'}",
+            f"  fingerprint store: {self.store_bytes:,} bytes ({self.bytes_per_state:.1f} B/state); "
+            f"collision probability <= {self.collision_probability:.1e}",
+        ]
+        if self.pruned:
+            lines.append(f"  transitions pruned at counter bounds: {self.pruned:,}")
+        lines.append("  transitions per action:")
+        for name, n in self.per_action.items():
+            lines.append(f"    {name:32s} {n:>12,}")
+        if self.never_enabled:
+            lines.append(f"  never enabled: {', '.join(self.never_enabled)}")
+        if self.deadlocks:
+            lines.append(f"  deadlocks: {self.deadlocks:,}")
+        lines.append(
+            f"  invariants: {'all hold' if not self.violations else f'{len(self.violations)} violated'}"
+        )
+        return "\n".join(lines)
+
+
+class ProgressPrinter:
+    """Prints a TLC-style progress line at most every ``interval`` seconds."""
+
+    def __init__(self, out: TextIO = sys.stderr, interval: float = 5.0) -> None:
+        self.out = out
+        self.interval = interval
+        self.start = time.perf_counter()
+        self.last = self.start
+
+    def __call__(self, depth: int, generated: int, distinct: int, queue: int, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not final and now - self.last < self.interval:
+            return
+        self.last = now
+        el = max(1e-9, now - self.start)
+        print(
+            f"progress: depth {depth}, {generated:,} states generated ({generated / el:,.0f}/s), "
+            f"{distinct:,} distinct ({distinct / el:,.0f}/s), {queue:,} on queue, {el:.1f}s",
+            file=self.out,
+            flush=True,
+        )
+
+
+Progress = Callable[..., None]
+
+
+class Explorer:
+    """Compiled machinery for one configuration (shared by `explore` and `replay`)."""
+
+    def __init__(self, config: Config, *, symmetry: bool = False, checked: bool = False) -> None:
+        self.config = config
+        self.dm: DenseModel = compile_dense(config, checked=checked)
+        self.canon: Callable[[State], State] | None = None
+        self.symmetric: list[str] = []
+        if symmetry:
+            self.canon, _ = compile_canonicalizer(self.dm)
+            sizes = dict(config.sizes)
+            self.symmetric = [s.name for s in symmetric_sorts(config.model) if s.size(sizes) > 1]
+
+    # -- the fast search ---------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        graph: bool = False,
+        max_depth: int | None = None,
+        max_states: int | None = None,
+        stop_on_violation: bool = True,
+        progress: Progress | None = None,
+        check_deadlocks: bool = True,
+    ) -> ExploreResult:
+        dm = self.dm
+        canon = self.canon
+        successors = dm.successors
+        check_state = dm.check_state
+        check_transition = dm.check_transition
+        has_tinv = bool(dm.transition_invariants)
+        terminal = dm.terminal
+        counts = [0] * len(dm.instances)
+        res = ExploreResult(config=self.config, symmetry=canon is not None, symmetric_sorts=self.symmetric)
+        g: nx.DiGraph | None = nx.DiGraph() if graph else None
+
+        start = time.perf_counter()
+        dm.pruned[0] = 0
+        init = canon(dm.initial) if canon else dm.initial
+        seen = FingerprintSet()
+        seen.add(fingerprint(init))
+        if g is not None:
+            g.add_node(init, depth=0, initial=True)
+        violated: dict[int, tuple[str, int, State | tuple[State, State]]] = {}
+        deadlock_example: State | None = None
+        frontier: list[State] = [init]
+        depth = 0
+        generated = 0
+        transitions = 0
+        deadlocks = 0
+        mask = (1 << 64) - 1
+        add = seen.add
+        stop = False
+
+        def note_state(s: State, d: int) -> None:
+            nonlocal stop
+            v = check_state(s)
+            if v >= 0:
+                key = v
+                if key not in violated:
+                    violated[key] = ("state", d, s)
+                    if stop_on_violation:
+                        stop = True
+
+        note_state(init, 0)
+        while frontier and not stop:
+            if max_depth is not None and depth >= max_depth:
+                res.complete = False
+                break
+            nxt: list[State] = []
+            append = nxt.append
+            for s in frontier:
+                succ = successors(s)
+                progressed = False
+                for i, t in succ:
+                    counts[i] += 1
+                    if t is s:
+                        continue
+                    if not progressed:
+                        if t == s:
+                            continue
+                        progressed = True
+                    transitions += 1
+                    if has_tinv:
+                        v = check_transition(s, t)
+                        if v >= 0 and (1000 + v) not in violated:
+                            violated[1000 + v] = ("transition", depth + 1, (s, t))
+                            if stop_on_violation:
+                                stop = True
+                    if canon is not None:
+                        t = canon(t)
+                    generated += 1
+                    if add((hash(t) & mask) or 1):
+                        append(t)
+                        note_state(t, depth + 1)
+                        if g is not None:
+                            g.add_node(t, depth=depth + 1)
+                    if g is not None:
+                        g.add_edge(s, t, action=dm.instances[i].render(), name=dm.instances[i].action.name)
+                if check_deadlocks and not progressed and not terminal(s):
+                    deadlocks += 1
+                    if deadlock_example is None:
+                        deadlock_example = s
+                if stop:
+                    break
+            depth += 1 if nxt else 0
+            frontier = nxt
+            if progress is not None:
+                progress(depth, generated, len(seen), len(frontier))
+            if max_states is not None and len(seen) >= max_states and frontier:
+                res.complete = False
+                break
+        if progress is not None:
+            progress(depth, generated, len(seen), len(frontier), final=True)
+        if stop:
+            res.complete = False
+
+        res.elapsed = time.perf_counter() - start
+        res.distinct = len(seen)
+        res.transitions = transitions
+        res.depth = depth
+        res.pruned = dm.pruned[0]
+        res.store_bytes = seen.nbytes
+        per: dict[str, int] = {}
+        for inst, n in zip(dm.instances, counts):
+            per[inst.action.name] = per.get(inst.action.name, 0) + n
+        res.per_action = per
+        res.never_enabled = [name for name, n in per.items() if n == 0]
+        res.deadlocks = deadlocks
+        res.graph = g
+
+        # recover shortest traces (second, bounded search)
+        for key in sorted(violated):
+            kind, d, where = violated[key]
+            if kind == "state":
+                inv = dm.state_invariants[key]
+                target = where
+                assert isinstance(target, tuple)
+                res.violations.append(self.trace_to(lambda s, tgt=target: s == tgt, d, f"invariant {inv.name} violated"))
+            else:
+                inv = dm.transition_invariants[key - 1000]
+                pre, post = where  # type: ignore[misc]
+                tr = self.trace_to(lambda s, tgt=pre: s == tgt, d - 1, f"transition invariant {inv.name} violated")
+                res.violations.append(self._extend(tr, post, f"transition invariant {inv.name} violated"))
+        if deadlock_example is not None:
+            tgt = deadlock_example
+            res.deadlock_trace = self.trace_to(lambda s: s == tgt, None, "deadlock: no action can make progress")
+        return res
+
+    # -- traces -------------------------------------------------------------------------------
+    def trace_to(self, is_target: Callable[[State], bool], depth: int | None, reason: str) -> Trace:
+        """Shortest trace from the initial state to a (representative) state satisfying ``is_target``."""
+        dm = self.dm
+        canon = self.canon or (lambda x: x)
+        init = canon(dm.initial)
+        parent: dict[State, tuple[State, int] | None] = {init: None}
+        frontier = [init]
+        found: State | None = init if is_target(init) else None
+        d = 0
+        while found is None and frontier and (depth is None or d < depth + 1):
+            nxt = []
+            for s in frontier:
+                for i, t in dm.successors(s):
+                    t = canon(t)
+                    if t not in parent:
+                        parent[t] = (s, i)
+                        if is_target(t):
+                            found = t
+                            break
+                        nxt.append(t)
+                if found is not None:
+                    break
+            frontier = nxt
+            d += 1
+        if found is None:
+            raise RuntimeError(f"could not recover a trace ({reason})")
+        path: list[tuple[State, int]] = []
+        cur = found
+        while parent[cur] is not None:
+            prev, i = parent[cur]  # type: ignore[misc]
+            path.append((prev, i))
+            cur = prev
+        path.reverse()
+        reps = [p for p, _ in path] + [found]
+        return self._concretise(reps, reason)
+
+    def _concretise(self, reps: Sequence[State], reason: str) -> Trace:
+        """Turn a path of orbit representatives into a real path from the initial state."""
+        dm = self.dm
+        canon = self.canon
+        states = [dm.initial]
+        steps: list[TraceStep] = []
+        for rep in reps[1:]:
+            cur = states[-1]
+            for i, t in dm.successors(cur):
+                if (canon(t) if canon else t) == rep:
+                    inst = dm.instances[i]
+                    steps.append(TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst)))
+                    states.append(t)
+                    break
+            else:  # pragma: no cover - would mean the canonicaliser is unsound
+                raise RuntimeError("symmetry representative has no concrete successor")
+        return Trace(self.config, tuple(states), tuple(steps), reason)
+
+    def _extend(self, tr: Trace, post_rep: State, reason: str) -> Trace:
+        dm = self.dm
+        canon = self.canon
+        cur = tr.states[-1]
+        for i, t in dm.successors(cur):
+            c = canon(t) if canon else t
+            if c == post_rep or t == post_rep:
+                if dm.check_transition(cur, t) >= 0:
+                    inst = dm.instances[i]
+                    st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
+                    return Trace(tr.config, tr.states + (t,), tr.steps + (st,), reason)
+        for i, t in dm.successors(cur):
+            if dm.check_transition(cur, t) >= 0:
+                inst = dm.instances[i]
+                st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
+                return Trace(tr.config, tr.states + (t,), tr.steps + (st,), reason)
+        raise RuntimeError("could not recover the violating transition")
+
+
+def explore(
+    config: Config,
+    *,
+    symmetry: bool = False,
+    graph: bool = False,
+    max_depth: int | None = None,
+    max_states: int | None = None,
+    stop_on_violation: bool = True,
+    progress: Progress | None = None,
+    checked: bool = False,
+) -> ExploreResult:
+    """Explore ``config`` exhaustively (see the module docstring)."""
+    return Explorer(config, symmetry=symmetry, checked=checked).run(
+        graph=graph,
+        max_depth=max_depth,
+        max_states=max_states,
+        stop_on_violation=stop_on_violation,
+        progress=progress,
+    )
+
+
+def parse_steps(config: Config, steps: Iterable[dict[str, Any]], dm: DenseModel) -> list[Instance]:
+    """Resolve ``[{"action": ..., "args": {"c": "c0"}}]`` into instances of ``dm``."""
+    out = []
+    for k, st in enumerate(steps, 1):
+        if not isinstance(st, dict) or "action" not in st:
+            raise ConfigError(f"step {k}: expected an object with 'action' and 'args'")
+        try:
+            action = config.model.action(str(st["action"]))
+        except KeyError as e:
+            raise ConfigError(f"step {k}: {e.args[0]}") from None
+        args = st.get("args", {})
+        vals = []
+        for p in action.params:
+            if p.name not in args:
+                raise ConfigError(f"step {k}: {action.name} needs argument {p.name!r}")
+            vals.append(_parse_value(p.sort, args[p.name], f"step {k}: {action.name}.{p.name}", config))
+        out.append(dm.instance(action.name, vals))
+    return out
+
+
+def _parse_value(sort: Any, text: object, where: str, config: Config) -> int:
+    sizes = dict(config.sizes)
+    for v in sort.values(sizes):
+        if sort.render(v) == str(text).lower() or sort.render(v) == str(text):
+            return int(v)
+    raise ConfigError(f"{where}: {text!r} is not a value of {sort.name} in this configuration")
+
+
+def replay(config: Config, steps: Iterable[dict[str, Any]], *, reason: str = "replayed trace") -> tuple[Trace, list[str]]:
+    """Replay a JSON step list through the model; returns the trace and the invariants it violates.
+
+    Raises `ConfigError` naming the first step that is not enabled.
+    """
+    ex = Explorer(config)
+    dm = ex.dm
+    insts = parse_steps(config, steps, dm)
+    states = [dm.initial]
+    tsteps: list[TraceStep] = []
+    broken: list[str] = []
+    for k, inst in enumerate(insts, 1):
+        cur = states[-1]
+        nxt = dm.apply(cur, inst)
+        if nxt is None:
+            failing = dm.failing_guards(cur, inst)
+            raise ConfigError(f"step {k}: {inst.render()} is not enabled (guard {', '.join(failing) or '?'} is false)")
+        tsteps.append(TraceStep(inst, tuple(dm.diff(cur, nxt)), dm.outputs(cur, inst)))
+        states.append(nxt)
+        v = dm.check_transition(cur, nxt)
+        if v >= 0:
+            broken.append(dm.transition_invariants[v].name)
+    broken += [i.name for i in dm.violated(states[-1])]
+    return Trace(config, tuple(states), tuple(tsteps), reason), broken
+
+
+def trace_to_json_text(trace: Trace) -> str:
+    return json.dumps(trace.to_json(), indent=2)

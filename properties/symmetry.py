@@ -1,0 +1,131 @@
+"""Symmetry reduction over interchangeable identities (threads, contexts, objects, requests).
+
+Identities of an `Id` sort are interchangeable when the model never names one of them
+(no constant of the sort appears in any guard, update, output or invariant; identities
+cannot be ordered, and initial values cannot name one, by construction).  Then permuting
+them maps reachable states to reachable states and preserves every invariant, so the
+explorer may store one representative per orbit.
+
+The representative used here is *sound but not always canonical*: each identity gets a
+label-free key (its own cells, with references to other identities abstracted to
+"some"/"none" and multi-index rows taken as multisets, plus how often it is referenced), the
+identities are sorted by key (ties keep their order), and the permutation is applied.  Two
+symmetric states usually get the same representative; when they do not, the explorer merely
+stores both.  Every verdict is unchanged, which a test checks on every standard
+configuration.  The function is generated as straight-line Python, like the successor code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+from model.core.dense import DenseModel
+from model.core.expr import Const, walk
+from model.core.model import Func, Model, StateVar, _all_exprs
+from model.core.sorts import IdSort, OptSort
+
+__all__ = ["symmetric_sorts", "compile_canonicalizer"]
+
+
+def symmetric_sorts(model: Model) -> list[IdSort]:
+    """The Id sorts of ``model`` that no expression names a specific value of."""
+    named: set[str] = set()
+    for e in _all_exprs(model):
+        for n in walk(e):
+            if isinstance(n, Const) and isinstance(n.sort, (IdSort, OptSort)) and n.value >= 0:
+                ids = n.sort.id_sort()
+                assert ids is not None
+                named.add(ids.name)
+    return [s for s in model.id_sorts if s.name not in named]
+
+
+def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], tuple[int, ...]] | None, str]:
+    """Generate ``canon(state) -> representative`` for ``dm``; None if nothing is symmetric."""
+    sizes = dm.layout.sizes
+    sym = {s.name: s for s in symmetric_sorts(dm.model) if s.size(sizes) > 1}
+    if not sym:
+        return None, ""
+    layout = dm.layout
+    lines = ["def canon(s):"]
+
+    def is_sym(sort: Any) -> str | None:
+        ids = sort.id_sort()
+        return ids.name if ids is not None and ids.name in sym else None
+
+    # 1. reference histograms for functions/vars whose values are symmetric identities
+    hist_names: dict[str, list[str]] = {name: [] for name in sym}
+    for d in dm.model.state:
+        vs = d.value_sort if isinstance(d, Func) else d.sort
+        target = is_sym(vs)
+        if target is None:
+            continue
+        n = sym[target].size(sizes)
+        h = f"h_{d.name}"
+        hist_names[target].append(h)
+        lines.append(f"    {h} = [0] * {n + 1}")
+        if isinstance(d, StateVar):
+            lines.append(f"    {h}[s[{layout.base[d]}]] += 1")
+        else:
+            cells = list(itertools.product(*(range(k) for k in layout.shape[d])))
+            slots = ", ".join(f"s[{layout.slot(d, idx)}]" for idx in cells)
+            lines.append(f"    for v in ({slots},):")
+            lines.append(f"        {h}[v] += 1")
+
+    # 2. keys and orders per symmetric sort
+    for name, sort in sym.items():
+        n = sort.size(sizes)
+        keys = []
+        for x in range(n):
+            parts: list[str] = []
+            for d in dm.model.state:
+                if not isinstance(d, Func):
+                    continue
+                vsym = is_sym(d.value_sort)
+                for p, isort in enumerate(d.index_sorts):
+                    if isort is not sort:
+                        continue
+                    others = [range(k) if q != p else [x] for q, k in enumerate(layout.shape[d])]
+                    cells = list(itertools.product(*others))
+                    vals = []
+                    for idx in cells:
+                        slot = f"s[{layout.slot(d, idx)}]"
+                        vals.append(f"({slot} >= 0)" if vsym else slot)
+                    multiset = any(is_sym(d.index_sorts[q]) for q in range(len(d.index_sorts)) if q != p)
+                    if multiset:
+                        parts.append(f"tuple(sorted(({', '.join(vals)},)))")
+                    else:
+                        parts.extend(vals)
+            parts.extend(f"{h}[{x}]" for h in hist_names[name])
+            keys.append("(" + ", ".join(parts) + ",)")
+        lines.append(f"    k_{name} = ({', '.join(keys)},)")
+        lines.append(f"    o_{name} = sorted(range({n}), key=k_{name}.__getitem__)")
+        lines.append(f"    p_{name} = [0] * {n + 1}")
+        lines.append(f"    p_{name}[{n}] = -1")
+        lines.append(f"    for i, x in enumerate(o_{name}):")
+        lines.append(f"        p_{name}[x] = i")
+
+    # 3. the permuted state
+    out: list[str] = []
+    for d in dm.model.state:
+        vsym = is_sym(d.value_sort if isinstance(d, Func) else d.sort)
+        if isinstance(d, StateVar):
+            slot = f"s[{layout.base[d]}]"
+            out.append(f"p_{vsym}[{slot}]" if vsym else slot)
+            continue
+        strides = layout.strides[d]
+        for idx in itertools.product(*(range(k) for k in layout.shape[d])):
+            terms = [str(layout.base[d])]
+            for j, isort, stride in zip(idx, d.index_sorts, strides):
+                iname = is_sym(isort) if isinstance(isort, IdSort) else None
+                if iname:
+                    terms.append(f"o_{iname}[{j}]*{stride}" if stride != 1 else f"o_{iname}[{j}]")
+                elif j:
+                    terms.append(str(j * stride))
+            slot = f"s[{' + '.join(terms)}]"
+            out.append(f"p_{vsym}[{slot}]" if vsym else slot)
+    lines.append("    return (" + ", ".join(out) + ",)")
+    source = "\n".join(lines) + "\n"
+    ns: dict[str, Any] = {}
+    exec(compile(source, f"<canon:{dm.config.describe()}>", "exec"), ns)
+    return ns["canon"], source
