@@ -888,11 +888,22 @@ def _synchronise(a: Action, b: Action) -> Action:
     mapping = {q: p for p, q in zip(a.params, b.params)}
     from .subst import substitute_params
 
+    # Parts both actions inherited from a common base are the same objects: keep them once.
+    same_params = all(p is q for p, q in zip(a.params, b.params))
+    a_guard = {id(g) for _, g in a.guard}
+    a_updates = {id(u) for u in a.updates}
+    a_outputs = {id(o) for _, o in a.outputs}
     return replace(
         a,
-        guard=a.guard + tuple((k, substitute_params(g, mapping)) for k, g in b.guard),
-        updates=a.updates + tuple(substitute_params_update(u, mapping) for u in b.updates),
-        outputs=a.outputs + tuple((k, substitute_params(o, mapping)) for k, o in b.outputs),
+        guard=a.guard + tuple(
+            (k, g if same_params else substitute_params(g, mapping)) for k, g in b.guard if id(g) not in a_guard
+        ),
+        updates=a.updates + tuple(
+            u if same_params else substitute_params_update(u, mapping) for u in b.updates if id(u) not in a_updates
+        ),
+        outputs=a.outputs + tuple(
+            (k, o if same_params else substitute_params(o, mapping)) for k, o in b.outputs if id(o) not in a_outputs
+        ),
         rules=a.rules + tuple(r for r in b.rules if r not in a.rules),
         source=a.source + tuple(s for s in b.source if s not in a.source),
         doc=a.doc + "\n\n" + b.doc,
