@@ -256,16 +256,27 @@ class Monitor:
             ids = p.sort.id_sort()
             if ids is not None and v >= 0:
                 involved[ids.name].add(v)
+        # one hop: identities the involved cells point to (owner[o] = c shows c's cells too)
+        unary = [d for d in w.model.state if isinstance(d, Func) and len(d.index_sorts) == 1
+                 and d.index_sorts[0].id_sort() is not None]
+        for d in unary:
+            target = d.value_sort.id_sort()
+            if target is None:
+                continue
+            for x in list(involved.get(d.index_sorts[0].name, ())):
+                v = sm.read_cell(d, (x,))
+                if v >= 0:
+                    involved[target.name].add(v)
         out: dict[str, Any] = {}
         for d in w.model.state:
             if isinstance(d, StateVar):
                 if d.ghost and not sm.read_var(d):
                     continue
                 out[d.name] = d.sort.render(sm.read_var(d))
-            elif len(d.index_sorts) == 1 and d.index_sorts[0].id_sort() is not None:
-                sname = d.index_sorts[0].name
-                for x in sorted(involved.get(sname, ())):
-                    out[f"{d.name}[{self.external(sname, x)}]"] = self._render(d.value_sort, sm.read_cell(d, (x,)))
+        for d in unary:
+            sname = d.index_sorts[0].name
+            for x in sorted(involved.get(sname, ())):
+                out[f"{d.name}[{self.external(sname, x)}]"] = self._render(d.value_sort, sm.read_cell(d, (x,)))
         return out
 
     def _render(self, sort: Any, v: int) -> str:
