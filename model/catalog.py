@@ -65,6 +65,8 @@ class StandardConfig:
     symmetry: bool
     expected: dict[str, int]
     description: str
+    #: explored by the test suite (large configurations are for the benchmarks only)
+    ci: bool = True
 
     def config(self) -> Config:
         return get_model(self.model_name).config(**self.bounds)
@@ -80,6 +82,7 @@ def standard_configs(path: Path = CONFIG_FILE) -> list[StandardConfig]:
             symmetry=bool(d.get("symmetry", False)),
             expected=dict(d.get("expected", {})),
             description=d.get("description", ""),
+            ci=bool(d.get("ci", True)),
         )
         for d in data
     ]

@@ -194,6 +194,7 @@ class Explorer:
         stop_on_violation: bool = True,
         progress: Progress | None = None,
         check_deadlocks: bool = True,
+        store_capacity: int = 1 << 16,
     ) -> ExploreResult:
         dm = self.dm
         canon = self.canon
@@ -209,7 +210,7 @@ class Explorer:
         start = time.perf_counter()
         dm.pruned[0] = 0
         init = canon(dm.initial) if canon else dm.initial
-        seen = FingerprintSet()
+        seen = FingerprintSet(store_capacity)
         seen.add(fingerprint(init))
         if g is not None:
             g.add_node(init, depth=0, initial=True)
@@ -222,6 +223,7 @@ class Explorer:
         deadlocks = 0
         mask = (1 << 64) - 1
         add = seen.add
+        table, cap = seen.table, seen.capacity
         stop = False
 
         def note_violation(v: int, s: State, d: int) -> None:
@@ -264,7 +266,23 @@ class Explorer:
                     if canon is not None:
                         t = canon(t)
                     generated += 1
-                    if add((hash(t) & mask) or 1):
+                    # inlined FingerprintSet.add: first probe here, collisions in the method
+                    h = (hash(t) & mask) or 1
+                    j = h % cap
+                    slot = table[j]
+                    if slot == h:
+                        is_new = False
+                    elif slot == 0:
+                        table[j] = h
+                        seen.count += 1
+                        if seen.count > seen.limit:
+                            seen._grow()
+                            table, cap = seen.table, seen.capacity
+                        is_new = True
+                    else:
+                        is_new = add(h)
+                        table, cap = seen.table, seen.capacity  # add() may have grown it
+                    if is_new:
                         append(t)
                         if v >= 0:
                             note_violation(v, t, depth + 1)

@@ -243,6 +243,20 @@ class _Gen:
             return False, "(" + (" and " if is_and else " or ").join(codes) + ")"
         if op == "post":
             return self.expr(e.args[0], env, "t")
+        if op == "implies":
+            ca, a = self.expr(e.args[0], env, state)
+            if ca and not a:
+                return True, True
+            cb, b = self.expr(e.args[1], env, state)
+            if cb and b:
+                return True, True
+            if ca:
+                return cb, b
+            if cb:
+                return False, f"(not {a})"
+            if a == b:
+                return True, True
+            return False, f"((not {a}) or {b})"
         args = [self.expr(a, env, state) for a in e.args]
         if op == "ite":
             (cc, cv), (tc, tv), (oc, ov) = args
