@@ -160,6 +160,12 @@ _RULES = [
     Rule("INV-O10", "queued deletions run on the owner's thread", "io/io-context.c++:1317-1326",
          "Every object is destroyed on its owning context's thread: immediately when the owner is current, "
          "else at the owner's next entry, else at teardown.", added=True),
+    Rule("INV-T6", "timers in actors are waitUntil tasks", "io/io-context.c++:915,939-946",
+         "An armed timer holds a PendingEvent; in an actor it also holds a waitUntil task, so actor drains wait for "
+         "timers; a stateless drain does not.", added=True),
+    Rule("INV-T7", "waitUntil without a request warns", "io/io-context.c++:547-550",
+         'addWaitUntil on a context with no current IncomingRequest logs "Adding task to IoContext with no current '
+         'IncomingRequest" (fatal in debug builds).', added=True),
     Rule("INV-H1", "hang abort message", "io/io-context.c++:1583-1594",
          "A stateless request with nothing pending and an idle thread is aborted with the hang message "
          "(a 500 at the HTTP level).", added=True),
