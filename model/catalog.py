@@ -23,6 +23,7 @@ MODELS: dict[str, str] = {
     "context": "model.context",
     "ownership": "model.ownership",
     "lifecycle": "model.lifecycle",
+    "entrypoint": "model.entrypoint",
 }
 
 CONFIG_FILE = Path(__file__).with_name("standard_configs.json")

@@ -396,8 +396,8 @@ def finish_scheduled_aborted(r: Expr) -> Step:
 
 @m.action(params={"c": Ctx}, rules=("INV-S1",), source=("io/io-context.h:806-813", "api/global-scope.c++:525-564"))
 def set_no_retry(c: Expr) -> Step:
-    """``setNoRetryScheduled()`` (``controller.noRetry()`` in JS, or a missing scheduled handler)."""
-    return Step(guard={"js_running": entered[c]}, updates={retry[c]: False})
+    """``setNoRetryScheduled()`` (``controller.noRetry()`` in JS, or a missing scheduled handler); never in actors."""
+    return Step(guard={"js_running": entered[c], "scheduled_handler": ~ctx_actor[c]}, updates={retry[c]: False})
 
 
 # ---- tasks and waitUntil ------------------------------------------------------------------------------

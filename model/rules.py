@@ -147,6 +147,10 @@ _RULES = [
     Rule("INV-E6", "output gate before error egress", "io/worker-entrypoint.c++:502",
          "In an actor an exception leaves only after waitForOutputLocks()."),
     # Rules found while modelling (not in section 9)
+    Rule("INV-E7", "the listener's 500", "server/server.c++:6581-6591",
+         "In standalone workerd (tunnelExceptions=true) an exception tunnelled out of a stateless fetch reaches the "
+         "HTTP listener, which sends 500 'Internal Server Error' (body 'Internal Server Error', Connection: close) "
+         "if no response was started, else closes the connection mid-body.", added=True),
     Rule("INV-S1", "finishScheduled outcome", "io/io-context.c++:652-689",
          "finishScheduled resolves only after every waitUntil task: outcome = first failure (or ok), "
          "retry = !noRetry; with production limits, exceededWallTime.", added=True),
