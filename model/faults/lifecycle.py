@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from model.core import FALSE, Action, Expr, Ite, Model
 from model.core.model import FuncAssign
@@ -13,6 +14,7 @@ from model.lifecycle import (
     CURRENT,
     DRAIN_SKIPPED,
     DRAINING,
+    SUPERSEDED,
     Outcome,
     end_request,
     is_front,
@@ -64,7 +66,7 @@ def _drain_leaks_superseded(m: Model) -> list[Action]:
     a = m.action("drain")
     (r,) = a.param_refs()
     leak = end_request(r, DRAIN_SKIPPED, when=FALSE, otherwise=Ite(is_front(r), DRAINING, phase[r]))
-    kept = [u for u in a.updates if u.decl.name == "waited"]
+    kept: list[Any] = [u for u in a.updates if u.decl.name == "waited"]
     return [a.with_updates([*kept, *leak.items()])]
 
 
@@ -72,7 +74,7 @@ def _drain_undelivered(m: Model) -> list[Action]:
     a = m.action("drain")
     (r,) = a.param_refs()
     return [a.with_guard("delivered_and_held", (phase[r] == CURRENT) | (phase[r] == CREATED)
-                         | (phase[r] == phase.value_sort.SUPERSEDED))]
+                         | (phase[r] == SUPERSEDED))]
 
 
 def _enter_without_request(m: Model) -> list[Action]:
@@ -108,7 +110,8 @@ def _drain_done_early(m: Model) -> list[Action]:
 def _abort_clears_tasks(m: Model) -> list[Action]:
     a = m.action("abort")
     c, _reason = a.param_refs()
-    return [a.with_updates([*a.updates, (tasks[c], 0), (wait_until[c], 0)])]
+    extra: list[Any] = [(tasks[c], 0), (wait_until[c], 0)]
+    return [a.with_updates([*a.updates, *extra])]
 
 
 def _hang_abort_actor(m: Model) -> list[Action]:
