@@ -24,6 +24,7 @@ MODELS: dict[str, str] = {
     "ownership": "model.ownership",
     "lifecycle": "model.lifecycle",
     "entrypoint": "model.entrypoint",
+    "actor": "model.actor",
 }
 
 CONFIG_FILE = Path(__file__).with_name("standard_configs.json")

@@ -111,6 +111,7 @@ __all__ = [
     "actor_holds",
     "alive_request",
     "delivered",
+    "end_listed_requests",
     "end_request",
     "handed_over",
     "is_front",
@@ -241,6 +242,26 @@ def end_request(r: Expr, final: Expr, when: Expr = TRUE, otherwise: Expr | None 
         newer: lambda a, b: newer[a, b] & ~(when & ((a == r) | (b == r))),
         tasks[c]: Ite(clear, 0, tasks[c]),
         wait_until[c]: Ite(clear, 0, wait_until[c]),
+    }
+
+
+def end_listed_requests(c: Expr, final: Expr, when: Expr = TRUE) -> dict[Any, Any]:
+    """If ``when``: every listed request of ``c`` has its drain (or event) cancelled and is destroyed, at once.
+
+    ``Actor::abort`` cancels its abortCanceler until empty (worker.c++:4048-4055): every
+    in-flight event's KJ_DEFER drains, the drain is cancelled too, and each request's
+    destructor runs while the Actor still holds the (aborted) context, so the context's tasks
+    are cleared (io-context.c++:344-363).  No request is left to become current.
+    """
+    mine = lambda x: when & linked[x] & (req_ctx[x] == c)
+    return {
+        phase: lambda x: Ite(mine(x), final, phase[x]),
+        waited: lambda x: waited[x] | mine(x),
+        linked: lambda x: linked[x] & ~mine(x),
+        handed_over: lambda x: handed_over[x] & ~mine(x),
+        newer: lambda a, b: newer[a, b] & ~mine(a) & ~mine(b),
+        tasks[c]: Ite(when & _listed_in(c) & _aborted(c), 0, tasks[c]),
+        wait_until[c]: Ite(when & _listed_in(c) & _aborted(c), 0, wait_until[c]),
     }
 
 

@@ -170,6 +170,12 @@ _RULES = [
     Rule("INV-T7", "waitUntil without a request warns", "io/io-context.c++:547-550",
          'addWaitUntil on a context with no current IncomingRequest logs "Adding task to IoContext with no current '
          'IncomingRequest" (fatal in debug builds).', added=True),
+    Rule("INV-R11", "actor drains end at shutdown", "io/io-context.c++:608-620",
+         "An actor drain has no time limit: it ends when every task is done, a newer request is delivered, the "
+         "actor shuts down (onShutdown) or is aborted (abortCanceler).", added=True),
+    Rule("INV-A6", "Actor::abort cancels every event", "io/worker.c++:4039-4068",
+         "Actor::abort aborts the context, fulfils shutdown, cancels every wrapped event and drain (their requests "
+         "are destroyed synchronously) and then drops the IoContext if no request is listed.", added=True),
     Rule("INV-H1", "hang abort message", "io/io-context.c++:1583-1594",
          "A stateless request with nothing pending and an idle thread is aborted with the hang message "
          "(a 500 at the HTTP level).", added=True),

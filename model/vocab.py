@@ -15,6 +15,7 @@ __all__ = [
     "Obj",
     "Req",
     "Isolate",
+    "Actor",
     "Result",
     "MESSAGES",
     "IO_TYPE_SUFFIX",
@@ -25,6 +26,8 @@ Ctx = Id("Ctx", bound="contexts", prefix="c")
 Obj = Id("Obj", bound="objects", prefix="o")
 Req = Id("Req", bound="requests", prefix="r")
 Isolate = Id("Isolate", bound="isolates", prefix="i")
+#: A Worker::Actor (Durable Object instance); the bound is not "actors", which is the context core's feature flag.
+Actor = Id("Actor", bound="durable_objects", prefix="a")
 
 #: Outcome of an operation an implementation can attempt; ``OK`` or the error workerd raises.
 Result = Enum(
