@@ -37,7 +37,6 @@ from model.context import NOT_ABORTED, abort_reason, ctx_actor
 from model.core import BOOL, NONE, And, Enum, Expr, ForAll, Implies, Ite, ModelBuilder, Opt, Post, Step
 from model.lifecycle import (
     DRAINING,
-    MODEL as LIFECYCLE,
     Phase,
     actor_holds,
     alive_request,
@@ -47,6 +46,9 @@ from model.lifecycle import (
     linked,
     phase,
     req_ctx,
+)
+from model.lifecycle import (
+    MODEL as LIFECYCLE,
 )
 from model.ownership import MODEL as OWNERSHIP
 from model.vocab import Actor, Ctx, Req
