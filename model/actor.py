@@ -58,7 +58,9 @@ __all__ = ["MODEL", "ActorState", "actor_ctx", "actor_state", "ctx_owner"]
 ActorState = Enum("ActorState", "UNBORN ACTIVE SHUT_DOWN BROKEN")
 UNBORN, ACTIVE, SHUT_DOWN, BROKEN = ActorState.UNBORN, ActorState.ACTIVE, ActorState.SHUT_DOWN, ActorState.BROKEN
 
-m = ModelBuilder("actor", __doc__ or "", extends=[LIFECYCLE, OWNERSHIP], bounds={"durable_objects": 2})
+m = ModelBuilder("actor", __doc__ or "", extends=[LIFECYCLE, OWNERSHIP],
+                 bounds={"threads": 1, "contexts": 1, "objects": 1, "max_actions": 1, "max_tasks": 1,
+                         "durable_objects": 1})
 
 actor_state = m.func("actor_state", Actor, ActorState, "UNBORN", "the Worker::Actor: running, shut down, or aborted")
 actor_ctx = m.func("actor_ctx", Actor, Opt(Ctx), NONE, "Worker::Actor::Impl::ioContext")

@@ -116,7 +116,7 @@ AFTER_DELIVERY = ("HANDLER_RUNNING", "HANDLER_RETURNED", "HANDLER_THREW", "HANDL
 #: Stages after the KJ_DEFER drained the request (stage 3 and 4 and their ends).
 AFTER_DRAIN = ("PROXYING", "FAILED", "FALLBACK", "COMPLETED", "RETHROWN", "CANCELED")
 
-m = ModelBuilder("entrypoint", __doc__ or "", extends=LIFECYCLE)
+m = ModelBuilder("entrypoint", __doc__ or "", extends=LIFECYCLE, bounds={"requests": 1})
 
 ep_stage = m.func("ep_stage", Req, EpStage, "IDLE", "where the WorkerEntrypoint's event is (requestImpl stages)")
 sent = m.func("sent", Req, BOOL, False, "ResponseSentTracker::sent: a status line went out for this request")

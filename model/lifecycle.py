@@ -150,7 +150,8 @@ ENDED = ("CANCELED", "DROPPED", "DRAIN_SKIPPED", "DONE", "DRAIN_SUPERSEDED", "TI
 #: Phases of a request that is in its context's ``incomingRequests`` list.
 LISTED = ("CURRENT", "SUPERSEDED", "DRAINING", "FINISHING_SCHEDULED")
 
-m = ModelBuilder("lifecycle", __doc__ or "", extends=CONTEXT, bounds={"requests": 2, "max_tasks": 1})
+m = ModelBuilder("lifecycle", __doc__ or "", extends=CONTEXT,
+                 bounds={"threads": 1, "contexts": 1, "requests": 2, "max_tasks": 1})
 
 Count = Int("Count", 0, "max_tasks")
 
