@@ -47,7 +47,7 @@ from __future__ import annotations
 from typing import Any
 
 from model.context import ctx_actor, entered
-from model.core import BOOL, FALSE, And, Enum, Expr, ForAll, Implies, Ite, ModelBuilder, Or, Step
+from model.core import BOOL, FALSE, NONE, And, Enum, Expr, ForAll, Implies, Ite, ModelBuilder, Or, Step
 from model.lifecycle import (
     FINISHING_SCHEDULED,
     Phase,
@@ -143,7 +143,8 @@ def _ctx(r: Expr) -> Expr:
 
 
 def _actor(r: Expr) -> Expr:
-    return ctx_actor[_ctx(r)]
+    """The request's context is an actor's (false for an entrypoint that does not exist yet)."""
+    return (req_ctx[r] != NONE) & ctx_actor[_ctx(r)]
 
 
 def _send_status(r: Expr, when: Expr) -> dict[Any, Any]:

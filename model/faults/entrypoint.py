@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from model.core import Action, Model
-from model.entrypoint import HANDLER_RUNNING, sent, status_sent_twice
+from model.core import Action, Model, Or
+from model.entrypoint import (
+    HANDLER_RUNNING,
+    SCHEDULED_DELIVERED,
+    SCHEDULED_FINISHING,
+    SCHEDULED_RUNNING,
+    ep_stage,
+    sent,
+    status_sent_twice,
+)
 from model.faults import Fault
 from model.faults._edit import set_update
+from model.faults.lifecycle import replace_guard
 
 #: One stateless request through one context.
 FETCH = {"threads": 1, "contexts": 1, "requests": 1, "max_tasks": 1, "actors": 0, "nesting": 0}
@@ -43,7 +52,10 @@ def _fail_open_after_headers(m: Model) -> list[Action]:
 
 
 def _respond_outside_fetch(m: Model) -> list[Action]:
-    return [m.action("send_response").without_guard("handler_running")]
+    a = m.action("send_response")
+    (r,) = a.param_refs()
+    return [replace_guard(a, "handler_running", Or(*(ep_stage[r] == s for s in (
+        HANDLER_RUNNING, SCHEDULED_DELIVERED, SCHEDULED_RUNNING, SCHEDULED_FINISHING))))]
 
 
 FAULTS = [
@@ -62,6 +74,6 @@ FAULTS = [
           ("no_late_status",), _listener_500_after_headers, FETCH),
     Fault("fail_open_after_headers", "entrypoint", "fail-open is used after the response had started",
           ("no_late_status",), _fail_open_after_headers, FETCH),
-    Fault("respond_outside_fetch", "entrypoint", "a Response is sent outside a fetch handler",
+    Fault("respond_outside_fetch", "entrypoint", "a Response is sent from a scheduled handler",
           ("stages_match_the_request",), _respond_outside_fetch, FETCH),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from model.core import FALSE, Action, Expr, Ite, Model
@@ -40,6 +41,13 @@ def replace_func_update(action: Action, func_name: str, body: Callable[..., Expr
     return action.with_updates([*kept, (found[0].func, lambda *idx: body(*params, *idx))])
 
 
+def replace_guard(action: Action, label: str, cond: Expr) -> Action:
+    """``action`` with guard conjunct ``label`` replaced in place (later conjuncts may rely on earlier ones)."""
+    if label not in dict(action.guard):
+        raise ValueError(f"action {action.name} has no guard {label!r}")
+    return replace(action, guard=tuple((k, cond if k == label else g) for k, g in action.guard))
+
+
 def _deliver_twice(m: Model) -> list[Action]:
     return [m.action("deliver").without_guard("not_delivered")]
 
@@ -73,8 +81,8 @@ def _drain_leaks_superseded(m: Model) -> list[Action]:
 def _drain_undelivered(m: Model) -> list[Action]:
     a = m.action("drain")
     (r,) = a.param_refs()
-    return [a.with_guard("delivered_and_held", (phase[r] == CURRENT) | (phase[r] == CREATED)
-                         | (phase[r] == SUPERSEDED))]
+    return [replace_guard(a, "delivered_and_held", (phase[r] == CURRENT) | (phase[r] == CREATED)
+                          | (phase[r] == SUPERSEDED))]
 
 
 def _enter_without_request(m: Model) -> list[Action]:
@@ -125,7 +133,7 @@ def _drain_limit_in_standalone(m: Model) -> list[Action]:
 def _cancel_delivered(m: Model) -> list[Action]:
     a = m.action("cancel_request")
     (r,) = a.param_refs()
-    return [a.with_guard("undelivered", (phase[r] == CREATED) | (phase[r] == CURRENT))]
+    return [replace_guard(a, "undelivered", (phase[r] == CREATED) | (phase[r] == CURRENT))]
 
 
 def _order_not_recorded(m: Model) -> list[Action]:
