@@ -68,6 +68,9 @@ MESSAGES: dict[str, str] = {
     "been cancelled. See: https://developers.cloudflare.com/workers/runtime-apis/context/#waituntil",
     "DRAIN_FORGOTTEN": "failed to invoke drain() on IncomingRequest before destroying it",
     "CONTEXT_CANCELED": "The execution context responding to this call was canceled.",
+    "TASK_WITHOUT_REQUEST": "Adding task to IoContext with no current IncomingRequest",
+    "NO_CURRENT_INCOMING_REQUEST": "the IoContext has no current IncomingRequest",
+    "LISTENER_500_BODY": "Internal Server Error",
 }
 
 #: Appended to ERR_DIFFERENT_* when the object's type is known (io-context.c++:1615-1642).
