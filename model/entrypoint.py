@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model.context import ctx_actor, entered
+from model.context import ctx_actor, ctx_thread, current, entered
 from model.core import BOOL, FALSE, NONE, And, Enum, Expr, ForAll, Implies, Ite, ModelBuilder, Or, Step
 from model.lifecycle import (
     FINISHING_SCHEDULED,
@@ -147,6 +147,11 @@ def _actor(r: Expr) -> Expr:
     return (req_ctx[r] != NONE) & ctx_actor[_ctx(r)]
 
 
+def _event_loop(r: Expr) -> Expr:
+    """The entrypoint's coroutine resumes in an event-loop turn: no JS runs on its context's thread."""
+    return current[ctx_thread[_ctx(r)].some] == NONE
+
+
 def _send_status(r: Expr, when: Expr) -> dict[Any, Any]:
     """``wrappedResponse->send(...)`` if ``when``: record that a status line went out (and whether twice)."""
     return {sent[r]: sent[r] | when, status_sent_twice: status_sent_twice | (when & sent[r])}
@@ -221,7 +226,7 @@ def pass_through_on_exception(c: Expr) -> Step:
 def handler_returned(r: Expr) -> Step:
     """``context.run(handler)`` resolved: the Response was sent; its body may still be streaming."""
     return Step(
-        guard={"handler_running": ep_stage[r] == HANDLER_RUNNING, "js_done": ~entered[_ctx(r)],
+        guard={"handler_running": ep_stage[r] == HANDLER_RUNNING, "event_loop_turn": _event_loop(r),
                "response_sent": sent[r]},
         updates={ep_stage[r]: HANDLER_RETURNED},
     )
@@ -231,7 +236,7 @@ def handler_returned(r: Expr) -> Step:
 def handler_threw(r: Expr) -> Step:
     """``context.run(handler)`` rejected: the handler threw, or the context was aborted (ctx.abort, hang)."""
     return Step(
-        guard={"handler_running": ep_stage[r] == HANDLER_RUNNING, "js_done": ~entered[_ctx(r)]},
+        guard={"handler_running": ep_stage[r] == HANDLER_RUNNING, "event_loop_turn": _event_loop(r)},
         updates={ep_stage[r]: HANDLER_THREW},
     )
 
@@ -241,7 +246,7 @@ def handler_threw(r: Expr) -> Step:
 def request_canceled(r: Expr) -> Step:
     """The request's promise is cancelled during stage 2 (caller gone, actor abort): no response."""
     return Step(
-        guard={"handler_running": ep_stage[r] == HANDLER_RUNNING, "js_done": ~entered[_ctx(r)]},
+        guard={"handler_running": ep_stage[r] == HANDLER_RUNNING, "event_loop_turn": _event_loop(r)},
         updates={ep_stage[r]: HANDLER_CANCELED, response[r]: Response.NO_RESPONSE},
         outputs={"response": Response.NO_RESPONSE},
     )
@@ -251,7 +256,8 @@ def request_canceled(r: Expr) -> Step:
 def _drain_when_stage_two_ends(r: Expr) -> Step:
     """The KJ_DEFER leaving stage 2: capture the fail-open service if failOpen is set, then drain."""
     return Step(
-        guard={"stage_two_ended": _st(r, "HANDLER_RETURNED", "HANDLER_THREW", "HANDLER_CANCELED")},
+        guard={"stage_two_ended": _st(r, "HANDLER_RETURNED", "HANDLER_THREW", "HANDLER_CANCELED"),
+               "event_loop_turn": _event_loop(r)},
         updates={
             fail_open_service[r]: fail_open_requested[_ctx(r)],
             ep_stage[r]: Ite(ep_stage[r] == HANDLER_RETURNED, PROXYING,
@@ -267,7 +273,7 @@ def _drain_when_stage_two_ends(r: Expr) -> Step:
 def proxy_done(r: Expr, ok: Expr) -> Step:
     """The body finished streaming (the response is complete), or failed after the headers went out."""
     return Step(
-        guard={"proxying": ep_stage[r] == PROXYING},
+        guard={"proxying": ep_stage[r] == PROXYING, "event_loop_turn": _event_loop(r)},
         updates={ep_stage[r]: Ite(ok, COMPLETED, FAILED),
                  response[r]: Ite(ok, Response.WORKER_RESPONSE, response[r])},
         outputs={"response": Ite(ok, Response.WORKER_RESPONSE, Response.PENDING)},
@@ -278,7 +284,7 @@ def proxy_done(r: Expr, ok: Expr) -> Step:
 
 
 def _failed(r: Expr) -> dict[str, Expr]:
-    return {"failed": ep_stage[r] == FAILED}
+    return {"failed": ep_stage[r] == FAILED, "event_loop_turn": _event_loop(r)}
 
 
 def _fail_open_usable(r: Expr) -> Expr:
@@ -313,7 +319,7 @@ def fallback_done(r: Expr, ok: Expr) -> Step:
     """The fallback responded (its response is the client's), or failed: ``sendSyntheticStatus(500)``."""
     outcome = Ite(ok, Response.FALLBACK_RESPONSE, Ite(sent[r], Response.TRUNCATED, Response.FALLBACK_500_EMPTY))
     return Step(
-        guard={"fallback": ep_stage[r] == FALLBACK},
+        guard={"fallback": ep_stage[r] == FALLBACK, "event_loop_turn": _event_loop(r)},
         updates={ep_stage[r]: COMPLETED, response[r]: outcome, **_send_status(r, ok | ~sent[r])},
         outputs={"response": outcome},
     )
