@@ -34,7 +34,7 @@ waitUntil task at the first delivery), hibernation.  The seed article mentions o
 from __future__ import annotations
 
 from model.context import NOT_ABORTED, abort_reason, ctx_actor
-from model.core import BOOL, NONE, And, Enum, Expr, ForAll, Implies, Ite, ModelBuilder, Opt, Post, Step
+from model.core import BOOL, NONE, And, Enum, Exists, Expr, ForAll, Implies, Ite, ModelBuilder, Opt, Post, Step
 from model.lifecycle import (
     DRAINING,
     Phase,
@@ -42,6 +42,7 @@ from model.lifecycle import (
     alive_request,
     end_listed_requests,
     end_request,
+    event_loop_turn,
     handed_over,
     linked,
     phase,
@@ -103,7 +104,8 @@ def drain_shutdown(r: Expr) -> Step:
     """``actor.onShutdown()`` won the actor drain's race: the request is destroyed."""
     c = req_ctx[r].some
     return Step(
-        guard={"draining": phase[r] == DRAINING, "not_handed_over": ~handed_over[r], "actor": ctx_actor[c],
+        guard={"draining": phase[r] == DRAINING, "not_handed_over": ~handed_over[r],
+               "event_loop_turn": event_loop_turn(c), "actor": ctx_actor[c],
                "actor_shut_down": (ctx_owner[c] != NONE) & (_owner_state(c) != ACTIVE)},
         updates=end_request(r, Phase.SHUT_DOWN),
     )
@@ -114,7 +116,8 @@ def actor_abort(a: Expr) -> Step:
     """``Actor::abort`` after ``ctx->abort(e)``: shut down, and cancel every event and drain (ABORTED)."""
     c = actor_ctx[a].some
     return Step(
-        guard={"has_context": actor_ctx[a] != NONE, "context_aborted": abort_reason[c] != NOT_ABORTED,
+        guard={"has_context": actor_ctx[a] != NONE, "event_loop_turn": event_loop_turn(c),
+               "context_aborted": abort_reason[c] != NOT_ABORTED,
                "not_yet": actor_state[a] != BROKEN},
         updates={actor_state[a]: BROKEN, **end_listed_requests(c, Phase.ABORTED)},
     )
@@ -123,9 +126,11 @@ def actor_abort(a: Expr) -> Step:
 @m.refine("drop_actor_context", rules=("INV-C5", "INV-A6"), source=("io/worker.c++:4058-4067",
                                                                      "server/server.c++:1036-1075"))
 def _actor_releases_its_context(c: Expr) -> Step:
-    """Only a shut-down or aborted actor drops its context; it never gets another one."""
+    """An aborted actor drops its context at once; a shut-down one when no request refers to it (eviction)."""
+    idle = ~Exists(Req, lambda r: alive_request(r) & (req_ctx[r] == c))
     return Step(
-        guard={"actor_done": (ctx_owner[c] == NONE) | (_owner_state(c) != ACTIVE)},
+        guard={"actor_done": (ctx_owner[c] == NONE) | (_owner_state(c) == BROKEN)
+               | ((_owner_state(c) == SHUT_DOWN) & idle)},
         updates={actor_ctx: lambda a: Ite(actor_ctx[a] == c, NONE, actor_ctx[a])},
     )
 

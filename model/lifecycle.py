@@ -113,6 +113,7 @@ __all__ = [
     "delivered",
     "end_listed_requests",
     "end_request",
+    "event_loop_turn",
     "handed_over",
     "is_front",
     "linked",
@@ -218,6 +219,11 @@ def _ctx(r: Expr) -> Expr:
     return req_ctx[r].some
 
 
+def event_loop_turn(c: Expr) -> Expr:
+    """A KJ event of ``c`` (a promise settling, a drain ending) runs only when no JS runs on ``c``'s thread."""
+    return current[ctx_thread[c].some] == NONE
+
+
 def end_request(r: Expr, final: Expr, when: Expr = TRUE, otherwise: Expr | None = None) -> dict[Any, Any]:
     """``~IncomingRequest`` for ``r`` (io-context.c++:311-368), if ``when``: its phase becomes ``final``.
 
@@ -315,7 +321,8 @@ def drop_request(r: Expr) -> Step:
     """A delivered request is destroyed without drain(): a warning if it was the head and waitUntil tasks remain."""
     forgot = is_front(r) & ~waited[r] & (wait_until[_ctx(r)] > 0)
     return Step(
-        guard={"delivered_and_held": (phase[r] == CURRENT) | (phase[r] == SUPERSEDED)},
+        guard={"delivered_and_held": (phase[r] == CURRENT) | (phase[r] == SUPERSEDED),
+               "event_loop_turn": event_loop_turn(_ctx(r))},
         updates=end_request(r, DROPPED),
         outputs={"warning": Ite(forgot, LifecycleWarning.DRAIN_FORGOTTEN, LifecycleWarning.NO_WARNING)},
     )
@@ -335,7 +342,8 @@ def drain(r: Expr) -> Step:
 
 
 def _draining(r: Expr) -> dict[str, Expr]:
-    return {"draining": phase[r] == DRAINING, "not_handed_over": ~handed_over[r]}
+    return {"draining": phase[r] == DRAINING, "not_handed_over": ~handed_over[r],
+            "event_loop_turn": event_loop_turn(_ctx(r))}
 
 
 @m.action(params={"r": Req}, rules=("INV-T5", "INV-T1", "INV-R5"), source="io/io-context.c++:632-636")
@@ -364,7 +372,8 @@ def drain_aborted(r: Expr) -> Step:
 @m.action(params={"r": Req}, rules=("INV-R5",), source=("io/io-context.c++:610-620", "io/io-context.c++:261-265"))
 def drain_superseded(r: Expr) -> Step:
     """The actor drain's ``drainFulfiller`` was fulfilled by a newer delivery: the newer request takes over."""
-    return Step(guard={"draining": phase[r] == DRAINING, "handed_over": handed_over[r]},
+    return Step(guard={"draining": phase[r] == DRAINING, "handed_over": handed_over[r],
+                       "event_loop_turn": event_loop_turn(_ctx(r))},
                 updates=end_request(r, DRAIN_SUPERSEDED))
 
 
@@ -389,7 +398,8 @@ def finish_scheduled_done(r: Expr) -> Step:
     """The waitUntil set is empty: the outcome is ``waitUntilStatus()`` (first failure wins)."""
     c = _ctx(r)
     return Step(
-        guard={"finishing": phase[r] == FINISHING_SCHEDULED, "wait_until_empty": wait_until[c] == 0},
+        guard={"finishing": phase[r] == FINISHING_SCHEDULED, "event_loop_turn": event_loop_turn(c),
+               "wait_until_empty": wait_until[c] == 0},
         updates=end_request(r, DONE),
         outputs=_scheduled_result(r, wu_status[c]),
     )
@@ -399,7 +409,8 @@ def finish_scheduled_done(r: Expr) -> Step:
 def finish_scheduled_timeout(r: Expr) -> Step:
     """``limitScheduled()`` won (production only): ``EXCEEDED_WALL_TIME``."""
     return Step(
-        guard={"finishing": phase[r] == FINISHING_SCHEDULED, "production_limits": production,
+        guard={"finishing": phase[r] == FINISHING_SCHEDULED, "event_loop_turn": event_loop_turn(_ctx(r)),
+               "production_limits": production,
                "tasks_left": wait_until[_ctx(r)] > 0},
         updates=end_request(r, TIMED_OUT),
         outputs=_scheduled_result(r, Outcome.EXCEEDED_WALL_TIME),
@@ -410,7 +421,8 @@ def finish_scheduled_timeout(r: Expr) -> Step:
 def finish_scheduled_aborted(r: Expr) -> Step:
     """``onAbort()`` won: the outcome is ``outcomeFromException`` of the reason (here: EXCEPTION)."""
     return Step(
-        guard={"finishing": phase[r] == FINISHING_SCHEDULED, "aborted": _aborted(_ctx(r))},
+        guard={"finishing": phase[r] == FINISHING_SCHEDULED, "event_loop_turn": event_loop_turn(_ctx(r)),
+               "aborted": _aborted(_ctx(r))},
         updates=end_request(r, ABORTED),
         outputs=_scheduled_result(r, Outcome.EXCEPTION),
     )
@@ -453,8 +465,7 @@ def add_wait_until(c: Expr) -> Step:
 
 
 def _task_ends(c: Expr) -> dict[str, Expr]:
-    return {"context_alive": ctx_state[c] == ALIVE, "owned": owned(c),
-            "event_loop_turn": current[ctx_thread[c].some] == NONE}
+    return {"context_alive": ctx_state[c] == ALIVE, "owned": owned(c), "event_loop_turn": event_loop_turn(c)}
 
 
 @m.action(params={"c": Ctx, "ok": BOOL}, rules=("INV-T2", "INV-T3"), source="io/io-context.c++:1257-1273")
@@ -484,7 +495,7 @@ def abort_from_hang(c: Expr) -> Step:
     pending_event = entered[c] | (tasks[c] > 0)
     return Step(
         guard={"context_alive": ctx_state[c] == ALIVE, "owned": owned(c), "stateless": ~ctx_actor[c],
-               "no_pending_event": ~pending_event, "thread_idle": current[ctx_thread[c].some] == NONE},
+               "no_pending_event": ~pending_event, "thread_idle": event_loop_turn(c)},
         updates={**record_abort(c, AbortReason.REASON_A),
                  bad_hang_abort: bad_hang_abort | ctx_actor[c] | pending_event},
     )
@@ -493,7 +504,8 @@ def abort_from_hang(c: Expr) -> Step:
 @m.action(params={"c": Ctx}, rules=("INV-C4",), source=("io/worker.c++:4058-4067", "io/worker.c++:4364-4375"))
 def drop_actor_context(c: Expr) -> Step:
     """The Actor drops its IoContext (``impl->ioContext = none``) once no delivered request is listed."""
-    return Step(guard={"actor_holds": actor_holds[c], "no_listed_request": ~_listed_in(c)},
+    return Step(guard={"actor_holds": actor_holds[c], "no_listed_request": ~_listed_in(c),
+                       "event_loop_turn": event_loop_turn(c)},
                 updates={actor_holds[c]: False})
 
 
@@ -594,6 +606,12 @@ def scheduled_never_in_actors() -> Expr:
 def requests_keep_their_context_alive() -> Expr:
     """A live request's context is alive (the request holds a strong reference)."""
     return ForAll(Req, lambda r: Implies(alive_request(r), (req_ctx[r] != NONE) & (ctx_state[_ctx(r)] == ALIVE)))
+
+
+@m.invariant(rules=("INV-C4",), source=("io/io-context.h:220-222", "io/io-context.c++:700-721"))
+def unowned_contexts_run_nothing() -> Expr:
+    """A live context nobody holds any more (its last request just died) runs no JS: its destruction is next."""
+    return ForAll(Ctx, lambda c: Implies((ctx_state[c] == ALIVE) & ~owned(c), ~entered[c]))
 
 
 @m.invariant(rules=("INV-T1", "INV-T6"), source=("io/io-context.c++:516-521", "io/io-context.c++:939-946"))

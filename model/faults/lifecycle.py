@@ -136,6 +136,10 @@ def _cancel_delivered(m: Model) -> list[Action]:
     return [replace_guard(a, "undelivered", (phase[r] == CREATED) | (phase[r] == CURRENT))]
 
 
+def _drain_ends_inside_js(m: Model) -> list[Action]:
+    return [m.action("drain_done").without_guard("event_loop_turn")]
+
+
 def _order_not_recorded(m: Model) -> list[Action]:
     return [m.action("deliver").without_update("newer")]
 
@@ -178,6 +182,8 @@ FAULTS = [
           ("no_timeouts_in_standalone_workerd",), _drain_limit_in_standalone, STATELESS),
     Fault("cancel_delivered_request", "lifecycle", "a delivered request is treated as canceled before delivery",
           ("phase_matches_fields",), _cancel_delivered, STATELESS),
+    Fault("drain_ends_inside_js", "lifecycle", "a drain completes (and destroys the request) while its context runs JS",
+          ("unowned_contexts_run_nothing",), _drain_ends_inside_js, STATELESS),
     Fault("delivery_order_not_recorded", "lifecycle", "delivered() does not put the request at the list's front",
           ("newer_orders_each_list", "current_is_newest_delivered"), _order_not_recorded, ACTOR),
 ]
