@@ -35,6 +35,11 @@ commit 6552d999:
   with a live delivered request ("the IoContext has no current IncomingRequest",
   h:1273-1277); an abort needs an owner (a dying context is not aborted).
 
+A stateless context dies with its request: once no request holds it, no action of it is
+enabled but ``destroy_begin`` (invariant `unowned_contexts_run_nothing`).  Steps that KJ runs
+from the event loop (a promise settling, a drain or scheduled wait ending, a request dropped)
+need an idle thread: no JS runs on the context's thread meanwhile.
+
 Tasks are counted, not named (a task's identity does not matter to any rule here).  A
 timer firing, an awaitIo continuation and a waitUntil promise settling are all reported as
 `task_done` / `wait_until_done` with ``ok``.
