@@ -22,6 +22,9 @@ __all__ = ["MODELS", "get_model", "StandardConfig", "standard_configs", "parse_b
 MODELS: dict[str, str] = {
     "context": "model.context",
     "ownership": "model.ownership",
+    "lifecycle": "model.lifecycle",
+    "entrypoint": "model.entrypoint",
+    "actor": "model.actor",
 }
 
 CONFIG_FILE = Path(__file__).with_name("standard_configs.json")

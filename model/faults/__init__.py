@@ -19,7 +19,8 @@ from model.core import ConfigError, Model
 __all__ = ["Fault", "FAULTS", "fault_variant", "faults_for"]
 
 #: modules defining ``FAULTS: list[Fault]``
-FAULT_MODULES = ["model.faults.context", "model.faults.ownership"]
+FAULT_MODULES = ["model.faults.context", "model.faults.ownership", "model.faults.lifecycle", "model.faults.entrypoint",
+                 "model.faults.actor"]
 
 
 @dataclass(frozen=True)
