@@ -22,6 +22,7 @@ __all__ = ["MODELS", "get_model", "StandardConfig", "standard_configs", "parse_b
 MODELS: dict[str, str] = {
     "context": "model.context",
     "ownership": "model.ownership",
+    "locks": "model.locks",
 }
 
 CONFIG_FILE = Path(__file__).with_name("standard_configs.json")

@@ -160,6 +160,10 @@ _RULES = [
     Rule("INV-O10", "queued deletions run on the owner's thread", "io/io-context.c++:1317-1326",
          "Every object is destroyed on its owning context's thread: immediately when the owner is current, "
          "else at the owner's next entry, else at teardown.", added=True),
+    Rule("INV-L5", "lock progress", "io/async-lock-scheduler-test.c++:296-330",
+         "Every thread's lock requests are eventually granted or cancelled: with no cancellation, no state where "
+         "requests are outstanding is stuck (a deadlock); many threads contending for many isolates all progress.",
+         added=True),
     Rule("INV-H1", "hang abort message", "io/io-context.c++:1583-1594",
          "A stateless request with nothing pending and an idle thread is aborted with the hang message "
          "(a 500 at the HTTP level).", added=True),

@@ -19,7 +19,7 @@ from model.core import ConfigError, Model
 __all__ = ["Fault", "FAULTS", "fault_variant", "faults_for"]
 
 #: modules defining ``FAULTS: list[Fault]``
-FAULT_MODULES = ["model.faults.context", "model.faults.ownership"]
+FAULT_MODULES = ["model.faults.context", "model.faults.ownership", "model.faults.locks"]
 
 
 @dataclass(frozen=True)
