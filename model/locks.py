@@ -39,7 +39,9 @@ resumed, ``held`` AsyncLocks granted and not yet dropped); requests blocked behi
 isolate are counted per (thread, isolate).  Each thread calls ``lock()`` at most
 ``lock_requests`` times in a run (``requested``): bounding the environment makes every run
 finite, so the explorer's deadlock check shows progress (rule INV-L5) in the configurations
-without cancellation (``cancels=false``).  ``Worker::Lock::TakeSynchronously`` (the escape
+without cancellation (``cancels=false``); a monitor checking a long trace sets ``budget=false``
+(no limit on calls; ``lock_requests`` then bounds only the requests outstanding at once).
+``Worker::Lock::TakeSynchronously`` (the escape
 hatch that takes the V8 lock without an AsyncLock) and the load gauge are not modelled.
 
 Where the seed article and the source differ: the article says AsyncLock makes threads
@@ -104,6 +106,8 @@ worker_lock = m.func("worker_lock", Thread, Opt(Isolate), NONE,
                      "the isolate whose Worker::Lock is on this thread's stack")
 
 cancels = m.const("cancels", BOOL, True, "configurations may leave cancellation out (then progress is checkable)")
+budget = m.const("budget", BOOL, True,
+                 "each thread calls lock() at most lock_requests times; a monitor of a long trace turns this off")
 
 second_waiter = m.var("second_waiter", BOOL, False, "a thread queued a waiter while it had one", ghost=True)
 foreign_worker_lock = m.var("foreign_worker_lock", BOOL, False,
@@ -149,7 +153,7 @@ def request_step(t: Expr, i: Expr, **policy: bool) -> Step:
     updates, joined = join_step(t, i, **policy)
     return Step(
         guard=TRUE,
-        updates={**updates, requested[t]: requested[t] + 1,
+        updates={**updates, requested[t]: Ite(budget, requested[t] + 1, requested[t]),
                  blocked[t, i]: Ite(joined == BLOCKED, blocked[t, i] + 1, blocked[t, i])},
         outputs={"joined": joined},
     )

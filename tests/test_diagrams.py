@@ -4,6 +4,7 @@ and the ``iospec diagrams`` command."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -25,6 +26,12 @@ from model.core import ConfigError, Enum, Int, Ite, ModelBuilder, Step
 from model.vocab import Req
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def built(name: str) -> Any:
+    """``build(spec(name))``, once per test run (the lifecycle projection takes seconds)."""
+    return build(spec(name))
 
 # ---- a tiny model whose projection is known by hand ----------------------------------------------
 
@@ -123,7 +130,7 @@ def _labelled(g: StateGraph) -> list[tuple[str, str, str]]:
 
 
 def test_projection_of_the_context_model() -> None:
-    g = build(spec("context")).graph
+    g = built("context").graph
     assert isinstance(g, StateGraph)
     assert _labelled(g) == [("UNBORN", "ALIVE", "create_context"), ("ALIVE", "TEARDOWN", "destroy_begin"),
                             ("TEARDOWN", "DEAD", "destroy_end")]
@@ -195,7 +202,7 @@ def test_flowchart_structure(graph: Any) -> None:
 
 
 def test_sequence_diagram_structure() -> None:
-    b = build(spec("locks-sequence"))
+    b = built("locks-sequence")
     lines = b.mermaid.splitlines()
     assert lines[0] == "sequenceDiagram"
     declared = [m.group(1) for line in lines if (m := re.match(r"^    participant (\w+) as .+$", line))]
@@ -304,7 +311,7 @@ GOOD_MAPPING: dict[str, Any] = {
 def _coverage(tmp_path: Path, mapping: dict[str, Any]) -> Any:
     path = tmp_path / "mapping.json"
     path.write_text(json.dumps(mapping))
-    g = build(spec("context")).graph
+    g = built("context").graph
     assert isinstance(g, StateGraph)
     return check(parse_state_diagram(ARTICLE, "article"), load_mapping(path), g)
 
@@ -378,7 +385,7 @@ needs_lifecycle = pytest.mark.skipif(
 
 @needs_lifecycle
 def test_lifecycle_diagram_covers_the_seed_article() -> None:
-    b = build(LIFECYCLE)
+    b = built("lifecycle")
     assert b.coverage is not None
     assert b.coverage.ok, "\n".join(b.coverage.problems)
 
@@ -390,8 +397,9 @@ def test_lifecycle_mapping_check_can_fail(tmp_path: Path) -> None:
     data["transitions"].pop(0)
     path = tmp_path / "mapping.json"
     path.write_text(json.dumps(data))
-    g = build(LIFECYCLE).graph
+    g = built("lifecycle").graph
     assert isinstance(g, StateGraph)
+    assert seed_coverage(g, DOCS / LIFECYCLE.seed_mapping).ok
     assert not seed_coverage(g, path).ok
 
 
@@ -406,6 +414,7 @@ def test_readme_shows_the_generated_lifecycle_diagram() -> None:
     if not available(LIFECYCLE):
         pytest.skip("the lifecycle model is not registered yet, so its diagram cannot be generated")
     shown = text.split(README_START, 1)[1].split(README_END, 1)[0].strip("\n")
+    assert readme_block() == f"```mermaid\n{built('lifecycle').mermaid}```\n"
     assert shown == readme_block().strip("\n"), (
         "README.md's lifecycle diagram is out of date; replace the block between the markers with the "
         "output of: python -c 'from iospec.diagrams.document import readme_block; print(readme_block())'")
@@ -418,7 +427,7 @@ def test_iospec_diagrams_writes_everything(tmp_path: Path, capsys: Any) -> None:
     assert main(["diagrams", "--out", str(tmp_path)]) == 0
     ready = [s for s in DIAGRAMS if available(s)]
     for s in ready:
-        assert (tmp_path / f"{s.name}.mmd").read_text() == build(s).mermaid
+        assert (tmp_path / f"{s.name}.mmd").read_text() == built(s.name).mermaid
         assert (tmp_path / f"{s.name}.md").exists()
         if isinstance(s, ProjectionSpec):
             assert (tmp_path / f"{s.name}.svg").read_text().lstrip().startswith("<?xml")

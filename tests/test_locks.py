@@ -211,3 +211,11 @@ def test_lost_wakeup_passes_the_invariants_but_not_progress() -> None:
     assert res.deadlock_trace is not None
     names = [s.instance.action.name for s in res.deadlock_trace.steps]
     assert "request_lock" in names and "release" in names
+
+
+def test_without_budget_a_long_trace_replays() -> None:
+    """Monitors of long implementation traces turn the environment's budget off."""
+    turn = [("request_lock", "t0", "i0"), ("grant", "t0", "i0"), ("release", "t0", "i0")]
+    assert "is not enabled" in not_enabled(turn * 3)  # the default budget: two lock() calls per thread
+    tr = run(turn * 50, budget=0)
+    assert state(tr)["requested"]["t0"] == "0" and state(tr)["waiter"]["t0"] == "none"
