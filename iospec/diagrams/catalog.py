@@ -109,6 +109,44 @@ LOCKS_ARROWS: dict[str, Arrow] = {
     "release_sync_lock": Arrow(_LT, "Worker::Lock {i}", "~Worker::Lock"),
 }
 
+_WE = "WorkerEntrypoint"
+_IR = "IncomingRequest {r}"
+_JS = "JS handler"
+
+#: model.lifecycle (and the context core it extends); the caller of the request methods is
+#: drawn as the WorkerEntrypoint, which is who calls them in workerd (worker-entrypoint.c++:361-634)
+LIFECYCLE_ARROWS: dict[str, Arrow] = {
+    "create_context": Arrow(_WE, _CTX, "new IoContext on thread {t} (actor={actor})"),
+    "enter": Arrow(_CTX, _JS, "run() enters the context"),
+    "enter_rejected": Arrow(_CTX, _JS, "run() refused"),
+    "exit": Arrow(_JS, _CTX, "returns", reply=True),
+    "abort": Arrow("another task", _CTX, "abort({reason})"),
+    "destroy_begin": Arrow(_CTX, _CTX, "~IoContext cancels everything left"),
+    "destroy_end": Arrow(_CTX, _CTX, "members destroyed"),
+    "create_request": Arrow(_WE, _IR, "new IncomingRequest in {c}"),
+    "deliver": Arrow(_WE, _IR, "delivered()"),
+    "deliver_rejected": Arrow(_WE, _IR, "delivered() again refused"),
+    "cancel_request": Arrow(_WE, _IR, "destroyed before delivery"),
+    "drop_request": Arrow(_WE, _IR, "destroyed without drain()"),
+    "drain": Arrow(_WE, _IR, "drain()"),
+    "drain_done": Arrow(_IR, _WE, "drain resolves, waitUntil set empty", reply=True),
+    "drain_timeout": Arrow(_IR, _WE, "drain limit reached", reply=True),
+    "drain_aborted": Arrow(_IR, _WE, "drain ends, context aborted", reply=True),
+    "drain_superseded": Arrow(_IR, _WE, "drain handed over to a newer request", reply=True),
+    "finish_scheduled": Arrow(_WE, _IR, "finishScheduled()"),
+    "finish_scheduled_done": Arrow(_IR, _WE, "scheduled result", reply=True),
+    "finish_scheduled_timeout": Arrow(_IR, _WE, "scheduled time limit reached", reply=True),
+    "finish_scheduled_aborted": Arrow(_IR, _WE, "scheduled wait ends, context aborted", reply=True),
+    "set_no_retry": Arrow(_JS, _CTX, "controller.noRetry()"),
+    "add_task": Arrow(_JS, _CTX, "addTask"),
+    "set_timeout": Arrow(_JS, _CTX, "setTimeout"),
+    "add_wait_until": Arrow(_JS, _CTX, "ctx.waitUntil(promise)"),
+    "task_done": Arrow("event loop", _CTX, "a task settles (ok={ok})"),
+    "wait_until_done": Arrow("event loop", _CTX, "a waitUntil promise settles (ok={ok})"),
+    "abort_from_hang": Arrow("event loop", _CTX, "hang detected, abort"),
+    "drop_actor_context": Arrow("Worker::Actor", _CTX, "the actor drops its context"),
+}
+
 # ---- the diagrams -----------------------------------------------------------------------------------
 
 DIAGRAMS: list[Spec] = [
@@ -158,6 +196,20 @@ DIAGRAMS: list[Spec] = [
               "unread when the queue closes.",
     ),
     SequenceSpec(
+        name="request-sequence",
+        title="A request that completes with a waitUntil drain",
+        model="lifecycle",
+        milestones=("phase[r0]=CURRENT & entered[c0]=true & wait_until[c0]=1",
+                    "phase[r0]=DRAINING & wait_until[c0]=1",
+                    "phase[r0]=DONE & ctx_state[c0]=DEAD & wu_status[c0]=OK"),
+        arrows=LIFECYCLE_ARROWS,
+        bounds={"threads": 1, "contexts": 1, "requests": 1, "actors": 0},
+        participants=(_WE, "IncomingRequest r0", "IoContext c0", _JS, "event loop"),
+        about="The shortest run of the lifecycle model in which a stateless request's handler calls "
+              "``ctx.waitUntil()``, the request is drained, the drain ends when the waitUntil set is empty, and "
+              "the context dies with its request.",
+    ),
+    SequenceSpec(
         name="deletequeue-sequence",
         title="Cross-thread deletion through the DeleteQueue",
         model="ownership",
@@ -185,8 +237,9 @@ DIAGRAMS: list[Spec] = [
 
 #: diagrams that cannot be generated yet, with what they wait for
 PENDING: dict[str, str] = {
-    "request-sequence": "a request that completes with a waitUntil drain, drawn from the entrypoint model "
-                        "(model/entrypoint.py, model name 'entrypoint'); needs its milestones and arrow table",
+    "entrypoint-sequence": "the request sequence with WorkerEntrypoint::request's own steps (response sent, "
+                           "error dispositions, the isolate lock), from the entrypoint model (model/entrypoint.py, "
+                           "model name 'entrypoint'), which does not exist yet; needs its milestones and arrow table",
 }
 
 

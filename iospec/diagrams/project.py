@@ -273,7 +273,7 @@ def sequence(trace: Trace, arrows: Mapping[str, Arrow], *, name: str, title: str
         src = g.participant(arrow.source.format(**args))
         dst = g.participant(arrow.target.format(**args))
         text = arrow.label.format(**args) if arrow.label else inst.render()
-        outs = {k: v for k, v in st.outputs.items() if v not in ("OK", "NO_WARNING")}
+        outs = {k: v for k, v in st.outputs.items() if v != "OK" and not v.startswith("NO_")}  # the news only
         if outs:
             text += " → " + ", ".join(f"{k}={v}" for k, v in outs.items())
         g.items.append(Message(src, dst, text, reply=arrow.reply))
