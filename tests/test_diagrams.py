@@ -237,6 +237,36 @@ def test_dot_is_valid_for_the_real_dot(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+needs_mermaid = pytest.mark.skipif(
+    not mermaid.parser_available(),
+    reason=f"the real Mermaid parser is not installed (scripts/setup.sh runs npm ci in {mermaid.PARSER})")
+
+
+@needs_mermaid
+def test_generated_mermaid_parses_with_the_real_parser(tmp_path: Path) -> None:
+    files = []
+    for name, text in [("door-state", mermaid.state_diagram(door_graph())),
+                       ("door-flow", mermaid.flowchart(door_graph())),
+                       ("tricky-state", mermaid.state_diagram(tricky_graph())),
+                       ("tricky-flow", mermaid.flowchart(tricky_graph()))]:
+        files.append(tmp_path / f"{name}.mmd")
+        files[-1].write_text(text)
+    for s in DIAGRAMS:
+        if available(s):
+            files.append(tmp_path / f"{s.name}.mmd")
+            files[-1].write_text(built(s.name).mermaid)
+    assert mermaid.validate(files) == []
+
+
+@needs_mermaid
+def test_the_real_parser_rejects_broken_mermaid(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.mmd", tmp_path / "bad.mmd"
+    good.write_text(mermaid.state_diagram(door_graph()))
+    bad.write_text(mermaid.state_diagram(door_graph()).replace("SHUT --> OPEN", "SHUT --> : OPEN"))
+    errors = mermaid.validate([good, bad])
+    assert len(errors) == 1 and errors[0].startswith(f"{bad}: Parse error")
+
+
 def test_dot_failure_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"dot -Tsvg failed: .*syntax error"):
         dot.render("digraph { a -> }", tmp_path / "bad.svg", "svg")
@@ -436,7 +466,8 @@ def test_readme_shows_the_generated_lifecycle_diagram() -> None:
 
 
 def test_iospec_diagrams_writes_everything(tmp_path: Path, capsys: Any) -> None:
-    assert main(["diagrams", "--out", str(tmp_path)]) == 0
+    check = ["--check-mermaid"] if mermaid.parser_available() else []
+    assert main(["diagrams", "--out", str(tmp_path), *check]) == 0
     ready = [s for s in DIAGRAMS if available(s)]
     for s in ready:
         assert (tmp_path / f"{s.name}.mmd").read_text() == built(s.name).mermaid

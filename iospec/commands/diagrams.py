@@ -3,7 +3,8 @@
 Writes Mermaid (``.mmd``), Markdown embedding it (``.md``, ``index.md``), DOT, and SVG/PNG
 rendered by Graphviz's ``dot``; see `iospec.diagrams`.  ``--model``/``--cell`` draws any other
 projection ad hoc.  Exit code 0: written; 1: the seed article comparison found the mapping
-table out of date (the documents are still written, with the problems listed); 2: bad input.
+table out of date (the documents are still written, with the problems listed), or with
+``--check-mermaid`` the real Mermaid parser rejected a diagram; 2: bad input.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list the diagrams and whether each can be generated")
     p.add_argument("--no-render", action="store_true", help="write DOT but do not run Graphviz")
     p.add_argument("--guards", action="store_true", help="label DOT edges with the actions' guard names too")
+    p.add_argument("--check-mermaid", action="store_true",
+                   help="parse every written .mmd with the real Mermaid parser (Node.js; see scripts/setup.sh)")
     p.add_argument("--model", help=f"ad hoc: the model to project (one of: {', '.join(MODELS)})")
     p.add_argument("--cell", action="append", metavar="CELL",
                    help="ad hoc: a variable or cell to project onto, e.g. 'ctx_state[c0]' (repeatable)")
@@ -67,13 +70,23 @@ def run(args: argparse.Namespace) -> int:
     if not names and pending:
         print(f"not generated yet (see {args.out / 'index.md'}): {', '.join(pending)}")
     print(f"wrote {len(written)} files to {args.out}")
+    exit_code = 0
+    if args.check_mermaid:
+        from iospec.diagrams.mermaid import validate
+
+        files = [p for p in written if p.suffix == ".mmd"]
+        errors = validate(files)
+        for msg in errors:
+            print(f"mermaid: {msg}", file=sys.stderr)
+        print(f"mermaid: {len(files) - len(errors)} of {len(files)} diagrams parse")
+        exit_code = 1 if errors else 0
     bad = [b for b in built if b.coverage is not None and not b.coverage.ok]
     for b in bad:
         assert b.coverage is not None
         print(f"{b.spec.name}: the seed article mapping is out of date:", file=sys.stderr)
         for problem in b.coverage.problems:
             print(f"  {problem}", file=sys.stderr)
-    return 1 if bad else 0
+    return 1 if bad else exit_code
 
 
 def _ad_hoc(args: argparse.Namespace) -> int:
@@ -101,4 +114,9 @@ def _ad_hoc(args: argparse.Namespace) -> int:
             dot.render(dot_text, args.out / f"{name}.{fmt}", fmt)
     print(text, end="")
     print(f"wrote {name}.mmd, .dot{'' if args.no_render else ', .svg, .png'} to {args.out}")
+    if args.check_mermaid:
+        errors = mermaid.validate([args.out / f"{name}.mmd"])
+        for msg in errors:
+            print(f"mermaid: {msg}", file=sys.stderr)
+        return 1 if errors else 0
     return 0

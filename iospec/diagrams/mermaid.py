@@ -11,10 +11,19 @@ characters Mermaid gives a meaning (``: ; # | "`` and brackets).
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from iospec.errors import UserError
 
 from .graph import FINAL, INITIAL, Message, SequenceGraph, SequenceNote, StateGraph
 
-__all__ = ["clean", "flowchart", "sequence_diagram", "state_diagram"]
+__all__ = ["PARSER", "clean", "flowchart", "parser_available", "sequence_diagram", "state_diagram", "validate"]
+
+#: the real Mermaid parser (the browser library under jsdom), installed by scripts/setup.sh
+PARSER = Path(__file__).resolve().parents[2] / "tools" / "mermaid"
 
 _RESERVED = {"end", "state", "note", "direction", "graph", "subgraph", "style", "class", "classdef", "click",
              "default", "flowchart", "participant", "actor", "loop", "alt", "else", "opt", "par", "and", "rect"}
@@ -80,3 +89,26 @@ def sequence_diagram(g: SequenceGraph) -> str:
             over = ",".join(pid[o] for o in item.over)
             lines.append(f"{INDENT}Note over {over}: {clean(item.text)}")
     return "\n".join(lines) + "\n"
+
+
+def parser_available() -> bool:
+    return shutil.which("node") is not None and (PARSER / "node_modules" / "mermaid").is_dir()
+
+
+def validate(files: Sequence[Path]) -> list[str]:
+    """Parse ``files`` with the real Mermaid parser; returns one message per file that does not parse.
+
+    A missing Node.js or parser is a one-line `UserError` saying how to install it.
+    """
+    if not parser_available():
+        raise UserError(f"the Mermaid parser is not installed: run scripts/setup.sh (npm ci in {PARSER}); "
+                        "it needs Node.js")
+    if not files:
+        return []
+    proc = subprocess.run(["node", str(PARSER / "check.mjs"), *map(str, files)], capture_output=True, text=True,
+                          check=False, timeout=300)
+    errors = [line[len("error "):] for line in proc.stdout.splitlines() if line.startswith("error ")]
+    if proc.returncode != 0 and not errors:
+        first = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{PARSER / 'check.mjs'} failed: {first}")
+    return errors
