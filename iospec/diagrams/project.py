@@ -158,7 +158,9 @@ def project(
     guards = {a.name: tuple(lbl for lbl, _ in a.guard) for a in dm.model.actions}
     graph = StateGraph(name=name, title=title)
     graph.states = [DiagramState(ids[v], label(v), initial=v == init, final=v in finals) for v in order]
-    graph.transitions = [DiagramTransition(ids[v], ids[w], a, guards[a], by) for v, w, a, by in edges]
+    pos = {v: k for k, v in enumerate(order)}
+    ranked = sorted(edges, key=lambda e: (pos[e[0]], pos[e[1]]))  # stable: discovery order among equals
+    graph.transitions = [DiagramTransition(ids[v], ids[w], a, guards[a], by) for v, w, a, by in ranked]
     return graph
 
 
