@@ -14,8 +14,8 @@ Follows workerd's io/async-lock-scheduler.h and io/worker.{h,c++} at commit 6552
   - ``BLOCKED``: the thread's waiter is for another isolate; the request waits for that
     waiter's ``releasePromise`` and then loops (h:263-272): head-of-line blocking.
 
-  `retry_lock` is one such loop iteration after the release (the three branches again).
-  A retry that blocks once more changes nothing, so the model has no separate event for it.
+  `retry_lock` is one such loop iteration after the release (the three branches again); a
+  retry that finds the thread's waiter on yet another isolate blocks again and changes nothing.
 * A queued or coalesced request resumes with an ``AsyncLock`` when its waiter's
   ``readyPromise`` fires, i.e. when nobody is ahead of it in the list: `grant`.
 * ``~AsyncLockWaiter`` (h:202-230) runs when the last reference goes (`release` of the last
@@ -41,8 +41,8 @@ isolate are counted per (thread, isolate).  Each thread calls ``lock()`` at most
 finite, so the explorer's deadlock check shows progress (rule INV-L5) in the configurations
 without cancellation (``cancels=false``); a monitor checking a long trace sets ``budget=false``
 (no limit on calls; ``lock_requests`` then bounds only the requests outstanding at once).
-``Worker::Lock::TakeSynchronously`` (the escape
-hatch that takes the V8 lock without an AsyncLock) and the load gauge are not modelled.
+``Worker::Lock::TakeSynchronously`` (the escape hatch that takes the V8 lock without an
+AsyncLock) and the load gauge are not modelled.
 
 Where the seed article and the source differ: the article says AsyncLock makes threads
 "queue up fairly" when they want the same isolate; fairness holds *between threads* only.
