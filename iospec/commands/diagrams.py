@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
         for name, why in PENDING.items():
             print(f"  {name:22s} {'':10s} pending: {why}")
         return 0
+    if args.check_mermaid:  # fail before the work, not after it
+        from iospec.diagrams.mermaid import PARSER, parser_available
+
+        if not parser_available():
+            raise UserError(f"--check-mermaid needs the Mermaid parser: run scripts/setup.sh (npm ci in {PARSER}; "
+                            "Node.js required)")
     if args.model or args.cell:
         return _ad_hoc(args)
     if args.bounds or args.flowchart:
