@@ -176,6 +176,10 @@ _RULES = [
     Rule("INV-A6", "Actor::abort cancels every event", "io/worker.c++:4039-4068",
          "Actor::abort aborts the context, fulfils shutdown, cancels every wrapped event and drain (their requests "
          "are destroyed synchronously) and then drops the IoContext if no request is listed.", added=True),
+    Rule("INV-L5", "lock progress", "io/async-lock-scheduler-test.c++:296-330",
+         "Every thread's lock requests are eventually granted or cancelled: with no cancellation, no state where "
+         "requests are outstanding is stuck (a deadlock); many threads contending for many isolates all progress.",
+         added=True),
     Rule("INV-H1", "hang abort message", "io/io-context.c++:1583-1594",
          "A stateless request with nothing pending and an idle thread is aborted with the hang message "
          "(a 500 at the HTTP level).", added=True),

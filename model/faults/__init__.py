@@ -19,8 +19,14 @@ from model.core import ConfigError, Model
 __all__ = ["Fault", "FAULTS", "fault_variant", "faults_for", "faults_in_lineage"]
 
 #: modules defining ``FAULTS: list[Fault]``
-FAULT_MODULES = ["model.faults.context", "model.faults.ownership", "model.faults.lifecycle", "model.faults.entrypoint",
-                 "model.faults.actor"]
+FAULT_MODULES = [
+    "model.faults.context",
+    "model.faults.ownership",
+    "model.faults.lifecycle",
+    "model.faults.entrypoint",
+    "model.faults.actor",
+    "model.faults.locks",
+]
 
 
 @dataclass(frozen=True)
