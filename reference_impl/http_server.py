@@ -25,6 +25,7 @@ thread-per-connection and blocking, and has no chunked-response support).
 from __future__ import annotations
 
 import asyncio
+import http
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -145,7 +146,8 @@ class _H11Response:
         if length is not None and not any(k == b"content-length" for k, _ in hs):
             hs.append((b"content-length", str(length).encode()))
         self.status = status
-        data = self._conn.h11.send(h11.Response(status_code=status, reason=reason.encode("latin-1"), headers=hs))
+        phrase = reason or _phrase(status)
+        data = self._conn.h11.send(h11.Response(status_code=status, reason=phrase.encode("latin-1"), headers=hs))
         self._conn.writer.write(data or b"")
         await self._conn.writer.drain()
         return self
@@ -162,6 +164,13 @@ class _H11Response:
         self._conn.writer.write(data or b"")
         await self._conn.writer.drain()
         self.ended = True
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class HttpListener:

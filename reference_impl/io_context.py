@@ -313,12 +313,19 @@ class IoContext:
                     continue
                 if hasattr(out, "_asyncio_future_blocking"):
                     out._asyncio_future_blocking = False
+                if not out.done():
+                    # awaitJs joins onAbort(): an abort ends the wait, and no JS resumes after it.
+                    aborted = self.on_abort()
+                    try:
+                        await asyncio.wait([out, aborted], return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        aborted.cancel()
+                    if not out.done():
+                        assert self.abort_exception is not None
+                        raise self.abort_exception
                 try:
-                    send = await out
+                    send = out.result()
                 except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise
                     throw = asyncio.CancelledError()
                 except BaseException as e:  # delivered into the coroutine at the next step
                     throw = e

@@ -179,8 +179,23 @@ class RuntimeThread:
         for f in waiters:
             f.set_result(None)
 
+    async def _cancel_all(self) -> None:
+        me = asyncio.current_task()
+        for _ in range(5):  # cancelling a task can start others (a drain's cleanup); a few rounds settle it
+            pending = [t for t in asyncio.all_tasks(self.loop) if t is not me and not t.done()]
+            if not pending:
+                return
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
     def stop(self, timeout: float = 10.0) -> None:
+        """Cancel every task on this thread (on this thread), then stop the loop and join."""
         if self._thread.is_alive():
+            try:
+                self.run(self._cancel_all(), timeout=timeout)
+            except Exception:  # a task that refuses to die must not block shutdown
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout)
 
