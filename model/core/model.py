@@ -264,10 +264,19 @@ class Action:
             raise ModelDefinitionError(
                 f"action {self.name} has no guard {label!r}; guards: {', '.join(k for k, _ in self.guard)}"
             )
-        return replace(self, guard=tuple((k, g) for k, g in self.guard if k != label))
+        return replace(
+            self,
+            guard=tuple((k, g) for k, g in self.guard if k != label),
+            checks=tuple(c for c in self.checks if c[0] != label),
+        )
 
     def with_guard(self, label: str, cond: Expr) -> "Action":
-        return replace(self, guard=tuple((k, g) for k, g in self.guard if k != label) + ((label, cond),))
+        """This action with guard conjunct (or check) ``label`` replaced by ``cond``."""
+        return replace(
+            self,
+            guard=tuple((k, g) for k, g in self.guard if k != label) + ((label, cond),),
+            checks=tuple((k, cond if k == label else c, e) for k, c, e in self.checks),
+        )
 
     def without_update(self, target_name: str) -> "Action":
         kept = tuple(u for u in self.updates if u.decl.name != target_name)
