@@ -23,29 +23,29 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from reference_impl.errors import JsError
 from reference_impl.io_context import IoContext
 from reference_impl.io_own import IoOwn
 
 __all__ = [
-    "Request",
-    "Response",
+    "REQUEST_BODY_IO_TYPE",
     "Body",
-    "ExecutionContext",
-    "ScheduledController",
-    "IoStream",
-    "ResponseSink",
     "BodyWriter",
     "CollectingResponse",
-    "REQUEST_BODY_IO_TYPE",
+    "ExecutionContext",
+    "IoStream",
+    "Request",
+    "Response",
+    "ResponseSink",
+    "ScheduledController",
 ]
 
 #: The type suffix workerd prints for a request body used from another request (observed, with its stray ">").
 REQUEST_BODY_IO_TYPE = "ReadableStreamSource>"
 
-Body = Union[bytes, str, AsyncIterator[bytes], None]
+Body = bytes | str | AsyncIterator[bytes] | None
 
 
 class _BodySource:
@@ -62,8 +62,8 @@ class _BodySource:
 class Request:
     """An incoming (or outgoing) HTTP request, as a worker sees it."""
 
-    def __init__(self, method: str = "GET", url: str = "http://localhost/", headers: list[tuple[str, str]] | None = None,
-                 body: bytes = b"") -> None:
+    def __init__(self, method: str = "GET", url: str = "http://localhost/",
+                 headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> None:
         self.method = method
         self.url = url
         self.headers: list[tuple[str, str]] = list(headers or [])

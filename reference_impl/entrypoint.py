@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from reference_impl.service import Service, WorkerService
     from reference_impl.worker import Actor
 
-__all__ = ["WorkerEntrypoint", "ResponseSentTracker", "HandlerMissing"]
+__all__ = ["HandlerMissing", "ResponseSentTracker", "WorkerEntrypoint"]
 
 
 class HandlerMissing(JsError):

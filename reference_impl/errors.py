@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from model.vocab import IO_TYPE_SUFFIX, MESSAGES
 
-__all__ = ["WorkerdError", "JsError", "message_for", "AbortError"]
+__all__ = ["AbortError", "JsError", "WorkerdError", "message_for"]
 
 
 def message_for(result: str, *, io_type: str | None = None, method: str | None = None) -> str:

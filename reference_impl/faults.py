@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RuntimeFault", "FAULTS", "fault_names", "check_faults"]
+__all__ = ["FAULTS", "RuntimeFault", "check_faults", "fault_names"]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from reference_impl.runtime import Runtime
     from reference_impl.service import Service
 
-__all__ = ["HttpListener", "LISTENER_500_BODY"]
+__all__ = ["LISTENER_500_BODY", "HttpListener"]
 
 LISTENER_500_BODY = b"Internal Server Error"
 _MAX_BODY = 16 * 1024 * 1024

@@ -56,9 +56,9 @@ if TYPE_CHECKING:
     from reference_impl.worker import Actor, Worker
 
 __all__ = [
-    "IoContext",
-    "IncomingRequest",
     "ContextStatistics",
+    "IncomingRequest",
+    "IoContext",
     "RequestStatistics",
     "ScheduledResult",
     "outcome_from_exception",

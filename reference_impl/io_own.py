@@ -44,14 +44,14 @@ if TYPE_CHECKING:
     from reference_impl.runtime import Runtime
 
 __all__ = [
-    "OwnedObject",
-    "OwnedObjectList",
     "DeleteQueue",
     "DeleteQueueStatistics",
+    "GcThread",
     "IoOwn",
     "IoPtr",
+    "OwnedObject",
+    "OwnedObjectList",
     "ReverseIoOwn",
-    "GcThread",
 ]
 
 T = TypeVar("T")
@@ -64,7 +64,7 @@ def _thread() -> str:
 class OwnedObject:
     """A node in a context's owned-object list: the object behind an IoOwn or ReverseIoOwn."""
 
-    __slots__ = ("name", "value", "io_type", "state", "frees")
+    __slots__ = ("frees", "io_type", "name", "state", "value")
 
     def __init__(self, name: str, value: Any, io_type: str) -> None:
         self.name = name
@@ -107,7 +107,7 @@ class OwnedObjectList:
 
 
 class _QueueState:
-    __slots__ = ("deletions", "actions", "signal")
+    __slots__ = ("actions", "deletions", "signal")
 
     def __init__(self, signal: Callable[[], None]) -> None:
         self.deletions: list[OwnedObject] = []

@@ -20,13 +20,14 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["LimitEnforcer", "WorkerdServeLimits", "ProductionLimits", "make_limits", "PROFILES"]
+__all__ = ["PROFILES", "LimitEnforcer", "ProductionLimits", "WorkerdServeLimits", "make_limits"]
 
 
 class LimitEnforcer(Protocol):
     """The hooks an IoContext uses; each returns a future that resolves when the limit is reached."""
 
-    profile: str
+    @property
+    def profile(self) -> str: ...
 
     def limit_drain(self) -> asyncio.Future[None]: ...
 
@@ -40,7 +41,7 @@ def _never() -> asyncio.Future[None]:
 def _after(seconds: float) -> asyncio.Future[None]:
     loop = asyncio.get_running_loop()
     fut = loop.create_future()
-    handle = loop.call_later(seconds, lambda: fut.done() or fut.set_result(None))
+    handle = loop.call_later(seconds, lambda: None if fut.done() else fut.set_result(None))
     fut.add_done_callback(lambda _f: handle.cancel())
     return fut
 

@@ -16,9 +16,11 @@ Follows io/async-lock-scheduler.h and io/worker.c++ at workerd commit 6552d999:
   different isolate than the synchronous lock", 577-578).  The isolate "moves" to the thread
   that holds its lock: `Isolate.thread` follows the turn.
 
-Trace events (the locks model's actions): ``lock_request``, ``lock_coalesce``, ``lock_grant``,
-``lock_release``, ``lock_cancel`` (AsyncLock turns) and ``sync_lock`` / ``sync_unlock``
-(Worker::Lock), each with ``t`` (thread) and ``i`` (isolate).
+Trace events are the locks model's actions (``model/locks.py``), each with ``t`` (thread) and
+``i`` (isolate): ``request_lock`` / ``retry_lock`` (output ``joined`` = QUEUED, COALESCED or
+BLOCKED), ``grant`` (one request resumes with the turn), ``release`` (one AsyncLock dropped;
+the last reference hands the turn on), ``cancel_wait`` / ``cancel_blocked``, and
+``take_sync_lock`` (result) / ``release_sync_lock`` for Worker::Lock.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from reference_impl.loop import RuntimeThread
 if TYPE_CHECKING:
     from reference_impl.runtime import Runtime
 
-__all__ = ["AsyncLockQueue", "AsyncLock", "WorkerLock", "AsyncLockStatistics", "Waiter"]
+__all__ = ["AsyncLock", "AsyncLockQueue", "AsyncLockStatistics", "Waiter", "WorkerLock"]
 
 
 class Waiter:
@@ -77,48 +79,54 @@ class AsyncLockQueue:
 
     # -- acquiring -----------------------------------------------------------------------------
     async def lock(self) -> AsyncLock:
-        """Wait for this thread's turn (``takeAsyncLock``); coalesce with this thread's own turn."""
+        """``lock()`` (``takeAsyncLock``): queue, coalesce with this thread's turn, or wait for its other isolate."""
         rt = RuntimeThread.current()
         if rt is None:
             raise RuntimeError("Worker::AsyncLock can only be taken on a runtime thread")
         rec = self._rt.recorder
+        op = "request_lock"
         while True:
             w: Waiter | None = getattr(rt, "async_waiter", None)
-            if w is None:
-                w = Waiter(self, rt)
+            if w is None or w.queue is self:
                 with self._mutex, rec.atomic():
-                    self._waiters.append(w)
-                    rec.emit("lock_request", {"t": rt.name, "i": self.name})
-                    if len(self._waiters) == 1:
-                        self._grant(w)
-                rt.async_waiter = w  # type: ignore[attr-defined]
-                w.refs += 1
-                await self._wait_ready(w)
+                    joined = "QUEUED" if w is None else "COALESCED"
+                    if w is None:
+                        w = Waiter(self, rt)
+                        self._waiters.append(w)
+                        rt.async_waiter = w  # type: ignore[attr-defined]
+                        if len(self._waiters) == 1:
+                            self._make_front(w)
+                    w.refs += 1
+                    rec.emit(op, {"t": rt.name, "i": self.name}, outputs={"joined": joined}, model="locks")
+                await self._wait_turn(w)
                 return AsyncLock(w)
-            if w.queue is self:
-                w.refs += 1
+            # This thread holds or awaits another isolate's turn: wait for it to end, then retry.
+            with rec.atomic():
+                rec.emit(op, {"t": rt.name, "i": self.name}, outputs={"joined": "BLOCKED"}, model="locks")
+            try:
+                await asyncio.shield(w.released)
+            except asyncio.CancelledError:
                 with rec.atomic():
-                    rec.emit("lock_coalesce", {"t": rt.name, "i": self.name})
-                await self._wait_ready(w)
-                return AsyncLock(w)
-            # This thread chases another isolate: wait for that turn to end, then retry.
-            await asyncio.shield(w.released)
+                    rec.emit("cancel_blocked", {"t": rt.name, "i": self.name}, model="locks")
+                raise
+            op = "retry_lock"
 
-    async def _wait_ready(self, w: Waiter) -> None:
-        if w.granted:
-            return
-        try:
-            await asyncio.shield(w.ready)
-        except asyncio.CancelledError:
-            self._unref(w, cancelled=True)
-            raise
+    async def _wait_turn(self, w: Waiter) -> None:
+        """Wait until ``w`` is at the front, then resume this request with the turn: ``grant``."""
+        if not w.granted:
+            try:
+                await asyncio.shield(w.ready)
+            except asyncio.CancelledError:
+                self._unref(w, op="cancel_wait")
+                raise
+        with self._mutex, self._rt.recorder.atomic():
+            self._grants += 1
+            self._rt.isolates_by_name[self.name].thread = w.thread.name
+            self._rt.recorder.emit("grant", {"t": w.thread.name, "i": self.name}, model="locks")
 
-    def _grant(self, w: Waiter) -> None:
-        """Under the mutex and the recorder lock: ``w`` now holds the turn; wake it on its own loop."""
+    def _make_front(self, w: Waiter) -> None:
+        """Under the mutex: ``w`` holds the turn now; wake it on its own loop (``readyFulfiller``)."""
         w.granted = True
-        self._grants += 1
-        self._rt.isolates_by_name[self.name].thread = w.thread.name
-        self._rt.recorder.emit("lock_grant", {"t": w.thread.name, "i": self.name})
         if w.thread.is_current():
             if not w.ready.done():
                 w.ready.set_result(None)
@@ -133,27 +141,27 @@ class AsyncLockQueue:
         return self._waiters[0]
 
     # -- releasing -----------------------------------------------------------------------------
-    def _unref(self, w: Waiter, *, cancelled: bool = False) -> None:
+    def _unref(self, w: Waiter, *, op: str = "release") -> None:
+        """Drop one reference (``release`` of an AsyncLock, ``cancel_wait`` of a pending request)."""
         if not w.thread.is_current():
             raise RuntimeError("an AsyncLock must be released on the thread that took it")
-        w.refs -= 1
-        if w.refs > 0:
-            return
         rec = self._rt.recorder
         with self._mutex, rec.atomic():
-            held = w.granted
-            if w in self._waiters:
+            w.refs -= 1
+            last = w.refs == 0
+            if last:
+                was_front = bool(self._waiters) and self._waiters[0] is w
                 self._waiters.remove(w)
-            rec.emit("lock_release" if held else "lock_cancel", {"t": w.thread.name, "i": self.name})
-            if held:
-                nxt = self._choose_next()
-                if nxt is not None:
-                    # LIFO fault: the chosen waiter moves to the front, so "front holds the turn" stays true.
-                    self._waiters.remove(nxt)
-                    self._waiters.insert(0, nxt)
-                    self._grant(nxt)
-        w.thread.async_waiter = None  # type: ignore[attr-defined]
-        if not w.released.done():
+                if was_front:
+                    nxt = self._choose_next()
+                    if nxt is not None:
+                        # LIFO fault: the chosen waiter moves to the front, so "front holds the turn" stays true.
+                        self._waiters.remove(nxt)
+                        self._waiters.insert(0, nxt)
+                        self._make_front(nxt)
+                w.thread.async_waiter = None  # type: ignore[attr-defined]
+            rec.emit(op, {"t": w.thread.name, "i": self.name}, model="locks")
+        if last and not w.released.done():
             w.released.set_result(None)
 
     def statistics(self) -> AsyncLockStatistics:
@@ -189,7 +197,7 @@ class AsyncLock:
         if self._waiter is None:
             raise RuntimeError("can't release an AsyncLock twice")
         w, self._waiter = self._waiter, None
-        w.queue._unref(w)
+        w.queue._unref(w, op="release")
 
     async def __aenter__(self) -> AsyncLock:
         return self
@@ -203,29 +211,39 @@ class WorkerLock:
 
     Use as a context manager.  Raises `RuntimeError` if the calling thread already holds it
     (never re-entrant) and `WorkerdError` (ERR_LOCK_OTHER_ISOLATE) for another isolate's turn.
+    ``lock=None`` is ``Worker::Lock::TakeSynchronously``, the escape hatch the locks model
+    leaves out (its events are recorded as notes).
     """
 
     def __init__(self, queue: AsyncLockQueue, lock: AsyncLock | None) -> None:
-        if lock is not None and lock.queue is not queue:
-            raise WorkerdError("ERR_LOCK_OTHER_ISOLATE")
         self._queue = queue
+        self._lock = lock
         self._sync = queue._rt.isolates_by_name[queue.name].sync_lock
 
     def __enter__(self) -> WorkerLock:
         me = threading.current_thread().name
+        rec = self._queue._rt.recorder
+        if self._lock is not None and self._lock.queue is not self._queue:
+            with rec.atomic():
+                rec.emit("take_sync_lock", {"t": me, "i": self._queue.name}, result="ERR_LOCK_OTHER_ISOLATE",
+                         model="locks")
+            raise WorkerdError("ERR_LOCK_OTHER_ISOLATE")
         if self._queue.sync_holder == me:
             raise RuntimeError("Worker::Lock taken recursively")
         self._sync.acquire()
-        rec = self._queue._rt.recorder
         with rec.atomic():
             self._queue.sync_holder = me
             self._queue._rt.isolates_by_name[self._queue.name].thread = me
-            rec.emit("sync_lock", {"t": me, "i": self._queue.name})
+            if self._lock is not None:
+                rec.emit("take_sync_lock", {"t": me, "i": self._queue.name}, result="OK", model="locks")
+            else:
+                rec.emit("take_sync_lock_synchronously", {"t": me, "i": self._queue.name}, model="locks")
         return self
 
     def __exit__(self, *exc: object) -> None:
         rec = self._queue._rt.recorder
         with rec.atomic():
             self._queue.sync_holder = None
-            rec.emit("sync_unlock", {"t": threading.current_thread().name, "i": self._queue.name})
+            op = "release_sync_lock" if self._lock is not None else "release_sync_lock_synchronously"
+            rec.emit(op, {"t": threading.current_thread().name, "i": self._queue.name}, model="locks")
         self._sync.release()

@@ -34,7 +34,7 @@ from reference_impl.service import Service, WorkerService
 from reference_impl.trace import MemorySink, Recorder, Sink
 from reference_impl.worker import Isolate, IsolateConfig, Script, Worker
 
-__all__ = ["Runtime", "RuntimeStatistics", "TRACE_MODELS"]
+__all__ = ["TRACE_MODELS", "Runtime", "RuntimeStatistics"]
 
 #: The models whose actions the reference implementation's events are.
 TRACE_MODELS = ["context", "ownership", "lifecycle", "entrypoint", "actor", "locks"]
@@ -63,7 +63,10 @@ class Runtime:
         sinks: list[Sink] = list(trace)
         if self.trace is not None:
             sinks.append(self.trace)
-        self.recorder = Recorder(sinks, models=list(TRACE_MODELS))
+        from reference_impl.monitoring import available_models, known_operations
+
+        models = available_models(TRACE_MODELS)
+        self.recorder = Recorder(sinks, models=models, known_ops=known_operations(models))
         self.monitor: Any = None
         if monitor:
             from reference_impl.monitoring import attach_monitor

@@ -30,8 +30,15 @@ from reference_impl.worker import Actor, Worker
 if TYPE_CHECKING:
     from reference_impl.runtime import Runtime
 
-__all__ = ["Service", "WorkerService", "StaticService", "FailingService", "Fetcher", "DurableObjectNamespace",
-           "ServiceStatistics"]
+__all__ = [
+    "DurableObjectNamespace",
+    "FailingService",
+    "Fetcher",
+    "Service",
+    "ServiceStatistics",
+    "StaticService",
+    "WorkerService",
+]
 
 
 class Service(Protocol):
@@ -151,7 +158,7 @@ class StaticService:
 
     async def request(self, request: Request, response: ResponseSink) -> None:
         self.received.append((request.method, request.url, list(request.headers), await request.body()))
-        writer = await response.send(self.status, "", self.headers + [("content-length", str(len(self.body)))],
+        writer = await response.send(self.status, "", [*self.headers, ("content-length", str(len(self.body)))],
                                      len(self.body))
         await writer.write(self.body)
         await writer.end()

@@ -25,12 +25,12 @@ from typing import IO, Any
 
 __all__ = [
     "TRACE_VERSION",
+    "CallbackSink",
     "Event",
-    "Sink",
     "MemorySink",
     "NdjsonSink",
-    "CallbackSink",
     "Recorder",
+    "Sink",
 ]
 
 TRACE_VERSION = 1
@@ -78,7 +78,7 @@ class NdjsonSink(Sink):
 
     def __init__(self, target: str | Path | IO[str]) -> None:
         if isinstance(target, (str, Path)):
-            self._file: IO[str] = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            self._file: IO[str] = open(target, "w", encoding="utf-8")
             self._owned = True
         else:
             self._file = target
@@ -123,7 +123,11 @@ class Recorder:
     """
 
     def __init__(self, sinks: list[Sink] | None = None, *, models: list[str] | None = None,
-                 implementation: str = "reference", version: str = "0.1.0") -> None:
+                 implementation: str = "reference", version: str = "0.1.0",
+                 known_ops: set[str] | frozenset[str] | None = None) -> None:
+        #: Operations of the listed models; any other op is recorded as ``note.<op>`` (skipped by checkers),
+        #: so a trace stays checkable while the model of some event is not written yet.  None: keep every op.
+        self.known_ops = known_ops
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
         self._t0 = time.monotonic_ns()
@@ -160,8 +164,17 @@ class Recorder:
         return self._lock._is_owned()  # type: ignore[attr-defined]
 
     def emit(self, op: str, args: Mapping[str, Any], *, result: str | None = None,
-             outputs: Mapping[str, Any] | None = None, note: str | None = None) -> Event:
-        """Record one event.  Call it inside `atomic` together with the change it describes."""
+             outputs: Mapping[str, Any] | None = None, note: str | None = None, model: str | None = None) -> Event:
+        """Record one event.  Call it inside `atomic` together with the change it describes.
+
+        ``model`` names the model the op belongs to when another model has an op of the same
+        name (the locks model's ``release`` is not ownership's): the event is a note unless
+        that model is listed in the header.
+        """
+        if not op.startswith("note."):
+            if (model is not None and model not in self.header["models"]) or (
+                    self.known_ops is not None and op not in self.known_ops):
+                op = "note." + op
         with self._lock:
             ev: Event = {"seq": next(self._seq), "op": op, "args": dict(args)}
             if result is not None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from reference_impl.loop import RuntimeThread
     from reference_impl.runtime import Runtime
 
-__all__ = ["IsolateConfig", "Isolate", "Script", "Worker", "Actor", "IsolateStatistics"]
+__all__ = ["Actor", "Isolate", "IsolateConfig", "IsolateStatistics", "Script", "Worker"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""The live monitor: the models running alongside the reference implementation, event by event.
+
+`attach_monitor` adds a callback sink to a runtime's recorder that feeds every event to a
+`properties.monitor.Monitor` over the models the runtime's events belong to (those of
+`TRACE_MODELS` that `model.catalog` knows).  Because the recorder emits each event inside its
+lock, the monitor sees the real interleaving.  A violation never raises into the runtime
+(that would change what the runtime does); the first one is kept in `LiveMonitor.violation`
+and checking stops there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from model.catalog import MODELS, get_model
+from properties.monitor import Monitor, MonitorViolation
+from reference_impl.trace import CallbackSink
+
+if TYPE_CHECKING:
+    from reference_impl.runtime import Runtime
+
+__all__ = ["LiveMonitor", "attach_monitor", "available_models", "known_operations", "monitor_consts"]
+
+
+def available_models(wanted: Iterable[str]) -> list[str]:
+    """The models of ``wanted`` that exist in this checkout's catalog (others are still being written)."""
+    return [m for m in wanted if m in MODELS]
+
+
+def known_operations(models: Iterable[str]) -> frozenset[str]:
+    """Every operation name (trace ``op``) of ``models``."""
+    ops: set[str] = set()
+    for name in models:
+        for a in get_model(name).actions:
+            ops.add(a.operation or a.name)
+    return frozenset(ops)
+
+
+def monitor_consts() -> dict[str, int]:
+    """Model constants for watching a real run (every feature of the models in scope)."""
+    return {}
+
+
+class LiveMonitor:
+    """A `Monitor` fed by the recorder; keeps the first violation instead of raising."""
+
+    def __init__(self, models: list[str]) -> None:
+        self.models = models
+        self.monitor = Monitor(models, consts=monitor_consts())
+        self.violation: MonitorViolation | None = None
+        self.events = 0
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        if self.violation is not None or str(event.get("op", "")).startswith("note."):
+            return
+        self.events += 1
+        try:
+            self.monitor.step(event, line=int(event.get("seq", 0)))
+        except MonitorViolation as v:
+            self.violation = v
+
+    @property
+    def ok(self) -> bool:
+        return self.violation is None
+
+    def report(self) -> str:
+        if self.violation is None:
+            return f"monitor ({', '.join(self.models)}): {self.events} events, no violation"
+        return self.violation.report()
+
+
+def attach_monitor(runtime: Runtime) -> LiveMonitor:
+    live = LiveMonitor(list(runtime.recorder.header["models"]))
+    runtime.recorder.add_sink(CallbackSink(live.on_event))
+    return live
