@@ -201,32 +201,48 @@ class IoContext:
         return self.incoming[0] if self.incoming else None
 
     # ---- entering ------------------------------------------------------------------------------
-    def _enter(self) -> None:
-        """``runInContextScope``'s entry: checks (model order), then current, then the DeleteQueue."""
-        rt = self.runtime
-        rec = rt.recorder
-        t = threading.current_thread().name
+    def _entry_error(self) -> str | None:
+        """``runInContextScope``'s checks in the model's order: aborted, thread, re-entry."""
+        if self.abort_exception is not None and not self.runtime.fault("run_after_abort"):
+            return "ERR_ABORTED"
+        if not self.thread.is_current():
+            return "ERR_WRONG_THREAD"
+        if self.entered:
+            return "ERR_REENTERED"
+        return None
+
+    def _refuse(self, result: str) -> None:
+        """Record the refused ``enter`` and raise its error."""
+        rec = self.runtime.recorder
+        with rec.atomic():
+            rec.emit("enter", {"c": self.name, "t": threading.current_thread().name}, result=result)
+        if result == "ERR_ABORTED":
+            assert self.abort_exception is not None
+            raise self.abort_exception
+        raise WorkerdError(result)
+
+    def _check_entry(self) -> None:
+        """Refuse before taking the isolate lock (so re-entry is reported as such, not as a lock recursion)."""
         if self.state != "ALIVE":
             raise RuntimeError(f"{self.name} is not alive ({self.state})")
+        result = self._entry_error()
+        if result is not None:
+            self._refuse(result)
+
+    def _enter(self) -> None:
+        """``runInContextScope``'s entry: become current, then process the DeleteQueue under its mutex."""
+        rec = self.runtime.recorder
+        t = threading.current_thread().name
         with self.delete_queue.mutex, rec.atomic():
-            result = "OK"
-            if self.abort_exception is not None and not rt.fault("run_after_abort"):
-                result = "ERR_ABORTED"
-            elif not self.thread.is_current():
-                result = "ERR_WRONG_THREAD"
-            elif self.entered:
-                result = "ERR_REENTERED"
-            if result == "OK":
+            result = self._entry_error()
+            if result is None:
                 self.entered = True
                 self._outer = IoContext.try_current()
                 _tls.ctx = self
                 self.delete_queue.process_deletions_locked()
-            rec.emit("enter", {"c": self.name, "t": t}, result=result)
-        if result == "ERR_ABORTED":
-            assert self.abort_exception is not None
-            raise self.abort_exception
-        if result != "OK":
-            raise WorkerdError(result)
+                rec.emit("enter", {"c": self.name, "t": t}, result="OK")
+        if result is not None:
+            self._refuse(result)
 
     def _exit(self) -> None:
         rec = self.runtime.recorder
@@ -242,10 +258,7 @@ class IoContext:
             return
         if self.state != "ALIVE":
             raise self.abort_exception
-        rec = self.runtime.recorder
-        with rec.atomic():
-            rec.emit("enter", {"c": self.name, "t": threading.current_thread().name}, result="ERR_ABORTED")
-        raise self.abort_exception
+        self._refuse("ERR_ABORTED")
 
     @contextmanager
     def _scope(self) -> Iterator[None]:
@@ -269,6 +282,7 @@ class IoContext:
             if self.state != "ALIVE":
                 raise asyncio.CancelledError(f"{self.name} is {self.state}")
             self._refuse_if_aborted()
+            self._check_entry()
             with WorkerLock(self.worker.isolate.lock_queue, lock), self._scope():
                 return fn()
         finally:
@@ -278,7 +292,7 @@ class IoContext:
         """``run()`` with ``Worker::Lock::TakeSynchronously``: usable from any thread (checks apply)."""
         if self.state != "ALIVE":
             raise RuntimeError(f"{self.name} is not alive ({self.state})")
-        self._refuse_if_aborted()
+        self._check_entry()
         with WorkerLock(self.worker.isolate.lock_queue, None), self._scope():
             return fn()
 
@@ -635,6 +649,8 @@ class IoContext:
             self._signal_task = None
         for task in list(self.tasks) + list(self.wait_until_tasks):
             task.cancel()
+        self.tasks.clear()
+        self.wait_until_tasks.clear()
         for h in list(self.timers):
             h.cancel()
         self.timers.clear()

@@ -50,9 +50,9 @@ class RuntimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, owner: RuntimeThread) -> None:
         super().__init__()
         self.owner = owner
-        self.set_task_factory(self._task_factory)  # type: ignore[arg-type]
+        self.set_task_factory(self._context_task_factory)  # type: ignore[arg-type]
 
-    def _task_factory(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
+    def _context_task_factory(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
                       **kwargs: Any) -> asyncio.Task[Any]:
         hook = on_create_task
         if hook is not None:
