@@ -350,7 +350,9 @@ class IoContext:
     # ---- tasks and waitUntil ----------------------------------------------------------------
     def _new_task(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
         coro = aw if asyncio.iscoroutine(aw) else _await(aw)
-        return asyncio.Task(self.drive(coro), loop=self.loop)
+        task = asyncio.Task(self.drive(coro), loop=self.loop)
+        task.add_done_callback(lambda _t: coro.close())  # cancelled before its first step: never started
+        return task
 
     def add_task(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
         """``addTask``: a task the context owns; in an actor it is a waitUntil task (INV-T1)."""
