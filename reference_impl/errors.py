@@ -43,3 +43,11 @@ class AbortError(JsError):
     def __init__(self, reason: BaseException) -> None:
         super().__init__(str(reason))
         self.reason = reason
+
+
+class ExceededCpu(JsError):
+    """A limit enforcer's CPU-limit error (outcome ``exceededCpu``)."""
+
+
+class ExceededMemory(JsError):
+    """A limit enforcer's memory-limit error (outcome ``exceededMemory``)."""

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reference_impl import loop as _loop
-from reference_impl.errors import JsError, WorkerdError, message_for
+from reference_impl.errors import ExceededCpu, ExceededMemory, JsError, WorkerdError, message_for
 from reference_impl.io_own import DeleteQueue, IoOwn, IoPtr, OwnedObject, OwnedObjectList, ReverseIoOwn
 from reference_impl.locks import WorkerLock
 from reference_impl.loop import RuntimeThread
@@ -75,6 +75,10 @@ class ExceededWallTime(JsError):
 
 def outcome_from_exception(e: BaseException) -> str:
     """``RequestObserver::outcomeFromException`` (io/observer.c++:53-72), for the cases modelled here."""
+    if isinstance(e, ExceededMemory):
+        return "exceededMemory"
+    if isinstance(e, ExceededCpu):
+        return "exceededCpu"
     if isinstance(e, ExceededWallTime):
         return "exceededWallTime"
     if isinstance(e, asyncio.CancelledError):
@@ -816,8 +820,9 @@ class IncomingRequest:
             elif which == 1:
                 outcome = "exceededWallTime"
             else:
-                ctx.log("info", f"execution context aborted: {err}")
-                outcome = "internalError" if err is None else outcome_from_exception(err)
+                reason = ctx.abort_exception if ctx.abort_exception is not None else err
+                ctx.log("info", f"execution context aborted: {reason}")
+                outcome = "internalError" if reason is None else outcome_from_exception(reason)
             result = ScheduledResult(outcome=outcome, no_retry=not ctx.retry_scheduled)
             with rec.atomic():
                 rec.emit("scheduled_result", {"r": self.name, "outcome": outcome, "no_retry": result.no_retry})

@@ -74,3 +74,43 @@ def attach_monitor(runtime: Runtime) -> LiveMonitor:
     live = LiveMonitor(list(runtime.recorder.header["models"]))
     runtime.recorder.add_sink(CallbackSink(live.on_event))
     return live
+
+
+def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None) -> list[str]:
+    """Differences between the runtime's `statistics()` views and the model state the monitor tracks.
+
+    Compared per context: its state, whether it is entered, its abort reason and kind; and the
+    DeleteQueue's queued deletions.  An empty list means the runtime and the models agree.
+    """
+    live = live or runtime.monitor
+    if live is None:
+        raise ValueError("the runtime has no live monitor (Runtime(monitor=True))")
+    model = "ownership" if "ownership" in live.models else "context"
+    state = live.monitor.state(model)
+    out: list[str] = []
+    for ctx in list(runtime.contexts):
+        st = ctx.statistics()
+        expect = {
+            "ctx_state": st.state,
+            "entered": str(st.entered).lower(),
+            "abort_reason": st.abort_reason,
+            "ctx_actor": str(st.actor).lower(),
+        }
+        for var, value in expect.items():
+            got = state.get(var, {}).get(ctx.name, _default(model, var))
+            if str(got).lower() != str(value).lower():
+                out.append(f"{ctx.name}: runtime {var}={value}, model {var}={got}")
+        if model == "ownership":
+            q = ctx.delete_queue.statistics()
+            queued = {o for o, v in state.get("queued", {}).items() if str(v).lower() == "true"
+                      and state.get("owner", {}).get(o) == ctx.name}
+            if set(q.queued_deletions) != queued:
+                out.append(f"{ctx.name}: runtime queued={sorted(q.queued_deletions)}, model queued={sorted(queued)}")
+    return out
+
+
+def _default(model: str, var: str) -> str:
+    """The rendered initial value of a model function's cells (the sparse state omits them)."""
+    decl: Any = get_model(model).decl(var)
+    sort = getattr(decl, "value_sort", None) or decl.sort
+    return str(sort.render(decl.init))

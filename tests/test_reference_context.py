@@ -174,7 +174,7 @@ def test_timers_are_pending_events_so_sleeping_is_not_a_hang() -> None:
 
 def test_actors_never_hang_abort() -> None:
     with runtime(threads=1) as rt:
-        ctx, r = new_context(rt, actor=True)
+        ctx, _r = new_context(rt, actor=True)
         started = threading.Event()
 
         async def wait_forever() -> None:
@@ -222,12 +222,13 @@ def test_context_statistics_and_tasks_created_in_a_context_belong_to_it() -> Non
     with runtime(threads=1) as rt:
         ctx, r = new_context(rt)
         seen: list[object] = []
+        spawned: list[object] = []
 
         async def child() -> None:
             seen.append(IoContext.current())
 
         def spawn() -> None:
-            asyncio.ensure_future(child())  # an ordinary asyncio task: it runs inside the context
+            spawned.append(asyncio.ensure_future(child()))  # an ordinary asyncio task: it runs in the context
 
         run_in(rt, ctx, spawn)
         rt.threads[0].run(asyncio.sleep(0.01))

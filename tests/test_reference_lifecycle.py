@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import ClassVar
 
 import pytest
 
@@ -17,17 +18,16 @@ from reference_impl import (
     StaticService,
     WorkerdError,
 )
-from reference_impl.entrypoint import WorkerEntrypoint
 from reference_impl.api import CollectingResponse
+from reference_impl.entrypoint import WorkerEntrypoint
 from tests.reference_helpers import assert_monitor_ok, drain, new_context, on, run_in, runtime, service
-
 
 # ---- IncomingRequest -------------------------------------------------------------------------------
 
 
 def test_delivered_only_once() -> None:
     with runtime(threads=1) as rt:
-        ctx, r = new_context(rt)
+        _ctx, r = new_context(rt)
         with pytest.raises(WorkerdError) as e:
             on(rt, 0, r.delivered)
         assert str(e.value) == "delivered() can only be called once"
@@ -152,7 +152,7 @@ class Worker:
             return "a string"
         return Response("?", status=404)
 
-    finished: list[str] = []
+    finished: ClassVar[list[str]] = []
 
 
 def test_exception_before_headers_is_tunnelled_and_logged() -> None:
@@ -319,7 +319,7 @@ class Cron:
         elif cron == "slow":
             ctx.wait_until(sleep_then("slow", 0.3))
 
-    done: list[str] = []
+    done: ClassVar[list[str]] = []
 
 
 class NoScheduled:
@@ -380,7 +380,7 @@ class Lingers:
         ctx.wait_until(linger())
         return Response("ok")
 
-    done: list[int] = []
+    done: ClassVar[list[int]] = []
 
 
 def test_production_drain_limit_cancels_wait_until_with_workerds_warning() -> None:

@@ -92,10 +92,10 @@ def test_same_thread_requests_coalesce_into_one_turn() -> None:
         assert other.granted.wait(5)
 
         async def two_requests() -> int:
-            a = asyncio.ensure_future(q.lock())
-            b = asyncio.ensure_future(q.lock())
+            pending = [asyncio.ensure_future(q.lock()), asyncio.ensure_future(q.lock())]
             await asyncio.sleep(0.01)
             refs = len(q.statistics().waiting)
+            assert not any(p.done() for p in pending)
             rt.threads[1].call(lambda: None)
             return refs
 

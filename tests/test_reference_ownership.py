@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
+from model.vocab import IO_TYPE_SUFFIX, MESSAGES
 from reference_impl import WorkerdError
 from reference_impl.errors import message_for
-from model.vocab import IO_TYPE_SUFFIX, MESSAGES
 from tests.reference_helpers import assert_monitor_ok, drain, new_context, on, run_in, runtime
 
 
@@ -29,7 +29,8 @@ def test_access_from_another_request_has_workerds_exact_message() -> None:
         with pytest.raises(WorkerdError) as e:
             run_in(rt, b, own.get)
         assert e.value.result == "ERR_DIFFERENT_REQUEST"
-        assert str(e.value) == MESSAGES["ERR_DIFFERENT_REQUEST"] + IO_TYPE_SUFFIX.format(io_type="ReadableStreamSource>")
+        suffix = IO_TYPE_SUFFIX.format(io_type="ReadableStreamSource>")
+        assert str(e.value) == MESSAGES["ERR_DIFFERENT_REQUEST"] + suffix
         with pytest.raises(WorkerdError, match="there is no current request on this thread"):
             on(rt, 0, own.get)
         drain(rt, ra)
@@ -40,7 +41,7 @@ def test_access_from_another_request_has_workerds_exact_message() -> None:
 def test_the_message_follows_the_accessing_contexts_kind() -> None:
     with runtime(threads=1) as rt:
         stateless, r1 = new_context(rt)
-        actor, r2 = new_context(rt, actor=True)
+        actor, _r2 = new_context(rt, actor=True)
         own = run_in(rt, stateless, lambda: stateless.add_object(object(), "Client"))
         with pytest.raises(WorkerdError) as e:
             run_in(rt, actor, own.get)
