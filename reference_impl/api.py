@@ -139,7 +139,7 @@ class ExecutionContext:
         rec = cur.runtime.recorder
         with rec.atomic():
             cur.fail_open = True
-            rec.emit("pass_through", {"c": cur.name})
+            rec.emit("pass_through_on_exception", {"c": cur.name})
 
     def abort(self, reason: BaseException | None = None) -> None:
         """``ctx.abort(reason)``: abort the context, then stop running this code at once."""
@@ -160,7 +160,7 @@ class ScheduledController:
         self.scheduled_time = scheduled_time
 
     def no_retry(self) -> None:
-        IoContext.current().retry_scheduled = False
+        IoContext.current().set_no_retry()
 
 
 class _Pipe:

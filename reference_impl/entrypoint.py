@@ -55,12 +55,12 @@ class HandlerMissing(JsError):
 
 
 class ResponseSentTracker:
-    """``ResponseSentTracker`` (162-195): remembers whether headers went out, and the status."""
+    """``ResponseSentTracker`` (162-195): remembers whether a status line went out, and which."""
 
-    def __init__(self, inner: ResponseSink, entrypoint: WorkerEntrypoint, request_name: str) -> None:
+    def __init__(self, inner: ResponseSink, request_name: str, runtime: Any) -> None:
         self._inner = inner
-        self._ep = entrypoint
         self._r = request_name
+        self._rt = runtime
         self.status: int | None = None
         self.writer: BodyWriter | None = None
 
@@ -68,11 +68,16 @@ class ResponseSentTracker:
     def sent(self) -> bool:
         return self.status is not None or self._inner.sent
 
-    async def send(self, status: int, reason: str, headers: list[tuple[str, str]], length: int | None) -> BodyWriter:
-        rec = self._ep.service.runtime.recorder
+    def commit_handler_response(self, status: int) -> None:
+        """Inside the context: the handler's Response is being sent (``send_response``)."""
+        rec = self._rt.recorder
         with rec.atomic():
             self.status = status
-            rec.emit("response_sent", {"r": self._r, "status": status})
+            rec.emit("send_response", {"r": self._r})
+
+    async def send(self, status: int, reason: str, headers: list[tuple[str, str]], length: int | None) -> BodyWriter:
+        """``send()``: the status line and headers go out (the handler's, the fallback's, or a synthetic one)."""
+        self.status = status
         self.writer = await self._inner.send(status, reason, headers, length)
         return self.writer
 
@@ -101,107 +106,123 @@ class WorkerEntrypoint:
             ctx = IoContext(self.runtime, service.worker, service)
         self.context = ctx
         self.incoming_request: IncomingRequest | None = IncomingRequest(ctx)
+        self._request_name = self.incoming_request.name
 
-    def _take(self, method: str) -> IncomingRequest:
-        r = self.incoming_request
-        if r is None:
-            raise WorkerdError("ERR_CALLED_TWICE", method=method)
-        self.incoming_request = None
-        return r
+    def _take(self, method: str, op: str) -> IncomingRequest:
+        """Every event method first takes the IncomingRequest: "<method>() can only be called once"."""
+        rec = self.runtime.recorder
+        with rec.atomic():
+            r = self.incoming_request
+            rec.emit(op, {"r": self._request_name}, result="OK" if r is not None else "ERR_CALLED_TWICE")
+            if r is None:
+                raise WorkerdError("ERR_CALLED_TWICE", method=method)
+            self.incoming_request = None
+            return r
 
     def _handler(self) -> Any:
         if self.actor is not None:
             return self.actor.handler
         return self.service.worker.handler
 
+    def _emit(self, op: str, args: dict[str, Any], outputs: dict[str, Any] | None = None) -> None:
+        rec = self.runtime.recorder
+        with rec.atomic():
+            rec.emit(op, args, outputs=outputs)
+
     # ---- fetch -------------------------------------------------------------------------------------
     async def request(self, request: Request, response: ResponseSink) -> None:
         """``request()``: deliver, run ``fetch``, respond; on failure fail open, tunnel, or rethrow."""
-        r = self._take("request")
+        r = self._take("request", "request")
         ctx = r.context
         rt = self.runtime
-        rec = rt.recorder
-        tracker = ResponseSentTracker(response, self, r.name)
+        name = r.name
+        tracker = ResponseSentTracker(response, name, rt)
         r.delivered()
         if self.actor is not None:
             self._ensure_constructed(ctx)
         fail_open_service: Service | None = None
+        failure: BaseException | None = None
+        # Stage 2: the handler (and, here, the body it streams) runs in the context.
         try:
-            logged_early = False
-            try:
-                await self._run_fetch(ctx, request, tracker)
-            except BaseException as e:
-                logged_early = True
-                ctx.log("error", f"Uncaught exception: {type(e).__name__}: {e}")
-                raise
-            finally:
-                # Stage 2's KJ_DEFER: capture the fail-open channel, then drain into the service's task set.
-                if ctx.fail_open and not (rt.fault("pass_through_ignored")):
-                    fail_open_service = self.service.next_channel()
-                self.service.add_server_task(r.drain())
-        except BaseException as e:
-            if isinstance(e, asyncio.CancelledError):
-                raise
-            if not logged_early:
-                ctx.log("error", f"workerEntrypoint: {e}")
-            if tracker.sent and not rt.fault("fallback_after_headers"):
-                fail_open_service = None  # "Can't fail open if a response was already started"
-            if self.actor is not None:
-                with rec.atomic():
-                    rec.emit("propagate_exception", {"r": r.name})
-                raise
-            if fail_open_service is not None:
-                with rec.atomic():
-                    rec.emit("fail_open", {"r": r.name})
-                try:
-                    await fail_open_service.request(request.clone_for_fallback(), tracker)
-                    return
-                except Exception as fallback_error:
-                    ctx.log("error", f"failOpenFallback: {fallback_error}")
-                    await self._send_synthetic_status(r.name, tracker, 500, "Internal Server Error")
-                    return
-            if tracker.sent and rt.fault("exception_after_headers_500"):
-                await self._send_synthetic_status(r.name, tracker, 500, "Internal Server Error", force=True)
-                return
-            with rec.atomic():
-                rec.emit("tunnel_exception", {"r": r.name, "sent": tracker.sent})
+            await self._run_fetch(ctx, request, tracker)
+            self._emit("handler_returned", {"r": name})
+        except asyncio.CancelledError:
+            self._emit("request_canceled", {"r": name}, {"response": "NO_RESPONSE"})
+            self._leave_stage_two(r)
             raise
+        except Exception as e:
+            failure = e
+            ctx.log("error", f"Uncaught exception: {type(e).__name__}: {e}")
+            self._emit("handler_threw", {"r": name})
+        # The KJ_DEFER leaving stage 2: capture the fail-open channel, then drain into the service's task set.
+        if ctx.fail_open and not rt.fault("pass_through_ignored"):
+            fail_open_service = self.service.next_channel()
+        self._leave_stage_two(r)
+        if failure is None:
+            # Stage 3: nothing is deferred here (a streamed body was pumped in stage 2).
+            self._emit("proxy_done", {"r": name, "ok": True}, {"response": "WORKER_RESPONSE"})
+            return
+        # Stage 4: exactly one disposition.
+        if tracker.sent and not rt.fault("fallback_after_headers"):
+            fail_open_service = None  # "Can't fail open if a response was already started"
+        if self.actor is not None:
+            self._emit("tunnel_to_actor_caller", {"r": name},
+                       {"response": "TRUNCATED" if tracker.sent else "EXCEPTION_TO_ACTOR_CALLER"})
+            raise failure
+        if fail_open_service is not None:
+            self._emit("fail_open", {"r": name})
+            try:
+                await fail_open_service.request(request.clone_for_fallback(), tracker)
+            except Exception as fallback_error:
+                ctx.log("error", f"failOpenFallback: {fallback_error}")
+                self._emit("fallback_done", {"r": name, "ok": False},
+                           {"response": "TRUNCATED" if tracker.sent else "FALLBACK_500_EMPTY"})
+                await self._send_synthetic_status(tracker, 500, "Internal Server Error")
+                return
+            self._emit("fallback_done", {"r": name, "ok": True}, {"response": "FALLBACK_RESPONSE"})
+            return
+        if tracker.sent and rt.fault("exception_after_headers_500"):
+            self._emit("send_synthetic_status", {"r": name}, {"response": "SYNTHETIC_500"})
+            await self._send_synthetic_status(tracker, 500, "Internal Server Error", force=True)
+            return
+        self._emit("tunnel_exception", {"r": name}, {"response": "TRUNCATED" if tracker.sent else "LISTENER_500"})
+        raise failure
 
-    async def _send_synthetic_status(self, r: str, tracker: ResponseSentTracker, status: int, reason: str,
+    def _leave_stage_two(self, r: IncomingRequest) -> None:
+        """``drain()`` into the service's task set (worker-entrypoint.c++:439)."""
+        self.service.add_server_task(r.drain())
+
+    async def _send_synthetic_status(self, tracker: ResponseSentTracker, status: int, reason: str,
                                      *, force: bool = False) -> None:
         """``sendSyntheticStatus``: nothing if a response started; else the status with an empty body."""
-        rec = self.runtime.recorder
         if tracker.sent and not force:
             return
-        with rec.atomic():
-            rec.emit("synthetic_status", {"r": r, "status": status})
         if tracker.writer is not None:
             # Headers already went out (only a faulty runtime gets here): all it can do is end the body.
             await tracker.writer.end()
             return
-        writer = await tracker._inner.send(status, reason, [("content-length", "0")], 0)
+        writer = await tracker.send(status, reason, [("content-length", "0")], 0)
         await writer.end()
 
     async def _run_fetch(self, ctx: IoContext, request: Request, tracker: ResponseSentTracker) -> None:
         handler = self._handler()
         fetch = getattr(handler, "fetch", None)
-        if fetch is None:
-            raise JsError("Handler does not export a fetch() function.")
         env = self.service.env
         ectx = ExecutionContext(ctx)
         await ctx.run(lambda: request.bind_body(ctx))
+        if fetch is None:
+            raise JsError("Handler does not export a fetch() function.")
         result = await ctx.drive(fetch(request, env, ectx))
         if not isinstance(result, Response):
             raise JsError("Incorrect type for Promise: the Promise did not resolve to 'Response'.")
         await self._send_response(ctx, result, tracker)
 
     async def _send_response(self, ctx: IoContext, resp: Response, tracker: ResponseSentTracker) -> None:
-        """Write the Response: headers, then the body (a stream is pumped inside the context)."""
+        """Send the Response: its headers are committed inside the context; a streamed body is pumped there."""
         body = resp.body
         headers = list(resp.headers)
         streamed = not (body is None or isinstance(body, (bytes, str)))
-        if self.runtime.fault("exception_after_headers_500") and streamed:
-            pass  # the faulty runtime still "sends" the headers first; it is the error path that differs
+        await ctx.run(lambda: tracker.commit_handler_response(resp.status))
         if not streamed:
             data = resp.body_bytes()
             with ctx.pending_io():
@@ -232,10 +253,10 @@ class WorkerEntrypoint:
             cls = self.service.durable_objects[actor.name.split(":", 1)[0]]
             actor.handler = cls()
 
-    # ---- scheduled ---------------------------------------------------------------------------------
+# ---- scheduled ---------------------------------------------------------------------------------
     async def run_scheduled(self, cron: str = "", scheduled_time: float | None = None) -> ScheduledResult:
         """``runScheduled()``: the handler runs as a waitUntil task; ``finishScheduled()`` gives the result."""
-        r = self._take("runScheduled")
+        r = self._take("runScheduled", "run_scheduled")
         ctx = r.context
         if ctx.actor is not None:
             raise AssertionError("scheduled events are never delivered to actors")
@@ -248,7 +269,7 @@ class WorkerEntrypoint:
         async def start_scheduled() -> None:
             scheduled = getattr(handler, "scheduled", None)
             if scheduled is None:
-                ctx.retry_scheduled = False
+                ctx.set_no_retry()
                 raise HandlerMissing("Handler does not export a scheduled() function")
             await scheduled(controller, env, ectx)
 

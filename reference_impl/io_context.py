@@ -123,7 +123,7 @@ class ContextStatistics:
 class RequestStatistics:
     name: str
     context: str
-    state: str  # CREATED | CURRENT | SUPERSEDED | DRAINING | FINISHING_SCHEDULED | DESTROYED
+    state: str  # the lifecycle model's Phase: CREATED, CURRENT, SUPERSEDED, DRAINING, ..., DONE, DRAIN_SKIPPED, ...
     delivered: bool
     waited: bool
 
@@ -161,6 +161,8 @@ class IoContext:
         self.timers: set[asyncio.TimerHandle] = set()
         self._js_running = 0
         self._io_pending = 0
+        self._runtime_io = 0
+        self._io_tasks: set[asyncio.Task[Any]] = set()
         self._hang_task: asyncio.Task[None] | None = None
         self.owned = OwnedObjectList()
         self.reverse_valid = True
@@ -358,64 +360,100 @@ class IoContext:
         task.add_done_callback(lambda _t: coro.close())  # cancelled before its first step: never started
         return task
 
-    def add_task(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
-        """``addTask``: a task the context owns; in an actor it is a waitUntil task (INV-T1)."""
+    def spawn(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
+        """A Python task started by worker code (``asyncio.ensure_future`` in a handler): a JS promise chain.
+
+        It runs step by step inside the context and dies with it.  In a stateless context it
+        is not a KJ task (a floating JS promise holds no PendingEvent and no drain waits for
+        it); in an actor it is run as a waitUntil task, so the actor's drain covers it and it
+        never runs without a live request (a simplification: workerd would only wait for
+        the I/O such a promise chain starts).
+        """
         if self.actor is not None:
             return self.add_wait_until(aw)
         task = self._new_task(aw)
-        rec = self.runtime.recorder
-        with rec.atomic():
-            self.tasks.add(task)
-            rec.emit("add_task", {"c": self.name})
+        self.tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def add_wait_until(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
         """``addWaitUntil`` (``ctx.waitUntil``): the drain waits for it; its failure is logged, never returned."""
-        if not self.incoming:
-            self.log("warning", "Adding task to IoContext with no current IncomingRequest")
-        task = self._new_task(aw)
         rec = self.runtime.recorder
+        task = self._new_task(aw)
         with rec.atomic():
+            listed = bool(self.incoming)
             self.wait_until_tasks.add(task)
-            rec.emit("add_wait_until", {"c": self.name})
+            rec.emit("add_wait_until", {"c": self.name},
+                     outputs={"warning": "NO_WARNING" if listed else "TASK_WITHOUT_REQUEST"})
+        if not listed:
+            self.log("warning", "Adding task to IoContext with no current IncomingRequest")
         task.add_done_callback(self._wait_until_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def await_io(self, aw: Awaitable[T]) -> asyncio.Future[T]:
+        """``awaitIo``: runtime I/O started by worker code (a subrequest) is a task of the context.
+
+        Holds a PendingEvent until it settles; in an actor it is a waitUntil task (INV-T1).
+        Call it while the context is current; await the returned future from the worker code.
+        """
+        self.require_current()
+        rec = self.runtime.recorder
+        task: asyncio.Task[T] = asyncio.Task(_await(aw), loop=self.loop)
+        with rec.atomic():
+            self._io_tasks.add(task)
+            self._io_pending += 1
+            rec.emit("add_task", {"c": self.name})
+        self._cancel_hang_check()
+        task.add_done_callback(self._io_done)
+        return task
+
+    def _io_done(self, task: asyncio.Task[Any]) -> None:
         rec = self.runtime.recorder
         with rec.atomic():
-            self.tasks.discard(task)
-            ok = task.cancelled() or task.exception() is None
-            rec.emit("task_done", {"c": self.name, "ok": ok, "cancelled": task.cancelled()})
+            if task not in self._io_tasks:  # cleared by teardown: cancelled with the context
+                return
+            self._io_tasks.discard(task)
+            self._io_pending -= 1
+            ok = not task.cancelled() and task.exception() is None
+            op = "wait_until_done" if self.actor is not None else "task_done"
+            rec.emit(op, {"c": self.name, "ok": ok})
+        self._check_wait_until_empty()
+        self._pending_event_dropped()
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A worker-spawned Python task settled (no model event: it is a JS promise chain)."""
+        self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self._task_failed(task.exception())  # type: ignore[arg-type]
+            self.log("error", f"Uncaught (in promise) {type(task.exception()).__name__}: {task.exception()}")
         self._check_wait_until_empty()
 
     def _wait_until_done(self, task: asyncio.Task[Any]) -> None:
         rec = self.runtime.recorder
         exc = None if task.cancelled() else task.exception()
         with rec.atomic():
+            if task not in self.wait_until_tasks:  # cleared by teardown: cancelled with the context
+                return
             self.wait_until_tasks.discard(task)
-            rec.emit("wait_until_done", {"c": self.name, "ok": exc is None, "cancelled": task.cancelled()})
+            if exc is not None:
+                self._task_failed(exc)
+            rec.emit("wait_until_done", {"c": self.name, "ok": exc is None and not task.cancelled()},
+                     outputs={"log": "NO_LOG" if exc is None else "ASYNC_TASK"})
         if exc is not None:
-            self._task_failed(exc)
+            self.log("error", f"Uncaught (in promise) {type(exc).__name__}: {exc}")
         self._check_wait_until_empty()
 
     def _task_failed(self, e: BaseException) -> None:
-        """``taskFailed``: the first failure sets the waitUntil status; every failure is logged."""
+        """``taskFailed``: the first failure sets the waitUntil status (the log line follows)."""
         if self.wait_until_status == "ok" or self.runtime.fault("last_failure_wins"):
             self.wait_until_status = outcome_from_exception(e)
-        self.last_task_error = e
-        self.log("error", f"Uncaught (in promise) {type(e).__name__}: {e}")
 
     def _waits_pending(self) -> int:
-        """What a drain waits for: waitUntil tasks (and, in an actor, armed timers too)."""
+        """What a drain waits for: waitUntil tasks (in an actor also armed timers and I/O)."""
         n = len(self.wait_until_tasks)
         if self.actor is not None:
-            n += self._live_timers()
+            n += self._live_timers() + len(self._io_tasks)
         elif self.runtime.fault("drain_waits_for_tasks"):
-            n += len(self.tasks)
+            n += len(self.tasks) + self._live_timers() + len(self._io_tasks)
         return n
 
     def _check_wait_until_empty(self) -> None:
@@ -437,43 +475,61 @@ class IoContext:
     # ---- timers and pending events ------------------------------------------------------------
     def _on_timer(self, schedule: Callable[[Callable[..., object]], asyncio.TimerHandle],
                   callback: Callable[..., object]) -> asyncio.TimerHandle:
+        """A timer armed by worker code (``asyncio.sleep``): ``setTimeout`` (a task; in an actor a waitUntil)."""
         holder: list[asyncio.TimerHandle] = []
 
         def fired(*args: Any) -> None:
-            self.timers.discard(holder[0])
+            self._timer_ended(holder[0])
             try:
                 callback(*args)
             finally:
                 self._check_wait_until_empty()
                 self._pending_event_dropped()
 
-        handle = schedule(fired)
-        holder.append(handle)
-        self.timers.add(handle)
+        rec = self.runtime.recorder
+        with rec.atomic():
+            handle = schedule(fired)
+            holder.append(handle)
+            self.timers.add(handle)
+            rec.emit("set_timeout", {"c": self.name})
         self._cancel_hang_check()
         return handle
 
+    def _timer_ended(self, handle: asyncio.TimerHandle) -> None:
+        """The timer fired or was cancelled: its task is done (reported in an event-loop turn)."""
+        rec = self.runtime.recorder
+        with rec.atomic():
+            if handle not in self.timers:
+                return
+            self.timers.discard(handle)
+            op = "wait_until_done" if self.actor is not None else "task_done"
+            rec.emit(op, {"c": self.name, "ok": True})
+
+    def _prune_timers(self) -> None:
+        """Report timers cancelled by worker code (``clearTimeout``, a finished ``wait_for``); only between turns."""
+        if IoContext.try_current() is not None:
+            return
+        for h in [h for h in self.timers if h.cancelled()]:
+            self._timer_ended(h)
+
     def _live_timers(self) -> int:
-        dead = [h for h in self.timers if h.cancelled()]
-        for h in dead:
-            self.timers.discard(h)
-        return len(self.timers)
+        return sum(1 for h in self.timers if not h.cancelled())
 
     def pending_events(self) -> int:
         """The PendingEvent's refcount: running steps, armed timers, I/O in flight (0 for actors)."""
         if self.actor is not None:
             return 0
-        return self._js_running + self._io_pending + self._live_timers()
+        return self._js_running + self._io_pending + self._runtime_io + self._live_timers()
 
     @contextmanager
     def pending_io(self) -> Iterator[None]:
-        """Hold a PendingEvent while runtime I/O on behalf of this context is in flight (``awaitIo``)."""
-        self._io_pending += 1
+        """Hold a PendingEvent while the runtime does I/O for this context (writing its response)."""
+        self._runtime_io += 1
         self._cancel_hang_check()
         try:
             yield
         finally:
-            self._io_pending -= 1
+            self._runtime_io -= 1
             self._pending_event_dropped()
 
     def _cancel_hang_check(self) -> None:
@@ -483,6 +539,8 @@ class IoContext:
 
     def _pending_event_dropped(self) -> None:
         """``~PendingEvent``: with none left, abort for hanging once the thread is idle (stateless only)."""
+        if self.state == "ALIVE":
+            self._prune_timers()
         if (self.actor is not None or self.state != "ALIVE" or self.abort_exception is not None
                 or self._hang_task is not None or self.pending_events() > 0):
             return
@@ -495,6 +553,13 @@ class IoContext:
         self._hang_task = None
         if self.state == "ALIVE" and self.pending_events() == 0 and self.abort_exception is None:
             self.abort(JsError(message_for("HANG")), hang=True)
+
+    def set_no_retry(self) -> None:
+        """``setNoRetryScheduled()`` (``controller.noRetry()``, or a missing scheduled handler)."""
+        rec = self.runtime.recorder
+        with rec.atomic():
+            self.retry_scheduled = False
+            rec.emit("set_no_retry", {"c": self.name})
 
     # ---- abort ----------------------------------------------------------------------------------
     def abort(self, reason: BaseException, *, hang: bool = False) -> None:
@@ -511,7 +576,10 @@ class IoContext:
             if first or self.runtime.fault("abort_last_reason_wins"):
                 self.abort_exception = reason
                 self._abort_label = label
-            rec.emit("abort", {"c": self.name, "reason": label})
+            if hang:
+                rec.emit("abort_from_hang", {"c": self.name})
+            else:
+                rec.emit("abort", {"c": self.name, "reason": label})
         if first:
             self.log("error" if hang else "info", f"aborted: {reason}")
             waiters, self._abort_waiters = self._abort_waiters, []
@@ -635,6 +703,20 @@ class IoContext:
         if self.refs == 0:
             self.destroy()
 
+    def _cancel_all_tasks(self) -> None:
+        """Cancel every task, waitUntil task, I/O task and timer; forget them first so none reports completion."""
+        tasks = list(self.tasks) + list(self.wait_until_tasks) + list(self._io_tasks)
+        timers = list(self.timers)
+        self.tasks.clear()
+        self.wait_until_tasks.clear()
+        self._io_tasks.clear()
+        self.timers.clear()
+        self._io_pending = 0
+        for task in tasks:
+            task.cancel()
+        for h in timers:
+            h.cancel()
+
     def destroy(self) -> None:
         """``~IoContext``: cancel everything the context owns, free its objects, close its queue."""
         if not self.thread.is_current():
@@ -653,13 +735,7 @@ class IoContext:
         if self._signal_task is not None and not rt.fault("queue_processed_when_dead"):
             self._signal_task.cancel()
             self._signal_task = None
-        for task in list(self.tasks) + list(self.wait_until_tasks):
-            task.cancel()
-        self.tasks.clear()
-        self.wait_until_tasks.clear()
-        for h in list(self.timers):
-            h.cancel()
-        self.timers.clear()
+        self._cancel_all_tasks()
         for node in self.owned.newest_first():
             with rec.atomic():
                 self.owned.unlink(node)
@@ -723,7 +799,14 @@ def _first(*futs: Awaitable[Any]) -> Coroutine[Any, Any, tuple[int, BaseExceptio
 
 
 class IncomingRequest:
-    """``IoContext::IncomingRequest``: one event delivered to a context (stateless: the only one)."""
+    """``IoContext::IncomingRequest``: one event delivered to a context (stateless: the only one).
+
+    Trace events are the lifecycle model's: ``create_request``, ``deliver`` (result),
+    ``cancel_request`` / ``drop_request`` (destroyed undelivered / undrained), ``drain`` and its
+    ends ``drain_done`` / ``drain_timeout`` / ``drain_aborted`` / ``drain_superseded``,
+    ``finish_scheduled`` and ``finish_scheduled_done`` / ``_timeout`` / ``_aborted`` (outputs:
+    the outcome and noRetry).  Each end is recorded atomically with the request's destruction.
+    """
 
     def __init__(self, ctx: IoContext) -> None:
         self.context = ctx
@@ -734,9 +817,10 @@ class IncomingRequest:
         self.destroyed = False
         self.state = "CREATED"
         self._drain_fulfiller: asyncio.Future[None] | None = None
+        self.handed_over = False
         with rec.atomic():
             ctx.add_ref()
-            rec.emit("new_request", {"r": self.name, "c": ctx.name})
+            rec.emit("create_request", {"r": self.name, "c": ctx.name})
 
     @property
     def is_current(self) -> bool:
@@ -761,42 +845,68 @@ class IncomingRequest:
             self.state = "CURRENT"
             if superseded is not None and superseded.state == "CURRENT":
                 superseded.state = "SUPERSEDED"
+            hand_over = (superseded is not None and superseded._drain_fulfiller is not None
+                         and not superseded._drain_fulfiller.done() and not superseded.destroyed
+                         and not rt.fault("superseded_drain_not_cancelled"))
+            if hand_over:
+                assert superseded is not None
+                superseded.handed_over = True
             rec.emit("deliver", {"r": self.name}, result="OK")
-        if superseded is not None and superseded._drain_fulfiller is not None:
+        if hand_over:
             # "the new request will take over responsibility for completing any tasks" (c++:261-265)
-            if not rt.fault("superseded_drain_not_cancelled"):
-                fut, superseded._drain_fulfiller = superseded._drain_fulfiller, None
-                if not fut.done():
-                    fut.set_result(None)
+            assert superseded is not None and superseded._drain_fulfiller is not None
+            superseded._drain_fulfiller.set_result(None)
 
-    async def drain(self) -> None:
-        """``drain()``: consumes the request; only the front request waits (for what depends on the kind)."""
+    def drain(self) -> Coroutine[Any, Any, None]:
+        """``drain()``: consumes the request; only the front request waits (for what depends on the kind).
+
+        The synchronous part (recording ``drain``, or destroying a request that is not the
+        front) happens at the call; the returned coroutine waits and ends the drain.
+        """
         ctx = self.context
-        rt = ctx.runtime
-        rec = rt.recorder
+        rec = ctx.runtime.recorder
         with rec.atomic():
             self.waited = True
             front = ctx.front is self
-            rec.emit("drain", {"r": self.name})
             if front:
                 self.state = "DRAINING"
+                rec.emit("drain", {"r": self.name})
+            else:  # "a newer request was received, so draining isn't our job": destroyed at once
+                self._destroy_locked("drain", final="DRAIN_SKIPPED")
+        if not front:
+            self._after_destroy()
+            return _done()
+        if ctx.actor is not None:
+            self._drain_fulfiller = ctx.loop.create_future()
+        return self._wait_drain()
+
+    async def _wait_drain(self) -> None:
+        ctx = self.context
+        rt = ctx.runtime
+        rec = rt.recorder
+        end, outputs = "drain_done", None
         try:
-            if not front:
-                return  # "a newer request was received, so draining isn't our job"
             if ctx.actor is None:
-                if rt.fault("drain_ignores_wait_until"):
-                    return
-                which, _ = await _first(ctx.wait_until_empty(), ctx.limits.limit_drain(), ctx.on_abort())
-                if which == 1:
-                    with rec.atomic():
-                        rec.emit("drain_timeout", {"r": self.name})
-                    ctx.log_warning("DRAIN_TIMEOUT")
+                if not rt.fault("drain_ignores_wait_until"):
+                    which, _ = await _first(ctx.wait_until_empty(), ctx.limits.limit_drain(), ctx.on_abort())
+                    if which == 1:
+                        end, outputs = "drain_timeout", {"warning": "DRAIN_TIMEOUT"}
+                        ctx.log_warning("DRAIN_TIMEOUT")
+                    elif which == 2:
+                        end = "drain_aborted"
             else:
-                self._drain_fulfiller = ctx.loop.create_future()
-                await _first(ctx.wait_until_empty(), ctx.actor_shutdown(), self._drain_fulfiller, ctx.on_abort())
+                assert self._drain_fulfiller is not None
+                which, _ = await _first(ctx.wait_until_empty(), ctx.actor_shutdown(), self._drain_fulfiller,
+                                        ctx.on_abort())
+                end = ("drain_done", "drain_shutdown", "drain_superseded", "drain_aborted")[which]
+                if self.handed_over:  # a newer delivery took the drain over, whatever else settled too
+                    end = "drain_superseded"
         finally:
             self._drain_fulfiller = None
-            self.destroy()
+            if not self.destroyed:
+                with rec.atomic():
+                    self._destroy_locked(end, final=end.upper(), outputs=outputs)
+                self._after_destroy()
 
     async def finish_scheduled(self) -> ScheduledResult:
         """``finishScheduled()``: after every waitUntil task (or the limit, or an abort): outcome and retry."""
@@ -809,6 +919,8 @@ class IncomingRequest:
             self.waited = True
             self.state = "FINISHING_SCHEDULED"
             rec.emit("finish_scheduled", {"r": self.name})
+        end = "finish_scheduled_aborted"
+        result = ScheduledResult(outcome="canceled", no_retry=False)
         try:
             if rt.fault("finish_scheduled_ignores_wait_until"):
                 await asyncio.sleep(0)
@@ -816,43 +928,57 @@ class IncomingRequest:
             else:
                 which, err = await _first(ctx.wait_until_empty(), ctx.limits.limit_scheduled(), ctx.on_abort())
             if which == 0:
-                outcome = ctx.wait_until_status
+                end, outcome = "finish_scheduled_done", ctx.wait_until_status
             elif which == 1:
-                outcome = "exceededWallTime"
+                end, outcome = "finish_scheduled_timeout", "exceededWallTime"
             else:
                 reason = ctx.abort_exception if ctx.abort_exception is not None else err
                 ctx.log("info", f"execution context aborted: {reason}")
-                outcome = "internalError" if reason is None else outcome_from_exception(reason)
+                end, outcome = "finish_scheduled_aborted", "internalError" if reason is None else (
+                    outcome_from_exception(reason))
             result = ScheduledResult(outcome=outcome, no_retry=not ctx.retry_scheduled)
-            with rec.atomic():
-                rec.emit("scheduled_result", {"r": self.name, "outcome": outcome, "no_retry": result.no_retry})
             return result
         finally:
-            self.destroy()
+            if not self.destroyed:
+                with rec.atomic():
+                    self._destroy_locked(end, final="DONE", outputs={
+                        "outcome": _model_outcome(result.outcome), "no_retry": str(result.no_retry).lower()})
+                self._after_destroy()
 
     def destroy(self) -> None:
-        """``~IncomingRequest``: unlink; warn if a never-drained front leaves waitUntil tasks behind."""
+        """``~IncomingRequest`` without drain: ``cancel_request`` (undelivered) or ``drop_request`` (undrained)."""
         if self.destroyed:
             return
         ctx = self.context
         rec = ctx.runtime.recorder
+        with rec.atomic():
+            if not self.was_delivered:
+                self._destroy_locked("cancel_request", final="CANCELED")
+            else:
+                forgot = ctx.front is self and not self.waited and bool(ctx.wait_until_tasks)
+                self._destroy_locked("drop_request", final="DROPPED",
+                                     outputs={"warning": "DRAIN_FORGOTTEN" if forgot else "NO_WARNING"})
+                if forgot:
+                    ctx.log_warning("DRAIN_FORGOTTEN")
+        self._after_destroy()
+
+    def _destroy_locked(self, op: str, *, final: str, outputs: dict[str, Any] | None = None) -> None:
+        """Under the recorder lock: unlink, clear a shared aborted context's tasks, record ``op``."""
+        ctx = self.context
         self.destroyed = True
-        if self.was_delivered and ctx.front is self and not self.waited and ctx.wait_until_tasks:
-            ctx.log_warning("DRAIN_FORGOTTEN")
         shared = ctx.refs > 1 or ctx.actor is not None
         if self.was_delivered and shared and ctx.abort_exception is not None:
-            for task in list(ctx.tasks) + list(ctx.wait_until_tasks):
-                task.cancel()
-            for h in list(ctx.timers):
-                h.cancel()
-        with rec.atomic():
-            if self in ctx.incoming:
-                ctx.incoming.remove(self)
-                if ctx.incoming and ctx.incoming[0].state == "SUPERSEDED":
-                    ctx.incoming[0].state = "CURRENT"
-            self.state = "DESTROYED"
-            rec.emit("destroy_request", {"r": self.name})
-        ctx.release_ref()
+            ctx._cancel_all_tasks()
+        if self in ctx.incoming:
+            ctx.incoming.remove(self)
+            if ctx.incoming and ctx.incoming[0].state == "SUPERSEDED":
+                ctx.incoming[0].state = "CURRENT"
+        self.state = final
+        ctx.runtime.recorder.emit(op, {"r": self.name}, outputs=outputs)
+
+    def _after_destroy(self) -> None:
+        """The request's reference to its context goes (a stateless context dies here)."""
+        self.context.release_ref()
 
     def statistics(self) -> RequestStatistics:
         return RequestStatistics(self.name, self.context.name, self.state, self.was_delivered, self.waited)
@@ -861,13 +987,22 @@ class IncomingRequest:
         return f"<IncomingRequest {self.name} {self.state} in {self.context.name}>"
 
 
+async def _done() -> None:
+    return None
+
+
+def _model_outcome(outcome: str) -> str:
+    """The lifecycle model's coarser Outcome for a workerd EventOutcome."""
+    return {"ok": "OK", "exceededWallTime": "EXCEEDED_WALL_TIME"}.get(outcome, "EXCEPTION")
+
+
 # ---- loop hooks: tasks and timers created while a context is current belong to it -----------------
 
 def _on_create_task(loop: _loop.RuntimeLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
     ctx = IoContext.try_current()
     if ctx is None or ctx.loop is not loop:
         return None
-    return ctx.add_task(coro)
+    return ctx.spawn(coro)
 
 
 def _on_timer(schedule: Callable[[Callable[..., object]], asyncio.TimerHandle],

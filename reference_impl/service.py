@@ -186,8 +186,7 @@ class Fetcher:
         ctx = IoContext.current()
         service = self._rt.services[self.target]
         sink = CollectingResponse()
-        with ctx.pending_io():
-            await _outside_context(service.request(request, sink))
+        await ctx.await_io(_outside_context(service.request(request, sink)))
         return sink.to_response()
 
 
@@ -212,8 +211,7 @@ class _ActorStub:
         ctx = IoContext.try_current()
         if ctx is None:
             return await self._service.actor_request(self._ns, self._id, request)
-        with ctx.pending_io():
-            return await _outside_context(self._service.actor_request(self._ns, self._id, request))
+        return await ctx.await_io(_outside_context(self._service.actor_request(self._ns, self._id, request)))
 
 
 def _outside_context(coro: Any) -> asyncio.Future[Any]:

@@ -201,7 +201,7 @@ def test_destruction_cancels_tasks_wait_until_timers_and_objects() -> None:
             finished.append("plain")
 
         def setup() -> None:
-            ctx.add_task(plain())
+            ctx.spawn(plain())
             asyncio.get_running_loop().call_later(5, lambda: fired.append(1))
             ctx.add_object(object(), "Socket")
 
