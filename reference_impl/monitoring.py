@@ -37,17 +37,18 @@ def known_operations(models: Iterable[str]) -> frozenset[str]:
     return frozenset(ops)
 
 
-def monitor_consts() -> dict[str, int]:
-    """Model constants for watching a real run (every feature of the models in scope)."""
-    return {}
+def monitor_consts(runtime: Runtime | None = None) -> dict[str, int]:
+    """Model constants for watching a run: ``production`` follows the runtime's limit profile."""
+    production = runtime is not None and runtime.limits.profile == "production"
+    return {"production": int(production)}
 
 
 class LiveMonitor:
     """A `Monitor` fed by the recorder; keeps the first violation instead of raising."""
 
-    def __init__(self, models: list[str]) -> None:
+    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None) -> None:
         self.models = models
-        self.monitor = Monitor(models, consts=monitor_consts())
+        self.monitor = Monitor(models, consts=dict(consts or {}))
         self.violation: MonitorViolation | None = None
         self.events = 0
 
@@ -71,7 +72,7 @@ class LiveMonitor:
 
 
 def attach_monitor(runtime: Runtime) -> LiveMonitor:
-    live = LiveMonitor(list(runtime.recorder.header["models"]))
+    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime))
     runtime.recorder.add_sink(CallbackSink(live.on_event))
     return live
 

@@ -21,8 +21,17 @@ class Empty:
 
 
 @contextmanager
-def runtime(**kw: Any) -> Iterator[Runtime]:
+def runtime(*, direct: bool = False, **kw: Any) -> Iterator[Runtime]:
+    """A monitored runtime, closed afterwards.
+
+    ``direct``: the test builds contexts and requests by hand (`new_context`), without a
+    WorkerEntrypoint, so its trace is not for the entrypoint model.
+    """
     kw.setdefault("monitor", True)
+    if direct:
+        from reference_impl.runtime import TRACE_MODELS
+
+        kw.setdefault("models", [m for m in TRACE_MODELS if m != "entrypoint"])
     rt = Runtime(**kw)
     try:
         yield rt

@@ -13,7 +13,7 @@ from tests.reference_helpers import assert_monitor_ok, drain, new_context, on, r
 
 
 def test_context_is_pinned_to_its_thread() -> None:
-    with runtime(threads=2) as rt:
+    with runtime(threads=2, direct=True) as rt:
         ctx, r = new_context(rt, thread=0)
         assert ctx.statistics().thread == "thread-0"
         with pytest.raises(WorkerdError) as e:
@@ -29,7 +29,7 @@ def test_context_is_pinned_to_its_thread() -> None:
 
 
 def test_current_is_set_only_while_running_and_nesting_restores() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         a, ra = new_context(rt)
         b, rb = new_context(rt, svc=service(rt, "other", config=None))
         seen: list[object] = []
@@ -56,7 +56,7 @@ def test_current_is_set_only_while_running_and_nesting_restores() -> None:
 def test_different_isolates_nest_and_restore_current() -> None:
     from reference_impl import IsolateConfig
 
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         a, ra = new_context(rt)
         b, rb = new_context(rt, svc=service(rt, "other", config=IsolateConfig(compatibility_date="2020-01-01")))
         assert a.worker.isolate is not b.worker.isolate
@@ -81,7 +81,7 @@ def test_different_isolates_nest_and_restore_current() -> None:
 def test_isolates_are_shared_by_identical_configuration() -> None:
     from reference_impl import IsolateConfig
 
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         s1 = service(rt, "one")
         s2 = service(rt, "two")
         s3 = service(rt, "three", config=IsolateConfig(compatibility_flags=("nodejs_compat",)))
@@ -91,7 +91,7 @@ def test_isolates_are_shared_by_identical_configuration() -> None:
 
 
 def test_abort_is_idempotent_first_reason_wins_and_refuses_runs() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         first, second = JsError("first"), JsError("second")
         on(rt, 0, lambda: ctx.abort(first))
@@ -118,7 +118,7 @@ def test_no_code_runs_after_ctx_abort() -> None:
             after.append("ran")  # never reached
             return Response("no")
 
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         service(rt, "a", Aborter)
         with pytest.raises(JsError, match="test abort reason"):
             rt.fetch("a", Request())
@@ -129,7 +129,7 @@ def test_no_code_runs_after_ctx_abort() -> None:
 
 def test_queued_run_does_not_start_after_abort() -> None:
     """io-context-abort-test.c++:15: two queued runs, the first aborts, the second never runs."""
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         ran: list[str] = []
 
@@ -150,7 +150,7 @@ def test_hang_detection_aborts_a_stateless_request() -> None:
         async def fetch(self, request, env, ctx):  # type: ignore[no-untyped-def]
             await asyncio.get_running_loop().create_future()
 
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         service(rt, "h", Hangs)
         with pytest.raises(JsError) as e:
             rt.fetch("h", Request())
@@ -165,7 +165,7 @@ def test_timers_are_pending_events_so_sleeping_is_not_a_hang() -> None:
             await asyncio.sleep(0.05)
             return Response("slept")
 
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         service(rt, "s", Sleeps)
         assert rt.fetch("s", Request()).body == b"slept"
         rt.settle()
@@ -173,7 +173,7 @@ def test_timers_are_pending_events_so_sleeping_is_not_a_hang() -> None:
 
 
 def test_actors_never_hang_abort() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, _r = new_context(rt, actor=True)
         started = threading.Event()
 
@@ -191,7 +191,7 @@ def test_actors_never_hang_abort() -> None:
 
 
 def test_destruction_cancels_tasks_wait_until_timers_and_objects() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         finished: list[str] = []
         fired: list[int] = []
@@ -219,7 +219,7 @@ def test_destruction_cancels_tasks_wait_until_timers_and_objects() -> None:
 
 
 def test_context_statistics_and_tasks_created_in_a_context_belong_to_it() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         seen: list[object] = []
         spawned: list[object] = []

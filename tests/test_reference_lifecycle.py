@@ -26,7 +26,7 @@ from tests.reference_helpers import assert_monitor_ok, drain, new_context, on, r
 
 
 def test_delivered_only_once() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         _ctx, r = new_context(rt)
         with pytest.raises(WorkerdError) as e:
             on(rt, 0, r.delivered)
@@ -36,7 +36,7 @@ def test_delivered_only_once() -> None:
 
 
 def test_a_request_destroyed_before_delivery_needs_no_drain() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt, deliver=False, keep_alive=False)
         on(rt, 0, r.destroy)
         assert ctx.statistics().state == "DEAD"
@@ -45,7 +45,7 @@ def test_a_request_destroyed_before_delivery_needs_no_drain() -> None:
 
 
 def test_current_request_is_the_newest_delivered_one() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r1 = new_context(rt, actor=True)
         r2 = on(rt, 0, lambda: IncomingRequest(ctx))
         assert ctx.front is r1
@@ -62,7 +62,7 @@ def test_current_request_is_the_newest_delivered_one() -> None:
 
 
 def test_a_new_delivery_cancels_the_previous_actor_drain() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r1 = new_context(rt, actor=True)
         gate = threading.Event()
 
@@ -83,7 +83,7 @@ def test_a_new_delivery_cancels_the_previous_actor_drain() -> None:
 
 
 def test_superseded_drain_fault_keeps_the_old_drain_running() -> None:
-    with runtime(threads=1, faults={"superseded_drain_not_cancelled"}) as rt:
+    with runtime(threads=1, faults={"superseded_drain_not_cancelled"}, direct=True) as rt:
         ctx, r1 = new_context(rt, actor=True)
         gate = threading.Event()
 
@@ -102,7 +102,7 @@ def test_superseded_drain_fault_keeps_the_old_drain_running() -> None:
 
 
 def test_forgetting_to_drain_warns() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         run_in(rt, ctx, lambda: ctx.add_wait_until(asyncio.sleep(5)))
         on(rt, 0, r.destroy)

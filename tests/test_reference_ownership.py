@@ -21,7 +21,7 @@ class Closable:
 
 
 def test_access_from_another_request_has_workerds_exact_message() -> None:
-    with runtime(threads=2) as rt:
+    with runtime(threads=2, direct=True) as rt:
         a, ra = new_context(rt, 0)
         b, rb = new_context(rt, 1)
         own = run_in(rt, a, lambda: a.add_object(Closable(), "ReadableStreamSource>"))
@@ -39,7 +39,7 @@ def test_access_from_another_request_has_workerds_exact_message() -> None:
 
 
 def test_the_message_follows_the_accessing_contexts_kind() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         stateless, r1 = new_context(rt)
         actor, _r2 = new_context(rt, actor=True)
         own = run_in(rt, stateless, lambda: stateless.add_object(object(), "Client"))
@@ -56,7 +56,7 @@ def test_the_message_follows_the_accessing_contexts_kind() -> None:
 
 
 def test_add_object_requires_the_context_to_be_current() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         with pytest.raises(WorkerdError, match="request is not current in this isolate"):
             on(rt, 0, lambda: ctx.add_object(object(), "X"))
@@ -65,7 +65,7 @@ def test_add_object_requires_the_context_to_be_current() -> None:
 
 
 def test_drop_in_owner_deletes_at_once() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         obj = Closable()
         run_in(rt, ctx, lambda: ctx.add_object(obj, "X").drop())
@@ -77,7 +77,7 @@ def test_drop_in_owner_deletes_at_once() -> None:
 
 
 def test_gc_drop_is_queued_and_processed_at_the_next_entry_on_the_owners_thread() -> None:
-    with runtime(threads=2) as rt:
+    with runtime(threads=2, direct=True) as rt:
         ctx, r = new_context(rt, 1)
         obj = Closable()
         own = run_in(rt, ctx, lambda: ctx.add_object(obj, "X"))
@@ -96,7 +96,7 @@ def test_gc_drop_is_queued_and_processed_at_the_next_entry_on_the_owners_thread(
 
 
 def test_deletion_after_the_owner_died_is_ignored() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         obj = Closable()
         own = run_in(rt, ctx, lambda: ctx.add_object(obj, "X"))
@@ -109,7 +109,7 @@ def test_deletion_after_the_owner_died_is_ignored() -> None:
 
 
 def test_access_after_the_owner_died_throws_from_any_context() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         a, ra = new_context(rt)
         b, rb = new_context(rt)
         own = run_in(rt, a, lambda: a.add_object(object(), "X"))
@@ -121,7 +121,7 @@ def test_access_after_the_owner_died_throws_from_any_context() -> None:
 
 
 def test_release_moves_the_object_out() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         obj = Closable()
         got = run_in(rt, ctx, lambda: ctx.add_object(obj, "X").release())
@@ -132,7 +132,7 @@ def test_release_moves_the_object_out() -> None:
 
 
 def test_io_ptr_is_checked_but_owns_nothing() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         a, ra = new_context(rt)
         b, rb = new_context(rt)
         obj = Closable()
@@ -148,7 +148,7 @@ def test_io_ptr_is_checked_but_owns_nothing() -> None:
 
 
 def test_reverse_io_own_is_invalid_after_teardown() -> None:
-    with runtime(threads=1) as rt:
+    with runtime(threads=1, direct=True) as rt:
         ctx, r = new_context(rt)
         obj = Closable()
         rev = on(rt, 0, lambda: ctx.add_object_reverse(obj))
@@ -164,7 +164,7 @@ def test_reverse_io_own_is_invalid_after_teardown() -> None:
 
 
 def test_scheduled_actions_run_in_the_owner_and_are_dropped_with_a_warning_after_death() -> None:
-    with runtime(threads=2) as rt:
+    with runtime(threads=2, direct=True) as rt:
         a, ra = new_context(rt, 0)
         b, rb = new_context(rt, 1)
         ran_in: list[object] = []
@@ -191,7 +191,7 @@ def test_scheduled_actions_run_in_the_owner_and_are_dropped_with_a_warning_after
 
 def test_many_gc_drops_race_with_entries_and_every_object_dies_once_on_its_thread() -> None:
     """Real threads: the GC thread drops handles while the owner keeps entering."""
-    with runtime(threads=2) as rt:
+    with runtime(threads=2, direct=True) as rt:
         ctx, r = new_context(rt, 1)
         objs = [Closable() for _ in range(60)]
         owns = run_in(rt, ctx, lambda: [ctx.add_object(o, "X") for o in objs])
