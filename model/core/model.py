@@ -318,6 +318,8 @@ class Model:
     terminal: Expr | None
     variant_of: str | None = None
     fault: str | None = None
+    #: names of the models this one extends (directly or not), nearest first
+    bases: tuple[str, ...] = ()
 
     # lookups ---------------------------------------------------------------------------
     def action(self, name: str) -> Action:
@@ -553,8 +555,12 @@ class ModelBuilder:
         self._invariants: dict[str, Invariant] = {}
         self._terminal: Expr | None = None
         bases = (extends,) if isinstance(extends, Model) else tuple(extends)
+        self._bases: list[str] = []
         for base in bases:
             self._absorb(base)
+            for n in (base.name, *base.bases):
+                if n not in self._bases:
+                    self._bases.append(n)
         for k, v in (bounds or {}).items():
             if v < 1:
                 raise ModelDefinitionError(f"bound {k}={v} of model {name} gives an empty domain; use >= 1")
@@ -830,6 +836,7 @@ class ModelBuilder:
             actions=tuple(self._actions.values()),
             invariants=tuple(self._invariants.values()),
             terminal=self._terminal,
+            bases=tuple(self._bases),
         )
         _validate(model)
         return model
