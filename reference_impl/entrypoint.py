@@ -101,7 +101,6 @@ class WorkerEntrypoint:
                 if actor.io_context is not None and self.runtime.fault("actor_new_context_per_request"):
                     actor.io_context = None
                 actor.set_io_context(ctx)
-                ctx.add_ref()  # the actor's own reference
         else:
             ctx = IoContext(self.runtime, service.worker, service)
         self.context = ctx
@@ -250,7 +249,7 @@ class WorkerEntrypoint:
         actor = self.actor
         assert actor is not None
         if actor.handler is None:
-            cls = self.service.durable_objects[actor.name.split(":", 1)[0]]
+            cls = self.service.durable_objects[actor.namespace]
             actor.handler = cls()
 
 # ---- scheduled ---------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ _FAULTS = [
                  "lock_grant to a thread that is not the longest waiting"),
     RuntimeFault("actor_new_context_per_request", "INV-C5",
                  "an actor gets a new IoContext for every request",
-                 "create_context with actor=true for an actor that already has one"),
+                 "set_io_context for an actor that already has a context (guard fresh_actor)"),
     RuntimeFault("superseded_drain_not_cancelled", "INV-R5",
                  "delivering a new actor request does not cancel the previous front request's drain",
                  "the superseded drain keeps running (its request is destroyed late)"),

@@ -127,9 +127,31 @@ class WorkerService:
         actor = self.actors.get(key)
         if actor is None:
             thread = self.runtime.actor_thread_for(key)
-            actor = Actor(worker=self.worker, actor_id=actor_id, thread=thread, name=key)
+            actor = Actor(worker=self.worker, actor_id=actor_id, thread=thread,
+                          name=self.runtime.recorder.new_id(key), namespace=namespace)
             self.actors[key] = actor
         return actor
+
+    def evict_actor(self, namespace: str, actor_id: str) -> bool:
+        """Evict an idle actor (server.c++:1036-1075): shut it down, drop its context, forget it.
+
+        Returns False (and changes nothing) if the actor still has a delivered request.  The
+        next request to the same id builds a new Actor, a new IoContext and a new DeleteQueue.
+        """
+        key = f"{namespace}:{actor_id}"
+        actor = self.actors.get(key)
+        if actor is None:
+            return False
+
+        def evict() -> bool:
+            if actor.io_context is not None and actor.io_context.incoming:
+                return False
+            actor.shutdown()
+            actor.drop_io_context()
+            del self.actors[key]
+            return True
+
+        return actor.thread.call(evict).result(10)
 
     def statistics(self) -> ServiceStatistics:
         return ServiceStatistics(self.name, self.profile, len(self._server_tasks), tuple(sorted(self.actors)))

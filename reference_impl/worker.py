@@ -97,15 +97,45 @@ class Actor:
     worker: Worker
     actor_id: str
     thread: RuntimeThread
-    name: str
+    name: str  # the trace identity: a new one for every Actor object, even for the same id
+    namespace: str = ""
     io_context: IoContext | None = None
     handler: Any = None
     shut_down: bool = False
-    storage: dict[str, Any] = field(default_factory=dict)
     shutdown_waiters: list[Any] = field(default_factory=list)
 
     def set_io_context(self, ctx: IoContext) -> None:
-        """``setIoContext``: at most once per actor (worker.c++:4365)."""
+        """``setIoContext``: at most once per actor (worker.c++:4365); the actor holds a reference."""
         if self.io_context is not None:
             raise RuntimeError("actor already has an IoContext")
-        self.io_context = ctx
+        rec = ctx.runtime.recorder
+        with rec.atomic():
+            self.io_context = ctx
+            ctx.add_ref()
+            rec.emit("set_io_context", {"a": self.name, "c": ctx.name})
+
+    def shutdown(self) -> None:
+        """``Actor::shutdown`` (worker.c++:4013-4029): fulfil ``onShutdown()``, which ends actor drains."""
+        ctx = self.io_context
+        if self.shut_down or ctx is None:
+            return
+        rec = ctx.runtime.recorder
+        with rec.atomic():
+            self.shut_down = True
+            rec.emit("actor_shutdown", {"a": self.name})
+        waiters, self.shutdown_waiters = self.shutdown_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def drop_io_context(self) -> bool:
+        """``impl->ioContext = none`` once no delivered request is listed; the context dies if nothing else holds it."""
+        ctx = self.io_context
+        if ctx is None or ctx.incoming:
+            return False
+        rec = ctx.runtime.recorder
+        with rec.atomic():
+            self.io_context = None
+            rec.emit("drop_actor_context", {"c": ctx.name})
+        ctx.release_ref()
+        return True

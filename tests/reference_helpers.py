@@ -59,11 +59,11 @@ def new_context(rt: Runtime, thread: int = 0, *, actor: bool = False, deliver: b
     def make() -> tuple[IoContext, IncomingRequest]:
         a = None
         if actor:
-            a = Actor(worker=s.worker, actor_id=f"a{len(rt.contexts)}", thread=rt.threads[thread], name="NS:x")
+            n = len(rt.contexts)
+            a = Actor(worker=s.worker, actor_id=f"a{n}", thread=rt.threads[thread], name=f"NS:a{n}", namespace="NS")
         ctx = IoContext(rt, s.worker, s, actor=a)
         if a is not None:
             a.set_io_context(ctx)
-            ctx.add_ref()
         r = IncomingRequest(ctx)
         if deliver:
             r.delivered()

@@ -401,3 +401,30 @@ def test_workerd_serve_lets_wait_until_finish() -> None:
         rt.settle()
         assert Lingers.done == [1]
         assert not rt.logged(MESSAGES["DRAIN_TIMEOUT"])
+
+
+def test_an_evicted_actor_comes_back_as_a_new_actor_with_a_new_context() -> None:
+    with runtime(threads=2) as rt:
+        svc = service(rt, "front", Front, durable_objects={"COUNTER": Counter})
+        assert rt.fetch("front", Request("GET", "http://x/a/inc")).body == b"1"
+        rt.settle()
+        old = svc.actors["COUNTER:a"]
+        first_ctx = old.io_context
+        assert svc.evict_actor("COUNTER", "a")
+        assert first_ctx is not None and first_ctx.statistics().state == "DEAD"
+        assert rt.fetch("front", Request("GET", "http://x/a/inc")).body == b"1"  # constructed again
+        assert svc.actors["COUNTER:a"] is not old
+        ops = [e["op"].removeprefix("note.") for e in rt.trace.events]
+        assert ops.count("set_io_context") == 2 and "actor_shutdown" in ops and "drop_actor_context" in ops
+        assert_monitor_ok(rt)
+
+
+def test_shutdown_ends_an_actor_drain() -> None:
+    with runtime(threads=1, direct=True) as rt:
+        ctx, r = new_context(rt, actor=True)
+        run_in(rt, ctx, lambda: ctx.add_wait_until(asyncio.sleep(5)))
+        drain_future = rt.threads[0].submit(r.drain())
+        on(rt, 0, ctx.actor.shutdown)  # type: ignore[union-attr]
+        drain_future.result(5)
+        assert r.statistics().state == "DRAIN_SHUTDOWN"
+        assert_monitor_ok(rt)
