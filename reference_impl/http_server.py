@@ -196,6 +196,9 @@ class HttpListener:
         return await asyncio.start_server(self._on_connection, sock=self._sock)
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # headers and body go out in separate writes: do not let Nagle hold the body back
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await _Connection(self, reader, writer).serve()
 
     @property
