@@ -436,8 +436,8 @@ class IoContext:
             self.wait_until_tasks.discard(task)
             if exc is not None:
                 self._task_failed(exc)
-            rec.emit("wait_until_done", {"c": self.name, "ok": exc is None and not task.cancelled()},
-                     outputs={"log": "NO_LOG" if exc is None else "ASYNC_TASK"})
+            ok = exc is None and not task.cancelled()
+            rec.emit("wait_until_done", {"c": self.name, "ok": ok}, outputs={"log": "NO_LOG" if ok else "ASYNC_TASK"})
         if exc is not None:
             self.log("error", f"Uncaught (in promise) {type(exc).__name__}: {exc}")
         self._check_wait_until_empty()
@@ -447,12 +447,17 @@ class IoContext:
         if self.wait_until_status == "ok" or self.runtime.fault("last_failure_wins"):
             self.wait_until_status = outcome_from_exception(e)
 
-    def _waits_pending(self) -> int:
-        """What a drain waits for: waitUntil tasks (in an actor also armed timers and I/O)."""
+    def wait_until_count(self) -> int:
+        """``waitUntilTasks``' size: waitUntil tasks (in an actor also armed timers and I/O, INV-T1)."""
         n = len(self.wait_until_tasks)
         if self.actor is not None:
             n += self._live_timers() + len(self._io_tasks)
-        elif self.runtime.fault("drain_waits_for_tasks"):
+        return n
+
+    def _waits_pending(self) -> int:
+        """What a drain waits for: the waitUntil tasks."""
+        n = self.wait_until_count()
+        if self.actor is None and self.runtime.fault("drain_waits_for_tasks"):
             n += len(self.tasks) + self._live_timers() + len(self._io_tasks)
         return n
 
@@ -955,7 +960,7 @@ class IncomingRequest:
             if not self.was_delivered:
                 self._destroy_locked("cancel_request", final="CANCELED")
             else:
-                forgot = ctx.front is self and not self.waited and bool(ctx.wait_until_tasks)
+                forgot = ctx.front is self and not self.waited and ctx.wait_until_count() > 0
                 self._destroy_locked("drop_request", final="DROPPED",
                                      outputs={"warning": "DRAIN_FORGOTTEN" if forgot else "NO_WARNING"})
                 if forgot:
