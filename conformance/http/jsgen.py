@@ -85,11 +85,10 @@ async function useIo(saved) {
     case "request": case "response_string": case "response_js_stream": case "subrequest_response":
       return await o.text();
     case "identity_transform_stream": case "transform_stream": {
-      const reader = o.readable.getReader();
-      const read = reader.read();  // start the read first: its error is the one observed
+      // write one chunk (not awaited; the write side's own error is not the observation), then read
       try { const writer = o.writable.getWriter(); writer.write(encoder.encode("x")).catch(() => {}); }
-      catch (e) { /* the write side's own error is not the observation */ }
-      const chunk = await read;
+      catch (e) { /* see above */ }
+      const chunk = await o.readable.getReader().read();
       return chunk.done ? "done=true" : "read=" + decoder.decode(chunk.value);
     }
     case "fetch_promise": { const response = await o; return response.status + " " + (await response.text()); }
@@ -247,8 +246,9 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:  # noqa: C901 - one bran
         else:  # no result wanted: an error propagates out of the handler
             w.line(f"await (await {target}.fetch({url})).arrayBuffer();")
     elif op == "await_shared_promise":
+        within = f", {step['within_ms']}" if "within_ms" in step else ""
         w.line(f"{_var(step['as'])} = await attempt(() => new Promise((resolve) => {{ G[{_js(step['slot'])}] = "
-               "resolve; }));")
+               f"resolve; }}){within});")
     elif op == "resolve_shared_promise":
         call = f"G[{_js(step['slot'])}]({_template(step.get('value', ''))})"
         if "as" in step:

@@ -74,8 +74,8 @@ OPS: dict[str, str] = {
     "`as` an error propagates: the handler fails)",
     "fetch_durable_object": "fetch `path` from instance `instance` (by name) of this worker's Durable Object "
     "class; `as` := 'ok: <status> <body>' (without `as` an error propagates)",
-    "await_shared_promise": "create a plain promise, publish its resolver in `slot`, and wait for it; `as` := "
-    "'ok: <value it was resolved with>'",
+    "await_shared_promise": "create a plain promise, publish its resolver in `slot`, and wait for it (a timer "
+    "of `within_ms`, if given, is pending I/O meanwhile); `as` := 'ok: <value it was resolved with>'",
     "resolve_shared_promise": "resolve the promise published in `slot` with the `value` template; `as` := 'ok: ' "
     "or the error",
 }
@@ -83,9 +83,9 @@ OPS: dict[str, str] = {
 #: The I/O object kinds of save_io and how use_io uses each one (result after 'ok: ').
 IO_KINDS: dict[str, str] = {
     "request": "the incoming Request object; use: its body as text",
-    "identity_transform_stream": "an IdentityTransformStream (native stream); use: read once from its readable "
-    "side, 'done=<bool>'",
-    "transform_stream": "a JS TransformStream; use: read once from its readable side, 'done=<bool>'",
+    "identity_transform_stream": "an IdentityTransformStream (native stream); use: write 'x' to it without "
+    "waiting (the write's own outcome is ignored), then read once: 'read=<text>' or 'done=true'",
+    "transform_stream": "a JS TransformStream; use: as identity_transform_stream",
     "response_string": "new Response('saved body'); use: its body as text",
     "response_js_stream": "a Response around a JS ReadableStream holding 'js stream'; use: its body as text",
     "subrequest_response": "the unread Response of fetching `path` from the worker bound as `binding`; use: its "
