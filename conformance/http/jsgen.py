@@ -240,6 +240,9 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:  # noqa: C901 - one bran
         else:
             target = f"env.DO.get(env.DO.idFromName({_js(step['instance'])}))"
             url = _js("http://do" + step["path"])
+        if "body" in step or step.get("method", "GET") != "GET":
+            init = f"{{ method: {_js(step.get('method', 'GET'))}, body: {_template(step.get('body', ''))} }}"
+            url = f"{url}, {init}"
         if "as" in step:
             w.line(f"{_var(step['as'])} = await attempt(async () => {{ const r = await {target}.fetch({url}); "
                    'return r.status + " " + (await r.text()); });')

@@ -70,9 +70,10 @@ OPS: dict[str, str] = {
     "no_retry": "controller.noRetry() (scheduled handlers only)",
     "call_scheduled": "run the scheduled handler of the worker bound as `binding` with `cron`; `as` := "
     "'ok: outcome=<outcome> noRetry=<true|false>'",
-    "fetch_service": "fetch `path` from the worker bound as `binding`; `as` := 'ok: <status> <body>' (without "
+    "fetch_service": "fetch `path` (with `method` and the `body` template, default GET) from the worker bound as "
+    "`binding`; `as` := 'ok: <status> <body>' (without "
     "`as` an error propagates: the handler fails)",
-    "fetch_durable_object": "fetch `path` from instance `instance` (by name) of this worker's Durable Object "
+    "fetch_durable_object": "fetch `path` (`method`, `body` as for fetch_service) from instance `instance` (by name) of this worker's Durable Object "
     "class; `as` := 'ok: <status> <body>' (without `as` an error propagates)",
     "await_shared_promise": "create a plain promise, publish its resolver in `slot`, and wait for it (a timer "
     "of `within_ms`, if given, is pending I/O meanwhile); `as` := 'ok: <value it was resolved with>'",
@@ -173,6 +174,8 @@ def _check_steps(steps: Sequence[Mapping[str, Any]], where: str, *, handler: str
             raise VocabularyError(f"{at}: binding {binding} is not in the worker's bindings {sorted(bindings)}")
         if op == "save_io" and step["kind"] in {"subrequest_response", "fetch_promise"} and binding is None:
             raise VocabularyError(f"{at}: kind {step['kind']} needs a 'binding' to fetch from")
+        if step.get("method") == "GET" and "body" in step:
+            raise VocabularyError(f"{at}: a GET request has no body")
         if op == "fetch_durable_object" and not has_do:
             raise VocabularyError(f"{at}: the worker defines no durable_object")
         if op in {"wait_until", "set_timeout"}:

@@ -187,6 +187,7 @@ class WorkerdProcess:
     ports: dict[str, int] = field(default_factory=dict)
     logs: list[LogLine] = field(default_factory=list)
     _readers: list[threading.Thread] = field(default_factory=list)
+    _control: int | None = None
 
     @property
     def command(self) -> list[str]:
@@ -214,13 +215,12 @@ class WorkerdProcess:
                                       name=f"workerd-{process.pid}-{stream}")
             reader.start()
             self._readers.append(reader)
+        self._control = control_read  # kept open while workerd runs: it writes to it later too
         try:
             self._await_ports(control_read, timeout)
         except BaseException:
             self.stop()
             raise
-        finally:
-            os.close(control_read)
         return self
 
     def _read_lines(self, stream: str, pipe: Any) -> None:
@@ -296,6 +296,9 @@ class WorkerdProcess:
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
+        if self._control is not None:
+            os.close(self._control)
+            self._control = None
 
     def lines_between(self, start: float, end: float, t0: float) -> list[dict[str, Any]]:
         return [{"stream": e.stream, "line": e.line, "t": round((e.t - t0) * 1000, 1)}
