@@ -12,7 +12,7 @@ import socket
 import time
 from typing import Any
 
-__all__ = ["exchange", "KEEP_ALIVE_PROBE_S"]
+__all__ = ["KEEP_ALIVE_PROBE_S", "exchange"]
 
 #: How long to watch for the server closing an idle connection after a complete response.
 KEEP_ALIVE_PROBE_S = 0.1

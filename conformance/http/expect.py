@@ -15,7 +15,7 @@ from typing import Any
 
 from model.vocab import IO_TYPE_SUFFIX, MESSAGES
 
-__all__ = ["check", "text_matches", "describe_match", "expand", "placeholders"]
+__all__ = ["check", "describe_match", "expand", "placeholders", "text_matches"]
 
 
 _PLACEHOLDER = re.compile(r"\{(msg|io_type):([A-Za-z_>]+)\}")

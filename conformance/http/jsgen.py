@@ -18,7 +18,7 @@ from typing import Any
 
 from conformance.http.vocabulary import TERMINAL_OPS, steps_wait, template_names
 
-__all__ = ["generate_worker", "ACTOR_CLASS"]
+__all__ = ["ACTOR_CLASS", "generate_worker"]
 
 ACTOR_CLASS = "Actor"
 
@@ -167,14 +167,15 @@ def _function(w: _Writer, key: str | None, head: str, steps: Sequence[Mapping[st
     w.line("}" + tail)
 
 
-def _step(w: _Writer, step: Mapping[str, Any]) -> None:  # noqa: C901 - one branch per op, as in the vocabulary
+def _step(w: _Writer, step: Mapping[str, Any]) -> None:
     op = step["op"]
     if op == "respond":
         init = {"status": step.get("status", 200), "headers": step.get("headers", {})}
         w.line(f"return new Response({_template(step.get('body', ''))}, {_js(init)});")
     elif op == "respond_stream":
         chunks = "[" + ", ".join(_template(c) for c in step["chunks"]) + "]"
-        end = "c.close()" if step["then"] == "close" else f"c.error(new Error({_js(step.get('message', 'stream failed'))}))"
+        failure = _js(step.get("message", "stream failed"))
+        end = "c.close()" if step["then"] == "close" else f"c.error(new Error({failure}))"
         after = step.get("after_ms", 0)
         w.line("{")
         w.depth += 1
@@ -241,8 +242,8 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:  # noqa: C901 - one bran
             target = f"env.DO.get(env.DO.idFromName({_js(step['instance'])}))"
             url = _js("http://do" + step["path"])
         if "body" in step or step.get("method", "GET") != "GET":
-            init = f"{{ method: {_js(step.get('method', 'GET'))}, body: {_template(step.get('body', ''))} }}"
-            url = f"{url}, {init}"
+            method, payload = _js(step.get("method", "GET")), _template(step.get("body", ""))
+            url = f"{url}, {{ method: {method}, body: {payload} }}"
         if "as" in step:
             w.line(f"{_var(step['as'])} = await attempt(async () => {{ const r = await {target}.fetch({url}); "
                    'return r.status + " " + (await r.text()); });')

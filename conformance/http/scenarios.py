@@ -31,8 +31,8 @@ __all__ = [
     "SCHEMA_PATH",
     "Scenario",
     "ScenarioError",
-    "load_file",
     "load_all",
+    "load_file",
     "select",
 ]
 
@@ -259,7 +259,8 @@ def load_all(paths: Iterable[Path] | None = None) -> list[Scenario]:
     for path in files:
         for s in load_file(path):
             if s.id in seen:
-                raise ScenarioError(f"{s.file}:{s.line}: scenario id {s.id} repeats ({seen[s.id].file}:{seen[s.id].line})")
+                first = seen[s.id]
+                raise ScenarioError(f"{s.file}:{s.line}: scenario id {s.id} repeats ({first.file}:{first.line})")
             seen[s.id] = s
             scenarios.append(s)
     return scenarios

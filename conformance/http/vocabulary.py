@@ -33,17 +33,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
-    "OPS",
     "IO_KINDS",
-    "WAITING_OPS",
-    "WAITING_KINDS",
-    "step_waits",
+    "OPS",
     "TERMINAL_OPS",
+    "WAITING_KINDS",
+    "WAITING_OPS",
     "VocabularyError",
-    "steps_wait",
-    "walk_steps",
-    "template_names",
     "check_worker",
+    "step_waits",
+    "steps_wait",
+    "template_names",
+    "walk_steps",
 ]
 
 #: Every step op with its meaning (the generators implement exactly these).
@@ -73,8 +73,8 @@ OPS: dict[str, str] = {
     "fetch_service": "fetch `path` (with `method` and the `body` template, default GET) from the worker bound as "
     "`binding`; `as` := 'ok: <status> <body>' (without "
     "`as` an error propagates: the handler fails)",
-    "fetch_durable_object": "fetch `path` (`method`, `body` as for fetch_service) from instance `instance` (by name) of this worker's Durable Object "
-    "class; `as` := 'ok: <status> <body>' (without `as` an error propagates)",
+    "fetch_durable_object": "fetch `path` (`method`, `body` as for fetch_service) from instance `instance` (by "
+    "name) of this worker's Durable Object class; `as` := 'ok: <status> <body>' (without `as` an error propagates)",
     "await_shared_promise": "create a plain promise, publish its resolver in `slot`, and wait for it (a timer "
     "of `within_ms`, if given, is pending I/O meanwhile); `as` := 'ok: <value it was resolved with>'",
     "resolve_shared_promise": "resolve the promise published in `slot` with the `value` template; `as` := 'ok: ' "
@@ -148,7 +148,7 @@ def _templates(step: Mapping[str, Any]) -> Iterator[str]:
 
 
 def _check_steps(steps: Sequence[Mapping[str, Any]], where: str, *, handler: str, defined: set[str],
-                 bindings: Mapping[str, str], has_do: bool) -> None:
+                 bindings: Mapping[str, str], has_do: bool, in_actor: bool = False) -> None:
     defined = set(defined)  # nested bodies see the locals defined before them, not after
     for index, step in enumerate(steps):
         at = f"{where}[{index}] ({step['op']})"
@@ -174,13 +174,15 @@ def _check_steps(steps: Sequence[Mapping[str, Any]], where: str, *, handler: str
             raise VocabularyError(f"{at}: binding {binding} is not in the worker's bindings {sorted(bindings)}")
         if op == "save_io" and step["kind"] in {"subrequest_response", "fetch_promise"} and binding is None:
             raise VocabularyError(f"{at}: kind {step['kind']} needs a 'binding' to fetch from")
+        if step.get("scope") == "instance" and not in_actor:
+            raise VocabularyError(f"{at}: scope 'instance' only exists in a durable_object route")
         if step.get("method") == "GET" and "body" in step:
             raise VocabularyError(f"{at}: a GET request has no body")
         if op == "fetch_durable_object" and not has_do:
             raise VocabularyError(f"{at}: the worker defines no durable_object")
         if op in {"wait_until", "set_timeout"}:
             _check_steps(step["steps"], f"{at}.steps", handler="task", defined=defined, bindings=bindings,
-                         has_do=has_do)
+                         has_do=has_do, in_actor=in_actor)
         if "as" in step:
             defined.add(step["as"])
 
@@ -208,4 +210,4 @@ def check_worker(worker: Mapping[str, Any], workers: Mapping[str, Mapping[str, A
                 raise VocabularyError(f"worker {name} durable_object route {path}: a Durable Object cannot "
                                       "fetch_durable_object here (no namespace binding inside the class)")
         _check_steps(steps, f"worker {name} durable_object route {path}", handler="fetch", defined=set(),
-                     bindings=bindings, has_do=False)
+                     bindings=bindings, has_do=False, in_actor=True)

@@ -43,15 +43,15 @@ from .recorder import Recorder
 from .scenarios import Runtime, Scenario
 
 __all__ = [
+    "LIVE",
+    "BatchResult",
     "WorkerdError",
     "WorkerdProcess",
-    "BatchResult",
+    "build_config",
     "default_workerd",
     "resolve_workerd",
-    "workerd_version",
-    "build_config",
     "run_scenarios",
-    "LIVE",
+    "workerd_version",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -352,7 +352,8 @@ def _worker_service(scenario: Scenario, worker: Mapping[str, Any]) -> str:
     fallback = worker.get("fallback", "internet")
     if fallback != "internet":
         fields.append(f"globalOutbound = {_capnp(service_name(scenario, fallback))}")
-    return f"    (name = {_capnp(service_name(scenario, name))}, worker = (\n      " + ",\n      ".join(fields) + "\n    ))"
+    head = f"    (name = {_capnp(service_name(scenario, name))}, worker = (\n      "
+    return head + ",\n      ".join(fields) + "\n    ))"
 
 
 def build_config(scenarios: Sequence[Scenario], recorder_port: int, directory: Path,
