@@ -113,6 +113,19 @@ def _line_of(text: str, path: Sequence[str | int]) -> int:
     return text.count("\n", 0, position) + 1
 
 
+def _json_path(path: Iterable[str | int]) -> str:
+    """scenarios[0].workers[0].routes["/"][1].op"""
+    out = ""
+    for key in path:
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            out += f".{key}" if out else key
+        else:
+            out += f"[{json.dumps(key)}]"
+    return out or "(top level)"
+
+
 def _scenario_starts(text: str) -> list[int]:
     """Offsets of each scenario's `"id"` key (the objects at depth 2 of the file's scenarios array)."""
     offsets: list[int] = []
@@ -235,7 +248,7 @@ def load_file(path: Path) -> list[Scenario]:
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         assert error is not None
-        where = "/".join(map(str, error.absolute_path)) or "(top level)"
+        where = _json_path(error.absolute_path)
         line = _line_of(text, list(error.absolute_path))
         raise ScenarioError(f"{name}:{line}: {where}: {error.message}")
     starts = _scenario_starts(text)

@@ -194,6 +194,8 @@ class WorkerdProcess:
         return [str(self.binary), "serve", str(self.config_path), *self.flags]
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> WorkerdProcess:
+        if self.process is not None:
+            raise RuntimeError("this WorkerdProcess was already started")
         control_read, control_write = os.pipe()
         try:
             process = subprocess.Popen(
@@ -490,7 +492,7 @@ def run_scenarios(scenarios: Sequence[Scenario], binary: Path, *, keep_dir: Path
                 if on_result:
                     on_result(record)
                 continue
-            with server.start():
+            with server:
                 for scenario in group:
                     record = _base_record(scenario, version, flags)
                     if server.process is not None and server.process.poll() is not None:
