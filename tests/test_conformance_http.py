@@ -274,3 +274,16 @@ def test_missing_binary_is_one_line(tmp_path: Path) -> None:
     plain.write_text("not a program")
     with pytest.raises(WorkerdError, match="not an executable file"):
         resolve_workerd(plain)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--workerd-bin", "/nonexistent/workerd", "exception-sync-throw"], "workerd binary not found: /nonexistent"),
+    (["no-such-scenario"], "no scenario has id 'no-such-scenario'"),
+])
+def test_cli_bad_input_is_one_line_exit_2(argv: list[str], message: str) -> None:
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "conformance.http", *argv], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr and "Traceback" not in done.stderr

@@ -21,6 +21,7 @@ from iospec.errors import UserError
 
 from .expect import check
 from .scenarios import load_all, select
+from .vocabulary import IO_KINDS, OPS
 from .workerd import resolve_workerd, run_scenarios
 
 __all__ = ["main"]
@@ -38,12 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="FILE", help="write the observation records here")
     parser.add_argument("--keep", metavar="DIR", help="keep the generated config and workers in DIR")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--vocabulary", action="store_true", help="print the behaviour vocabulary and exit")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    if args.vocabulary:
+        print("ops (a step is {\"op\": NAME, ...}; fields: conformance/http/scenario.schema.json):")
+        for name, meaning in OPS.items():
+            print(f"  {name:24} {meaning}")
+        print("I/O kinds (save_io / use_io):")
+        for name, meaning in IO_KINDS.items():
+            print(f"  {name:26} {meaning}")
+        return 0
     try:
         scenarios = select(load_all(), ids=args.ids, slow=args.slow)
         if args.list:
