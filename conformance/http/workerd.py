@@ -193,7 +193,8 @@ class WorkerdProcess:
     def command(self) -> list[str]:
         return [str(self.binary), "serve", str(self.config_path), *self.flags]
 
-    def start(self, timeout: float = STARTUP_TIMEOUT_S) -> WorkerdProcess:
+    def _spawn(self) -> None:
+        """Start the process (tracked in LIVE, log readers running); the control pipe's read end is kept."""
         if self.process is not None:
             raise RuntimeError("this WorkerdProcess was already started")
         control_read, control_write = os.pipe()
@@ -212,14 +213,22 @@ class WorkerdProcess:
         with _LIVE_LOCK:
             LIVE[process.pid] = process
         self.process = process
+        self._control = control_read  # kept open while workerd runs: it writes to it later too
         for stream, pipe in (("stderr", process.stderr), ("stdout", process.stdout)):
             reader = threading.Thread(target=self._read_lines, args=(stream, pipe), daemon=True,
                                       name=f"workerd-{process.pid}-{stream}")
             reader.start()
             self._readers.append(reader)
-        self._control = control_read  # kept open while workerd runs: it writes to it later too
+
+    def start(self, timeout: float = STARTUP_TIMEOUT_S) -> WorkerdProcess:
+        """Start workerd and wait until every socket in `sockets` listens; WorkerdError (one line) if not.
+
+        Call it from a thread that outlives the process (PR_SET_PDEATHSIG follows the starting thread).
+        """
+        self._spawn()
+        assert self._control is not None
         try:
-            self._await_ports(control_read, timeout)
+            self._await_ports(self._control, timeout)
         except BaseException:
             self.stop()
             raise
@@ -268,31 +277,17 @@ class WorkerdProcess:
 
     def refusal(self, timeout: float) -> dict[str, Any]:
         """For startup-refusal scenarios: start and wait up to `timeout` s for the process to exit by itself."""
-        control_read, control_write = os.pipe()
-        process = subprocess.Popen(
-            [*self.command, "--control-fd", str(control_write)], pass_fds=[control_write],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=str(self.config_path.parent), start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-        os.close(control_write)
-        os.close(control_read)
-        with _LIVE_LOCK:
-            LIVE[process.pid] = process
-        self.process = process
-        for stream, pipe in (("stderr", process.stderr), ("stdout", process.stdout)):
-            reader = threading.Thread(target=self._read_lines, args=(stream, pipe), daemon=True)
-            reader.start()
-            self._readers.append(reader)
+        self._spawn()
+        assert self.process is not None
         try:
-            process.wait(timeout)
+            self.process.wait(timeout)
             refused = True
         except subprocess.TimeoutExpired:
             refused = False
         self.stop()
         for reader in self._readers:
             reader.join(2)
-        return {"refused": refused, "exit_code": process.returncode,
+        return {"refused": refused, "exit_code": self.process.returncode,
                 "log": [{"stream": e.stream, "line": e.line} for e in self.logs]}
 
     def stop(self) -> None:
