@@ -90,7 +90,7 @@ def default_workerd(root: Path = REPO_ROOT) -> Path | None:
     node wrapper script: a wrapper would be the PID we stop, not workerd itself.
     """
     machine = os.uname().machine
-    package = _PLATFORM_PACKAGES.get((sys.platform if sys.platform != "linux2" else "linux", machine))
+    package = _PLATFORM_PACKAGES.get((sys.platform, machine))
     candidates = []
     if package:
         candidates.append(root / "node_modules" / "@cloudflare" / package / "bin" / "workerd")
