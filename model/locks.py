@@ -18,7 +18,7 @@ Follows workerd's io/async-lock-scheduler.h and io/worker.{h,c++} at commit 6552
   retry that finds the thread's waiter on yet another isolate blocks again and changes nothing.
 * A queued or coalesced request resumes with an ``AsyncLock`` when its waiter's
   ``readyPromise`` fires, i.e. when nobody is ahead of it in the list: `grant`.
-* ``~AsyncLockWaiter`` (h:202-230) runs when the last reference goes (`release` of the last
+* ``~AsyncLockWaiter`` (h:202-230) runs when the last reference goes (`release_lock` of the last
   ``AsyncLock``, or `cancel_wait` of the last pending request): it unlinks the waiter and, if
   it was at the front, fulfils the next waiter's ``readyFulfiller`` (the turn handover; here
   the next waiter simply has nobody ahead any more) and clears ``threadCurrentWaiter``.
@@ -82,7 +82,7 @@ ACTIONS = {
     "request_lock": ("t", "i"),
     "retry_lock": ("t", "i"),
     "grant": ("t", "i"),
-    "release": ("t", "i"),
+    "release_lock": ("t", "i"),
     "cancel_wait": ("t", "i"),
     "cancel_blocked": ("t", "i"),
     "take_sync_lock": ("t", "i"),
@@ -204,7 +204,7 @@ def grant(t: Expr, i: Expr) -> Step:
 
 
 @m.action(params={"t": Thread, "i": Isolate}, rules=("INV-L1", "INV-L3"), source="io/async-lock-scheduler.h:202-230")
-def release(t: Expr, i: Expr) -> Step:
+def release_lock(t: Expr, i: Expr) -> Step:
     """Drop an AsyncLock; the last reference destroys the waiter, handing the turn to the next one."""
     last = (held[t] == 1) & (pending[t] == 0)
     return Step(

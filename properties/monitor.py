@@ -229,7 +229,8 @@ class Monitor:
                 if name in predicted_outputs:
                     sort = dict(chosen.outputs)[name].sort
                     pv = sort.render(predicted_outputs[name])
-                    if str(value) != pv:
+                    got = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                    if got != pv:
                         raise MonitorViolation(
                             "wrong_output", f"{w.model.name}: {op} output {name}={value}, the model predicts {pv}",
                             rules=chosen.rules, event=event, model=w.model.name,

@@ -18,7 +18,7 @@ Follows io/async-lock-scheduler.h and io/worker.c++ at workerd commit 6552d999:
 
 Trace events are the locks model's actions (``model/locks.py``), each with ``t`` (thread) and
 ``i`` (isolate): ``request_lock`` / ``retry_lock`` (output ``joined`` = QUEUED, COALESCED or
-BLOCKED), ``grant`` (one request resumes with the turn), ``release`` (one AsyncLock dropped;
+BLOCKED), ``grant`` (one request resumes with the turn), ``release_lock`` (one AsyncLock dropped;
 the last reference hands the turn on), ``cancel_wait`` / ``cancel_blocked``, and
 ``take_sync_lock`` (result) / ``release_sync_lock`` for Worker::Lock.
 """
@@ -141,7 +141,7 @@ class AsyncLockQueue:
         return self._waiters[0]
 
     # -- releasing -----------------------------------------------------------------------------
-    def _unref(self, w: Waiter, *, op: str = "release") -> None:
+    def _unref(self, w: Waiter, *, op: str = "release_lock") -> None:
         """Drop one reference (``release`` of an AsyncLock, ``cancel_wait`` of a pending request)."""
         if not w.thread.is_current():
             raise RuntimeError("an AsyncLock must be released on the thread that took it")
@@ -197,7 +197,7 @@ class AsyncLock:
         if self._waiter is None:
             raise RuntimeError("can't release an AsyncLock twice")
         w, self._waiter = self._waiter, None
-        w.queue._unref(w, op="release")
+        w.queue._unref(w, op="release_lock")
 
     async def __aenter__(self) -> AsyncLock:
         return self

@@ -61,12 +61,12 @@ def test_uncontended_lock_is_granted_at_once() -> None:
 
 def test_same_thread_same_isolate_coalesces_into_one_turn() -> None:
     twice = [("request_lock", "t0", "i0"), ("grant", "t0", "i0"),
-             ("request_lock", "t0", "i0"), ("grant", "t0", "i0"), ("release", "t0", "i0")]
+             ("request_lock", "t0", "i0"), ("grant", "t0", "i0"), ("release_lock", "t0", "i0")]
     tr = run(twice)
     assert tr.steps[2].outputs == {"joined": "COALESCED"}
     # one waiter, still alive after the first release: the second AsyncLock keeps the turn
     assert state(tr)["waiter"]["t0"] == "i0"
-    tr = run([*twice, ("release", "t0", "i0")])
+    tr = run([*twice, ("release_lock", "t0", "i0")])
     assert state(tr)["waiter"]["t0"] == "none"
 
 
@@ -79,7 +79,7 @@ def test_another_isolate_waits_for_release_head_of_line() -> None:
     tr = run([*held_i0, ("retry_lock", "t0", "i1")])
     assert tr.steps[-1].outputs == {"joined": "BLOCKED"} and tr.states[-1] == tr.states[-2]
     assert "queued_here" in not_enabled([*held_i0, ("grant", "t0", "i1")])
-    tr = run([*held_i0, ("release", "t0", "i0"), ("retry_lock", "t0", "i1"), ("grant", "t0", "i1")])
+    tr = run([*held_i0, ("release_lock", "t0", "i0"), ("retry_lock", "t0", "i1"), ("grant", "t0", "i1")])
     assert tr.steps[-2].outputs == {"joined": "QUEUED"}
     assert state(tr)["waiter"]["t0"] == "i1"
 
@@ -107,9 +107,9 @@ def test_cancelling_the_front_waiter_hands_the_turn_over() -> None:
 
 def test_turns_are_granted_across_threads_in_request_order() -> None:
     queue = [("request_lock", "t0", "i0"), ("grant", "t0", "i0"),
-             ("request_lock", "t2", "i0"), ("request_lock", "t1", "i0"), ("release", "t0", "i0")]
+             ("request_lock", "t2", "i0"), ("request_lock", "t1", "i0"), ("release_lock", "t0", "i0")]
     assert "guard at_front" in not_enabled([*queue, ("grant", "t1", "i0")], threads=3)
-    tr = run([*queue, ("grant", "t2", "i0"), ("release", "t2", "i0"), ("grant", "t1", "i0")], threads=3)
+    tr = run([*queue, ("grant", "t2", "i0"), ("release_lock", "t2", "i0"), ("grant", "t1", "i0")], threads=3)
     assert state(tr)["held"]["t1"] == "1"
 
 
@@ -136,7 +136,7 @@ def test_worker_lock_is_synchronous_one_at_a_time() -> None:
     # no second Worker::Lock, and no continuation (grant, release) runs on the thread meanwhile
     assert "not_in_worker_lock" in not_enabled([*inside, ("take_sync_lock", "t0", "i0")])
     assert "event_loop_free" in not_enabled([*inside, ("grant", "t0", "i0")])
-    assert "outside_worker_lock" in not_enabled([*inside, ("release", "t0", "i0")])
+    assert "outside_worker_lock" in not_enabled([*inside, ("release_lock", "t0", "i0")])
     run([*inside, ("release_sync_lock", "t0", "i0"), ("grant", "t0", "i0"), ("take_sync_lock", "t0", "i0")])
 
 
@@ -210,12 +210,12 @@ def test_lost_wakeup_passes_the_invariants_but_not_progress() -> None:
     assert not res.violations and res.deadlocks
     assert res.deadlock_trace is not None
     names = [s.instance.action.name for s in res.deadlock_trace.steps]
-    assert "request_lock" in names and "release" in names
+    assert "request_lock" in names and "release_lock" in names
 
 
 def test_without_budget_a_long_trace_replays() -> None:
     """Monitors of long implementation traces turn the environment's budget off."""
-    turn = [("request_lock", "t0", "i0"), ("grant", "t0", "i0"), ("release", "t0", "i0")]
+    turn = [("request_lock", "t0", "i0"), ("grant", "t0", "i0"), ("release_lock", "t0", "i0")]
     assert "is not enabled" in not_enabled(turn * 3)  # the default budget: two lock() calls per thread
     tr = run(turn * 50, budget=0)
     assert state(tr)["requested"]["t0"] == "0" and state(tr)["waiter"]["t0"] == "none"

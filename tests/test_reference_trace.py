@@ -23,10 +23,10 @@ def test_recorder_header_seq_and_notes() -> None:
     with rec.atomic():
         rec.emit("enter", {"c": "ctx-1", "t": "thread-0"}, result="OK")
         rec.emit("not_a_model_action", {"x": 1})
-        rec.emit("release", {"t": "thread-0", "i": "iso-1"}, model="locks")  # locks is not in the header
+        rec.emit("release_lock", {"t": "thread-0", "i": "iso-1"}, model="locks")  # locks is not in the header
     assert mem.head == {"iospec_trace": 1, "implementation": "reference", "version": "0.1.0", "models": ["context"]}
     assert [e["seq"] for e in mem.events] == [1, 2, 3]
-    assert mem.ops() == ["enter", "note.not_a_model_action", "note.release"]
+    assert mem.ops() == ["enter", "note.not_a_model_action", "note.release_lock"]
     assert mem.events[0]["result"] == "OK" and "result" not in mem.events[1]
 
 

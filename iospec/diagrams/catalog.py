@@ -101,7 +101,7 @@ LOCKS_ARROWS: dict[str, Arrow] = {
     "request_lock": Arrow(_LT, _LQ, "takeAsyncLock()"),
     "retry_lock": Arrow(_LT, _LQ, "lock() loops after the release"),
     "grant": Arrow(_LQ, _LT, "readyPromise fires, AsyncLock", reply=True),
-    "release": Arrow(_LT, _LQ, "drop AsyncLock"),
+    "release_lock": Arrow(_LT, _LQ, "drop AsyncLock"),
     "cancel_wait": Arrow(_LT, _LQ, "cancel a queued request"),
     "cancel_blocked": Arrow(_LT, _LQ, "cancel a blocked request"),
     "take_sync_lock": Arrow(_LT, "Worker::Lock {i}", "Worker::Lock(asyncLock)"),

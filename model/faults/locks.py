@@ -66,7 +66,7 @@ def _sync_lock_without_async_lock(m: Model) -> list[Action]:
 
 
 def _release_inside_worker_lock(m: Model) -> list[Action]:
-    return [m.action("release").without_guard("outside_worker_lock")]
+    return [m.action("release_lock").without_guard("outside_worker_lock")]
 
 
 def _cancel_keeps_waiter(m: Model) -> list[Action]:
@@ -74,7 +74,7 @@ def _cancel_keeps_waiter(m: Model) -> list[Action]:
 
 
 def _release_keeps_links(m: Model) -> list[Action]:
-    return [m.action("release").without_update("ahead")]
+    return [m.action("release_lock").without_update("ahead")]
 
 
 def _lost_wakeup(m: Model) -> list[Action]:
