@@ -61,7 +61,8 @@ _RULES = [
     Rule("INV-R4", "stateless cardinality", "io/worker-entrypoint.c++:292-302",
          "A non-actor context holds at most one IncomingRequest."),
     Rule("INV-R5", "single drainer", "io/io-context.c++:604-607,261-265",
-         "Only the head has a live drain; draining a non-head returns at once; a new delivery cancels the old head's actor drain."),
+         "Only the head has a live drain; draining a non-head returns at once; a new delivery cancels the old "
+         "head's actor drain."),
     Rule("INV-R6", "ownership transfer", "io/io-context.c++:601",
          "After drain() or finishScheduled() the caller's handle is null on every path."),
     Rule("INV-R7", "drain obligation (soft)", "io/io-context.c++:332-335",

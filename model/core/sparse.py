@@ -22,12 +22,13 @@ both on random runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import EvaluationError, ModelDefinitionError
 from .expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst, conjuncts, walk
-from .model import Action, ActionParam, Assign, Func, FuncAssign, Invariant, Model, ModelConst, StateVar
+from .model import Action, Assign, Func, FuncAssign, Invariant, Model, ModelConst, StateVar
 from .sorts import NONE_VALUE, BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
 
 __all__ = ["SparseModel", "Operation", "FRESH"]
@@ -311,7 +312,8 @@ class SparseModel:
         self.transition_invariants = [inv for inv in model.invariants if inv.transition]
         self.source = self._generate()
         ns: dict[str, Any] = {
-            "_one": _one, "_inv": _inv, "_nondefault": _nondefault, "_unwrap": _unwrap, "EvaluationError": EvaluationError,
+            "_one": _one, "_inv": _inv, "_nondefault": _nondefault, "_unwrap": _unwrap,
+            "EvaluationError": EvaluationError,
         }
         exec(compile(self.source, f"<sparse:{model.name}>", "exec"), ns)
         self.ns = ns
@@ -368,7 +370,7 @@ class SparseModel:
             L.append("    else:")
             L.append(f"        D{k}[key] = v")
             if k in self.inverse:
-                L.append(f"    if old >= 0:")
+                L.append("    if old >= 0:")
                 L.append(f"        s_ = I{k}.get(old)")
                 L.append("        if s_ is not None:")
                 L.append("            s_.discard(key)")
@@ -377,7 +379,7 @@ class SparseModel:
             L.append(f"    CH[{k}].add(key)")
             L.append(f"def rebase{k}(newd, n):")
             L.append(f"    global d{k}")
-            L.append(f"    for key in range(n):")
+            L.append("    for key in range(n):")
             L.append(f"        if key not in D{k}: D{k}[key] = d{k}")
             L.append(f"    d{k} = newd")
             L.append(f"    for key in [x for x, v in D{k}.items() if v == newd]:")
@@ -399,7 +401,7 @@ class SparseModel:
 
     def _gen_action(self, code: _Code, a: Action, idx: int) -> list[str]:
         params = [f"p_{p.name}" for p in a.params]
-        env = {p: n for p, n in zip(a.params, params)}
+        env: dict[object, str] = dict(zip(a.params, params))
         sig = ", ".join(params)
         L = [f"def guard{idx}({sig}):"]
         check_labels = {lbl for lbl, _, _ in a.checks} if not a.rejected else set()
@@ -410,7 +412,7 @@ class SparseModel:
         L.append("    return None")
         # checks: index of the first failing check (-1: all pass)
         L.append(f"def checks{idx}({sig}):")
-        for n, (label, cond, _) in enumerate(a.checks):
+        for n, (_, cond, _) in enumerate(a.checks):
             L.append(f"    if not {code.expr(cond, env)}: return {n}")
         L.append("    return -1")
         L.append(f"def outputs{idx}({sig}):")
@@ -442,15 +444,17 @@ class SparseModel:
         L.append("    return None")
         return L
 
-    def _gen_func_assign(self, code: _Code, u: FuncAssign, env: Mapping[object, str], n: int) -> tuple[list[str], list[str]]:
+    def _gen_func_assign(
+        self, code: _Code, u: FuncAssign, env: Mapping[object, str], n: int
+    ) -> tuple[list[str], list[str]]:
         """A whole-function update, visiting only cells that can change (see the module docstring)."""
         k = self.func_index[u.func]
         f = u.func
         body = u.body
         names = [code.fresh("x") for _ in u.vars]
-        local = {**env, **dict(zip(u.vars, names))}
+        local: dict[object, str] = {**env, **dict(zip(u.vars, names))}
         key = names[0] if len(names) == 1 else "(" + ", ".join(names) + ",)"
-        own = lambda e: (isinstance(e, Select) and e.func is f  # noqa: E731
+        own = lambda e: (isinstance(e, Select) and e.func is f
                          and all(_is_var(a, v) for a, v in zip(e.args, u.vars)))
         L: list[str] = []
         W: list[str] = []
@@ -503,12 +507,14 @@ class SparseModel:
         code = _Code(self)
         for k, inv in enumerate(self.state_invariants):
             for c in conjuncts(inv.expr):
-                scalar = {self.var_index[n.decl] for n in walk(c) if isinstance(n, Ref) and isinstance(n.decl, StateVar)}
+                scalar = {
+                    self.var_index[n.decl] for n in walk(c) if isinstance(n, Ref) and isinstance(n.decl, StateVar)
+                }
                 if isinstance(c, Quant) and c.kind == "forall" and isinstance(c.var.sort, IdSort):
                     var = c.var
                     name = "x_"
                     src = f"lambda {name}: {code.expr(c.body, {var: name})}"
-                    fn = eval(src, self.ns)  # noqa: S307 - generated from the model
+                    fn = eval(src, self.ns)
                     deps: dict[int, tuple[Any, ...]] = {}
                     for func, pos, path in _paths(c.body, var, {}):
                         fk = self.func_index[func]
@@ -527,7 +533,7 @@ class SparseModel:
                                 deps[fk] = ("global",)
                     parts.append(_Part(k, var, fn, deps, scalar))
                 else:
-                    fn = eval(f"lambda: {code.expr(c, {})}", self.ns)  # noqa: S307
+                    fn = eval(f"lambda: {code.expr(c, {})}", self.ns)
                     deps = {self.func_index[n.func]: ("global",) for n in walk(c) if isinstance(n, Select)}
                     parts.append(_Part(k, None, fn, deps, scalar))
         return parts
@@ -607,8 +613,8 @@ class SparseModel:
                                 nxt.update(inv.get(v, ()))
                             keys = nxt
                         dirty.update(keys)
-                        # a change of a path function itself re-anchors the instance
-                for k, d in part.deps.items():
+                # a change of a path function itself re-anchors the instances whose path crosses it
+                for d in part.deps.values():
                     if d[0] == "via":
                         for fk in d[1]:
                             if CH[fk]:

@@ -11,8 +11,8 @@ Faults are defined per model in ``model/faults/<model>.py`` and collected here.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from model.core import ConfigError, Model
 
