@@ -68,6 +68,9 @@ def test_every_fault_is_found_with_a_replayable_trace(fault, symmetry: bool) -> 
     cfg = variant.config(**fault.bounds)
     res = explore(cfg, symmetry=symmetry, stop_on_violation=False)
     found = {t.reason.split()[-2] for t in res.violations}
+    if res.deadlocks:
+        found.add("deadlock")
+        assert res.deadlock_trace is not None and res.deadlock_trace.format()
     assert found & set(fault.breaks), f"expected one of {fault.breaks}, found {sorted(found)}"
     for trace in res.violations:
         name = trace.reason.split()[-2]
