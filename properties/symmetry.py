@@ -138,7 +138,8 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
             out.append(f"p_{vsym}[{slot}]" if vsym else slot)
             continue
         strides = layout.strides[d]
-        cells_fixed = all(layout.slot(d, idx) in fixed for idx in itertools.product(*(range(k) for k in layout.shape[d])))
+        every = list(itertools.product(*(range(k) for k in layout.shape[d])))
+        cells_fixed = all(layout.slot(d, idx) in fixed for idx in every)
         for idx in itertools.product(*(range(k) for k in layout.shape[d])):
             if cells_fixed:
                 out.append(repr(fixed[layout.slot(d, idx)]))

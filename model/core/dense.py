@@ -452,7 +452,8 @@ class DenseModel:
         for inst, w in self.inst_writes.items():
             for k in w - self.init_writes.get(inst, set()):
                 d = self.layout.slot_owner[k][0]
-                sort = d.value_sort if isinstance(d, Func) else d.sort  # type: ignore[union-attr]
+                assert isinstance(d, (Func, StateVar))
+                sort = d.value_sort if isinstance(d, Func) else d.sort
                 if sort.size(self.layout.sizes) > 1:
                     out.add(d)
         return out
