@@ -448,7 +448,7 @@ class DenseModel:
 
         A counter whose sort has a single value (e.g. bounded by 0) is constant too.
         """
-        out = set()
+        out: set[object] = set()
         for inst, w in self.inst_writes.items():
             for k in w - self.init_writes.get(inst, set()):
                 d = self.layout.slot_owner[k][0]
