@@ -19,7 +19,7 @@ from .errors import UserError
 __all__ = ["main"]
 
 #: modules under iospec.commands, in the order ``--help`` lists them
-COMMANDS = ["explore"]
+COMMANDS = ["explore", "check-trace"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser)
     for name in COMMANDS:
-        importlib.import_module(f"iospec.commands.{name}").register(sub)
+        importlib.import_module(f"iospec.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 

@@ -22,6 +22,9 @@ __all__ = ["MODELS", "get_model", "StandardConfig", "standard_configs", "parse_b
 MODELS: dict[str, str] = {
     "context": "model.context",
     "ownership": "model.ownership",
+    "lifecycle": "model.lifecycle",
+    "entrypoint": "model.entrypoint",
+    "actor": "model.actor",
 }
 
 CONFIG_FILE = Path(__file__).with_name("standard_configs.json")
@@ -65,6 +68,8 @@ class StandardConfig:
     symmetry: bool
     expected: dict[str, int]
     description: str
+    #: explored by the test suite (large configurations are for the benchmarks only)
+    ci: bool = True
 
     def config(self) -> Config:
         return get_model(self.model_name).config(**self.bounds)
@@ -80,6 +85,7 @@ def standard_configs(path: Path = CONFIG_FILE) -> list[StandardConfig]:
             symmetry=bool(d.get("symmetry", False)),
             expected=dict(d.get("expected", {})),
             description=d.get("description", ""),
+            ci=bool(d.get("ci", True)),
         )
         for d in data
     ]

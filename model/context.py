@@ -25,10 +25,12 @@ business; here a context that is not entered may be destroyed at any time.
 
 from __future__ import annotations
 
-from model.core import BOOL, NONE, Enum, Exists, ForAll, Implies, Ite, ModelBuilder, Opt, Post, Step
+from typing import Any
+
+from model.core import BOOL, NONE, Enum, Exists, Expr, ForAll, Implies, Ite, ModelBuilder, Opt, Post, Step
 from model.vocab import Ctx, Result, Thread
 
-__all__ = ["MODEL", "CtxState", "AbortReason"]
+__all__ = ["MODEL", "AbortReason", "CtxState", "record_abort"]
 
 CtxState = Enum("CtxState", "UNBORN ALIVE TEARDOWN DEAD")
 AbortReason = Enum("AbortReason", "NOT_ABORTED REASON_A REASON_B")
@@ -49,6 +51,16 @@ abort_reason = m.func("abort_reason", Ctx, AbortReason, "NOT_ABORTED", "abortExc
 nesting = m.const("nesting", BOOL, True, "configurations may forbid entering a context while another is current")
 aborts = m.const("aborts", BOOL, True, "configurations may leave abort() out")
 actors = m.const("actors", BOOL, True, "configurations may leave actor contexts out")
+
+
+def record_abort(c: Expr, reason: Expr) -> dict[Any, Any]:
+    """``abort(e)``'s one effect: the first reason is kept, later ones are ignored (c++:488-491).
+
+    Shared with the models whose own actions abort a context (e.g. hang detection), so the
+    rule is written once.
+    """
+    return {abort_reason[c]: Ite(abort_reason[c] == NOT_ABORTED, reason, abort_reason[c])}
+
 
 wrong_thread_entry = m.var("wrong_thread_entry", BOOL, False, "a context ran on a foreign thread", ghost=True)
 reentered = m.var("reentered", BOOL, False, "a context was entered while already entered", ghost=True)
@@ -104,7 +116,7 @@ def abort(c, reason):
     return Step(
         guard={"exists": (ctx_state[c] == ALIVE) | (ctx_state[c] == TEARDOWN), "a_reason": reason != NOT_ABORTED,
                "aborts_in_scope": aborts},
-        updates={abort_reason[c]: Ite(abort_reason[c] == NOT_ABORTED, reason, abort_reason[c])},
+        updates=record_abort(c, reason),
     )
 
 @m.action(params={"c": Ctx}, rules=("INV-C4", "INV-T4"), source="io/io-context.c++:700-721")

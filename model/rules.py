@@ -147,6 +147,10 @@ _RULES = [
     Rule("INV-E6", "output gate before error egress", "io/worker-entrypoint.c++:502",
          "In an actor an exception leaves only after waitForOutputLocks()."),
     # Rules found while modelling (not in section 9)
+    Rule("INV-E7", "the listener's 500", "server/server.c++:6581-6591",
+         "In standalone workerd (tunnelExceptions=true) an exception tunnelled out of a stateless fetch reaches the "
+         "HTTP listener, which sends 500 'Internal Server Error' (body 'Internal Server Error', Connection: close) "
+         "if no response was started, else closes the connection mid-body.", added=True),
     Rule("INV-S1", "finishScheduled outcome", "io/io-context.c++:652-689",
          "finishScheduled resolves only after every waitUntil task: outcome = first failure (or ok), "
          "retry = !noRetry; with production limits, exceededWallTime.", added=True),
@@ -160,6 +164,18 @@ _RULES = [
     Rule("INV-O10", "queued deletions run on the owner's thread", "io/io-context.c++:1317-1326",
          "Every object is destroyed on its owning context's thread: immediately when the owner is current, "
          "else at the owner's next entry, else at teardown.", added=True),
+    Rule("INV-T6", "timers in actors are waitUntil tasks", "io/io-context.c++:915,939-946",
+         "An armed timer holds a PendingEvent; in an actor it also holds a waitUntil task, so actor drains wait for "
+         "timers; a stateless drain does not.", added=True),
+    Rule("INV-T7", "waitUntil without a request warns", "io/io-context.c++:547-550",
+         'addWaitUntil on a context with no current IncomingRequest logs "Adding task to IoContext with no current '
+         'IncomingRequest" (fatal in debug builds).', added=True),
+    Rule("INV-R11", "actor drains end at shutdown", "io/io-context.c++:608-620",
+         "An actor drain has no time limit: it ends when every task is done, a newer request is delivered, the "
+         "actor shuts down (onShutdown) or is aborted (abortCanceler).", added=True),
+    Rule("INV-A6", "Actor::abort cancels every event", "io/worker.c++:4039-4068",
+         "Actor::abort aborts the context, fulfils shutdown, cancels every wrapped event and drain (their requests "
+         "are destroyed synchronously) and then drops the IoContext if no request is listed.", added=True),
     Rule("INV-H1", "hang abort message", "io/io-context.c++:1583-1594",
          "A stateless request with nothing pending and an idle thread is aborted with the hang message "
          "(a 500 at the HTTP level).", added=True),
@@ -168,7 +184,13 @@ _RULES = [
 RULES: dict[str, Rule] = {r.id: r for r in _RULES}
 
 # Rule ids no model implements, with the reason; checked by tests/test_rules.py.
-LEFT_OUT: dict[str, str] = {}
+LEFT_OUT: dict[str, str] = {
+    "INV-E6": "input and output gates are not modelled (the actor model leaves the actor's gates out); "
+              "the entrypoint tunnels an actor's exception without waiting for output locks",
+    "INV-R10": "metrics, tracing and CPU attribution are not observable through the conformance interface and "
+               "are not modelled; the request they are attributed to, the head of the list, is (INV-R3, "
+               "model.lifecycle.is_front)",
+}
 
 
 def rule(rule_id: str) -> Rule:

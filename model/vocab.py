@@ -15,6 +15,7 @@ __all__ = [
     "Obj",
     "Req",
     "Isolate",
+    "Actor",
     "Result",
     "MESSAGES",
     "IO_TYPE_SUFFIX",
@@ -25,6 +26,8 @@ Ctx = Id("Ctx", bound="contexts", prefix="c")
 Obj = Id("Obj", bound="objects", prefix="o")
 Req = Id("Req", bound="requests", prefix="r")
 Isolate = Id("Isolate", bound="isolates", prefix="i")
+#: A Worker::Actor (Durable Object instance); the bound is not "actors", which is the context core's feature flag.
+Actor = Id("Actor", bound="durable_objects", prefix="a")
 
 #: Outcome of an operation an implementation can attempt; ``OK`` or the error workerd raises.
 Result = Enum(
@@ -65,6 +68,9 @@ MESSAGES: dict[str, str] = {
     "been cancelled. See: https://developers.cloudflare.com/workers/runtime-apis/context/#waituntil",
     "DRAIN_FORGOTTEN": "failed to invoke drain() on IncomingRequest before destroying it",
     "CONTEXT_CANCELED": "The execution context responding to this call was canceled.",
+    "TASK_WITHOUT_REQUEST": "Adding task to IoContext with no current IncomingRequest",
+    "NO_CURRENT_INCOMING_REQUEST": "the IoContext has no current IncomingRequest",
+    "LISTENER_500_BODY": "Internal Server Error",
 }
 
 #: Appended to ERR_DIFFERENT_* when the object's type is known (io-context.c++:1615-1642).

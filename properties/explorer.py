@@ -194,13 +194,14 @@ class Explorer:
         stop_on_violation: bool = True,
         progress: Progress | None = None,
         check_deadlocks: bool = True,
+        store_capacity: int = 1 << 16,
     ) -> ExploreResult:
         dm = self.dm
         canon = self.canon
         successors = dm.successors
         check_state = dm.check_state
-        check_transition = dm.check_transition
-        has_tinv = bool(dm.transition_invariants)
+        inst_check = dm.inst_check
+        inst_tcheck = dm.inst_tcheck
         terminal = dm.terminal
         counts = [0] * len(dm.instances)
         res = ExploreResult(config=self.config, symmetry=canon is not None, symmetric_sorts=self.symmetric)
@@ -209,7 +210,7 @@ class Explorer:
         start = time.perf_counter()
         dm.pruned[0] = 0
         init = canon(dm.initial) if canon else dm.initial
-        seen = FingerprintSet()
+        seen = FingerprintSet(store_capacity)
         seen.add(fingerprint(init))
         if g is not None:
             g.add_node(init, depth=0, initial=True)
@@ -222,11 +223,11 @@ class Explorer:
         deadlocks = 0
         mask = (1 << 64) - 1
         add = seen.add
+        table, cap = seen.table, seen.capacity
         stop = False
 
-        def note_state(s: State, d: int) -> None:
+        def note_violation(v: int, s: State, d: int) -> None:
             nonlocal stop
-            v = check_state(s)
             if v >= 0:
                 key = v
                 if key not in violated:
@@ -234,7 +235,7 @@ class Explorer:
                     if stop_on_violation:
                         stop = True
 
-        note_state(init, 0)
+        note_violation(check_state(init), init, 0)
         while frontier and not stop:
             if max_depth is not None and depth >= max_depth:
                 res.complete = False
@@ -253,18 +254,41 @@ class Explorer:
                             continue
                         progressed = True
                     transitions += 1
-                    if has_tinv:
-                        v = check_transition(s, t)
+                    tc = inst_tcheck[i]
+                    if tc is not None:
+                        v = tc(s, t)
                         if v >= 0 and (1000 + v) not in violated:
                             violated[1000 + v] = ("transition", depth + 1, (s, t))
                             if stop_on_violation:
                                 stop = True
+                    # invariants the step could break, judged on the successor before canonicalising
+                    v = inst_check[i](t)
                     if canon is not None:
                         t = canon(t)
                     generated += 1
-                    if add((hash(t) & mask) or 1):
+                    # inlined FingerprintSet.add: first probe here, collisions in the method
+                    h = (hash(t) & mask) or 1
+                    j = h % cap
+                    slot = table[j]
+                    if slot == h:
+                        is_new = False
+                    elif slot == 0:
+                        table[j] = h
+                        seen.count += 1
+                        if seen.count > seen.limit:
+                            seen._grow()
+                            table, cap = seen.table, seen.capacity
+                        is_new = True
+                    else:
+                        is_new = add(h)
+                        table, cap = seen.table, seen.capacity  # add() may have grown it
+                    if is_new:
                         append(t)
-                        note_state(t, depth + 1)
+                        if v >= 0:
+                            note_violation(v, t, depth + 1)
+                            if not stop_on_violation:
+                                for inv in dm.violated(t):
+                                    note_violation(dm.state_invariants.index(inv), t, depth + 1)
                         if g is not None:
                             g.add_node(t, depth=depth + 1)
                     if g is not None:
@@ -353,25 +377,44 @@ class Explorer:
             path.append((prev, i))
             cur = prev
         path.reverse()
-        reps = [p for p, _ in path] + [found]
-        return self._concretise(reps, reason)
+        return self._concretise(path, reason)
 
-    def _concretise(self, reps: Sequence[State], reason: str) -> Trace:
-        """Turn a path of orbit representatives into a real path from the initial state."""
+    def _concretise(self, path: Sequence[tuple[State, int]], reason: str) -> Trace:
+        """Turn a path of orbit representatives into a real path from the initial state.
+
+        ``path`` holds (representative, instance) pairs: the instance taken in that
+        representative.  With symmetry, the concrete state x_i is a permutation of the
+        representative (rep_i = tau_i(x_i)); the instance is mapped back through tau_i^-1 and
+        tau is composed with the permutation the canonicaliser applies at each step.
+        """
         dm = self.dm
-        canon = self.canon
         states = [dm.initial]
         steps: list[TraceStep] = []
-        for rep in reps[1:]:
-            cur = states[-1]
-            for i, t in dm.successors(cur):
-                if (canon(t) if canon else t) == rep:
-                    inst = dm.instances[i]
-                    steps.append(TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst)))
-                    states.append(t)
-                    break
-            else:  # pragma: no cover - would mean the canonicaliser is unsound
-                raise RuntimeError("symmetry representative has no concrete successor")
+        perm_of = getattr(dm, "canon_perm", None) if self.canon is not None else None
+        tau: dict[str, list[int]] = {}
+        if perm_of is not None:
+            _, tau = perm_of(dm.initial)
+        for rep, i in path:
+            x = states[-1]
+            inst = dm.instances[i]
+            if perm_of is not None:
+                inv = {name: _inverse(p) for name, p in tau.items()}
+                args = tuple(
+                    inv[p.sort.id_sort().name][v]  # type: ignore[union-attr]
+                    if p.sort.id_sort() is not None and p.sort.id_sort().name in inv and v >= 0  # type: ignore[union-attr]
+                    else v
+                    for p, v in zip(inst.action.params, inst.args)
+                )
+                inst = dm.instance(inst.action.name, args)
+                t_rep = dm.apply(rep, dm.instances[i])
+                assert t_rep is not None
+                _, sigma = perm_of(t_rep)
+                tau = {name: [sigma[name][tau[name][v]] for v in range(len(tau[name]))] for name in tau}
+            t = dm.apply(x, inst)
+            if t is None:  # pragma: no cover - would mean the model is not symmetric
+                raise RuntimeError(f"{inst.render()} is not enabled on the concrete path")
+            steps.append(TraceStep(inst, tuple(dm.diff(x, t)), dm.outputs(x, inst)))
+            states.append(t)
         return Trace(self.config, tuple(states), tuple(steps), reason)
 
     def _extend(self, tr: Trace, post_rep: State, reason: str) -> Trace:
@@ -391,6 +434,13 @@ class Explorer:
                 st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
                 return Trace(tr.config, tr.states + (t,), tr.steps + (st,), reason)
         raise RuntimeError("could not recover the violating transition")
+
+
+def _inverse(p: Sequence[int]) -> list[int]:
+    inv = [0] * len(p)
+    for old, new in enumerate(p):
+        inv[new] = old
+    return inv
 
 
 def explore(

@@ -124,8 +124,16 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
                     terms.append(str(j * stride))
             slot = f"s[{' + '.join(terms)}]"
             out.append(f"p_{vsym}[{slot}]" if vsym else slot)
-    lines.append("    return (" + ", ".join(out) + ",)")
+    state_expr = "(" + ", ".join(out) + ",)"
+    body = lines[1:]
+    lines.append(f"    return {state_expr}")
+    # the same, also returning the permutation applied (old label -> new label per sort)
+    lines.append("def canon_perm(s):")
+    lines.extend(body)
+    perms = ", ".join(f"{name!r}: p_{name}[:{sort.size(sizes)}]" for name, sort in sym.items())
+    lines.append(f"    return {state_expr}, {{{perms}}}")
     source = "\n".join(lines) + "\n"
     ns: dict[str, Any] = {}
     exec(compile(source, f"<canon:{dm.config.describe()}>", "exec"), ns)
+    dm.canon_perm = ns["canon_perm"]  # type: ignore[attr-defined]
     return ns["canon"], source

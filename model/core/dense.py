@@ -111,6 +111,10 @@ class _Gen:
         self.checked = checked
         #: slot -> value known to hold in the pre-state (from enclosing guard conjuncts)
         self.facts: dict[int, int] = {}
+        #: when set, slots read from the pre-state ("s") are recorded here
+        self.reads: set[int] | None = None
+        #: when set, a post-state read of a slot NOT in this set is served from the pre-state
+        self.written: set[int] | None = None
 
     def learn(self, g: Expr, env: Mapping[object, int]) -> list[int]:
         """Record the facts conjunct ``g`` establishes when it holds; return the slots learned."""
@@ -168,9 +172,7 @@ class _Gen:
             d = e.decl
             if isinstance(d, StateVar):
                 k = self.layout.base[d]
-                if state == "s" and k in self.facts:
-                    return True, self.facts[k]
-                return False, f"{state}[{k}]"
+                return self._slot(k, state)
             if isinstance(d, ModelConst):
                 return True, self.consts[d.name]
             if d in env:
@@ -180,10 +182,13 @@ class _Gen:
             f = e.func
             parts = [self.expr(a, env, state) for a in e.args]
             if all(c for c, _ in parts):
-                k = self.layout.slot(f, [v for _, v in parts])
-                if state == "s" and k in self.facts:
-                    return True, self.facts[k]
-                return False, f"{state}[{k}]"
+                return self._slot(self.layout.slot(f, [v for _, v in parts]), state)
+            base = self.layout.base[f]
+            every = range(base, base + (self.layout.strides[f][0] * self.layout.shape[f][0]))
+            if state == "t" and self.written is not None and not self.written.intersection(every):
+                state = "s"  # nothing of this function changes: read the pre-state
+            if state == "s" and self.reads is not None:
+                self.reads.update(every)
             terms = [str(self.layout.base[f])]
             for (is_c, v), stride, dim in zip(parts, self.layout.strides[f], self.layout.shape[f]):
                 if is_c:
@@ -209,6 +214,16 @@ class _Gen:
             return self.app(e, env, state)
         raise ModelDefinitionError(f"cannot compile node {type(e).__name__}")
 
+    def _slot(self, k: int, state: str) -> tuple[bool, Any]:
+        if state == "t" and self.written is not None and k not in self.written:
+            state = "s"
+        if state == "s":
+            if k in self.facts:
+                return True, self.facts[k]
+            if self.reads is not None:
+                self.reads.add(k)
+        return False, f"{state}[{k}]"
+
     def app(self, e: App, env: Mapping[object, int], state: str) -> tuple[bool, Any]:
         op = e.op
         if op in ("and", "or"):
@@ -228,6 +243,20 @@ class _Gen:
             return False, "(" + (" and " if is_and else " or ").join(codes) + ")"
         if op == "post":
             return self.expr(e.args[0], env, "t")
+        if op == "implies":
+            ca, a = self.expr(e.args[0], env, state)
+            if ca and not a:
+                return True, True
+            cb, b = self.expr(e.args[1], env, state)
+            if cb and b:
+                return True, True
+            if ca:
+                return cb, b
+            if cb:
+                return False, f"(not {a})"
+            if a == b:
+                return True, True
+            return False, f"((not {a}) or {b})"
         args = [self.expr(a, env, state) for a in e.args]
         if op == "ite":
             (cc, cv), (tc, tv), (oc, ov) = args
@@ -238,6 +267,10 @@ class _Gen:
             vals = [v for _, v in args]
             return True, _fold(op, vals)
         codes = [_code(c, v) for c, v in args]
+        if op in ("eq", "le", "iff") and codes[0] == codes[1]:
+            return True, True  # generated expressions are pure: x == x
+        if op in ("ne", "lt") and codes[0] == codes[1]:
+            return True, False
         if op == "not":
             return False, f"(not {codes[0]})"
         if op == "implies":
@@ -284,6 +317,15 @@ def _fold(op: str, vals: list[Any]) -> Any:
             raise EvaluationError("constant .some of none")
         return a
     raise ModelDefinitionError(f"cannot fold {op}")
+
+
+def _atoms(e: Expr, env: Mapping[object, int], sizes: Mapping[str, int]) -> list[tuple[Expr, dict[object, int]]]:
+    """Split an invariant into conjuncts, unrolling outer universal quantifiers."""
+    if isinstance(e, App) and e.op == "and":
+        return [a for x in e.args for a in _atoms(x, env, sizes)]
+    if isinstance(e, Quant) and e.kind == "forall":
+        return [a for v in e.var.sort.values(dict(sizes)) for a in _atoms(e.body, {**env, e.var: v}, sizes)]
+    return [(e, dict(env))]
 
 
 def _params_in(e: Expr, params: Sequence[ActionParam]) -> int:
@@ -335,6 +377,7 @@ class DenseModel:
                 idx = len(self.instances)
                 self.instances.append(Instance(idx, a, tuple(args)))
                 self._instance_index[(a.name, tuple(args))] = idx
+        self.inst_writes: dict[int, set[int]] = {}
         self.source = self._generate()
         namespace: dict[str, Any] = {"_idx": _idx, "_unwrap": _unwrap, "pruned": self.pruned}
         exec(compile(self.source, f"<dense:{config.describe()}>", "exec"), namespace)
@@ -342,6 +385,10 @@ class DenseModel:
         self.check_state = namespace["check_state"]
         self.check_transition = namespace["check_transition"]
         self.terminal = namespace["terminal"]
+        #: per instance: check the invariants its writes can affect (t is the successor)
+        self.inst_check: list[Callable[[tuple[int, ...]], int]] = namespace["INST_CHECK"]
+        #: per instance: its transition-invariant check, or None when none can be affected
+        self.inst_tcheck: list[Callable[[tuple[int, ...], tuple[int, ...]], int] | None] = namespace["INST_TCHECK"]
         self.initial: tuple[int, ...] = self._initial()
 
     # code generation ---------------------------------------------------------------------
@@ -353,6 +400,7 @@ class DenseModel:
             lines.extend(self._gen_action(gen, a))
         lines.append("    return out")
         lines.append("")
+        lines.extend(self._gen_incremental_checks(gen))
         lines.append("def check_state(s):")
         for k, inv in enumerate(self.state_invariants):
             c, code = gen.expr(inv.expr, {})
@@ -378,6 +426,72 @@ class DenseModel:
             c, code = gen.expr(self.model.terminal, {})
             lines.append(f"    return {bool(code) if c else code}")
         return "\n".join(lines) + "\n"
+
+    def _gen_incremental_checks(self, gen: _Gen) -> list[str]:
+        """Per action instance: only the invariant atoms that read a slot the instance writes."""
+        sizes = self.layout.sizes
+        atoms: list[tuple[int, str, frozenset[int]]] = []
+        always: list[int] = []
+        for k, inv in enumerate(self.state_invariants):
+            for e, env in _atoms(inv.expr, {}, sizes):
+                gen.reads = set()
+                c, code = gen.expr(e, env)
+                reads = frozenset(gen.reads)
+                gen.reads = None
+                if c:
+                    if not code:
+                        always.append(k)
+                    continue
+                atoms.append((k, code, reads))
+        lines: list[str] = []
+        groups: dict[tuple[int, ...], str] = {}
+        check_names = []
+        for inst in self.instances:
+            w = self.inst_writes.get(inst.index, frozenset())
+            rel = tuple(i for i, (_, _, reads) in enumerate(atoms) if reads & w)
+            if rel not in groups:
+                name = f"chk{len(groups)}"
+                groups[rel] = name
+                lines.append(f"def {name}(t):")
+                for k in always:
+                    lines.append(f"    return {k}")
+                for i in rel:
+                    k, code, _ = atoms[i]
+                    lines.append(f"    if not {code.replace('s[', 't[')}: return {k}")
+                lines.append("    return -1")
+            check_names.append(groups[rel])
+        lines.append(f"INST_CHECK = [{', '.join(check_names)}]")
+        # transition invariants: Post reads of unwritten slots come from the pre-state, then fold
+        tatoms = [(k, e, env) for k, inv in enumerate(self.transition_invariants)
+                  for e, env in _atoms(inv.expr, {}, sizes)]
+        tgroups: dict[tuple[str, ...], str] = {}
+        tnames = []
+        for inst in self.instances:
+            w = self.inst_writes.get(inst.index, frozenset())
+            gen.written = set(w)
+            body = []
+            for k, e, env in tatoms:
+                c, code = gen.expr(e, env)
+                if c:
+                    if not code:
+                        body.append(f"    return {k}")
+                    continue
+                body.append(f"    if not {code}: return {k}")
+            gen.written = None
+            key = tuple(body)
+            if not body:
+                tnames.append("None")
+                continue
+            if key not in tgroups:
+                name = f"tchk{len(tgroups)}"
+                tgroups[key] = name
+                lines.append(f"def {name}(s, t):")
+                lines.extend(body)
+                lines.append("    return -1")
+            tnames.append(tgroups[key])
+        lines.append(f"INST_TCHECK = [{', '.join(tnames)}]")
+        lines.append("")
+        return lines
 
     def _gen_action(self, gen: _Gen, a: Action) -> list[str]:
         params = a.params
@@ -421,6 +535,8 @@ class DenseModel:
         pre: list[str] = []
         writes: list[str] = []
         ranges: list[str] = []
+        written: set[int] = set()
+        self.inst_writes[inst] = written
         for n, u in enumerate(a.updates):
             if isinstance(u, Assign):
                 c, v = gen.expr(u.value, env)
@@ -442,6 +558,12 @@ class DenseModel:
                     continue  # writes the value the slot already has
                 if tc and c and gen.facts.get(int(tcode)) == int(v):
                     continue
+                if tc:
+                    written.add(int(tcode))
+                else:
+                    f = u.target.func  # type: ignore[union-attr]
+                    base = self.layout.base[f]
+                    written.update(range(base, base + self.layout.strides[f][0] * self.layout.shape[f][0]))
                 writes.append(f"t[{tcode}] = {code}")
             else:
                 shape = self.layout.shape[u.func]
@@ -452,6 +574,7 @@ class DenseModel:
                     code = _code(c, v)
                     if code == f"s[{slot}]" or (c and gen.facts.get(slot) == int(v)):
                         continue
+                    written.add(slot)
                     writes.append(f"t[{slot}] = {code}")
         if not writes and not pre:
             return [f"{indent}add(({inst}, s))"]

@@ -264,10 +264,19 @@ class Action:
             raise ModelDefinitionError(
                 f"action {self.name} has no guard {label!r}; guards: {', '.join(k for k, _ in self.guard)}"
             )
-        return replace(self, guard=tuple((k, g) for k, g in self.guard if k != label))
+        return replace(
+            self,
+            guard=tuple((k, g) for k, g in self.guard if k != label),
+            checks=tuple(c for c in self.checks if c[0] != label),
+        )
 
     def with_guard(self, label: str, cond: Expr) -> "Action":
-        return replace(self, guard=tuple((k, g) for k, g in self.guard if k != label) + ((label, cond),))
+        """This action with guard conjunct (or check) ``label`` replaced by ``cond``."""
+        return replace(
+            self,
+            guard=tuple((k, g) for k, g in self.guard if k != label) + ((label, cond),),
+            checks=tuple((k, cond if k == label else c, e) for k, c, e in self.checks),
+        )
 
     def without_update(self, target_name: str) -> "Action":
         kept = tuple(u for u in self.updates if u.decl.name != target_name)
@@ -309,6 +318,8 @@ class Model:
     terminal: Expr | None
     variant_of: str | None = None
     fault: str | None = None
+    #: names of the models this one extends (directly or not), nearest first
+    bases: tuple[str, ...] = ()
 
     # lookups ---------------------------------------------------------------------------
     def action(self, name: str) -> Action:
@@ -544,8 +555,12 @@ class ModelBuilder:
         self._invariants: dict[str, Invariant] = {}
         self._terminal: Expr | None = None
         bases = (extends,) if isinstance(extends, Model) else tuple(extends)
+        self._bases: list[str] = []
         for base in bases:
             self._absorb(base)
+            for n in (base.name, *base.bases):
+                if n not in self._bases:
+                    self._bases.append(n)
         for k, v in (bounds or {}).items():
             if v < 1:
                 raise ModelDefinitionError(f"bound {k}={v} of model {name} gives an empty domain; use >= 1")
@@ -821,6 +836,7 @@ class ModelBuilder:
             actions=tuple(self._actions.values()),
             invariants=tuple(self._invariants.values()),
             terminal=self._terminal,
+            bases=tuple(self._bases),
         )
         _validate(model)
         return model

@@ -19,7 +19,8 @@ from model.core import ConfigError, Model
 __all__ = ["Fault", "FAULTS", "fault_variant", "faults_for"]
 
 #: modules defining ``FAULTS: list[Fault]``
-FAULT_MODULES = ["model.faults.context", "model.faults.ownership"]
+FAULT_MODULES = ["model.faults.context", "model.faults.ownership", "model.faults.lifecycle", "model.faults.entrypoint",
+                 "model.faults.actor"]
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,18 @@ FAULTS: list[Fault] = _collect()
 
 
 def faults_for(model_name: str) -> list[Fault]:
-    return [f for f in FAULTS if f.model == model_name]
+    """Faults of ``model_name`` and of the models it extends (their rules are inherited)."""
+    from model.catalog import get_model
+
+    lineage = {model_name, *get_model(model_name).bases}
+    return [f for f in FAULTS if f.model in lineage]
 
 
 def fault_variant(model_name: str, fault_name: str) -> Model:
     from model.catalog import get_model
 
-    for f in FAULTS:
-        if f.model == model_name and f.name == fault_name:
+    for f in faults_for(model_name):
+        if f.name == fault_name:
             return f.variant(get_model(model_name))
     names = ", ".join(f.name for f in faults_for(model_name)) or "(none)"
     raise ConfigError(f"model {model_name} has no fault {fault_name!r}; its faults: {names}")
