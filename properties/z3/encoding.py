@@ -115,6 +115,7 @@ class PostState(SymState):
             else:
                 self._func_updates.setdefault(u.decl, []).append(u)  # type: ignore[arg-type]
         self._cache: dict[int, Value] = {}
+        self._cells: dict[object, Value] = {}
 
     def _tr_cached(self, e: Expr) -> Value:
         key = id(e)
@@ -135,6 +136,13 @@ class PostState(SymState):
         ups = self._func_updates.get(func)
         if not ups:
             return self.pre.cell(func, args)
+        key = (func, _key(args))
+        hit = self._cells.get(key)
+        if hit is None:
+            hit = self._cells[key] = self._cell(func, ups, args)
+        return hit
+
+    def _cell(self, func: Func, ups: list[Assign | FuncAssign], args: Sequence[Value]) -> Value:
         # the last whole-function assignment overrides everything before it
         start = 0
         for k, u in enumerate(ups):
@@ -161,16 +169,17 @@ class PostState(SymState):
 # --------------------------------------------------------------------------------------
 
 
+def _key(args: Sequence[Value]) -> tuple[object, ...]:
+    """A hashable key for translated values (z3 terms by their unique id)."""
+    return tuple(int(a) if _concrete(a) else ("z", a.get_id()) for a in args)
+
+
 def _and(parts: Iterable[Value]) -> Value:
     out = []
     for p in parts:
         if _concrete(p):
             if not p:
                 return False
-            continue
-        if z3.is_false(p):
-            return False
-        if z3.is_true(p):
             continue
         out.append(p)
     if not out:
@@ -184,10 +193,6 @@ def _or(parts: Iterable[Value]) -> Value:
         if _concrete(p):
             if p:
                 return True
-            continue
-        if z3.is_true(p):
-            return True
-        if z3.is_false(p):
             continue
         out.append(p)
     if not out:
@@ -325,6 +330,7 @@ class Encoding:
         self.model = model
         self.tag = tag
         self._states: dict[int, SymState] = {}
+        self._invariants: dict[tuple[int, int], tuple[Invariant, Any]] = {}
 
     # -- sorts and values (universe-specific) -----------------------------------------------
     def z3sort(self, sort: Sort) -> Any:
@@ -390,8 +396,12 @@ class Encoding:
 
     def invariant(self, inv: Invariant, i: int) -> Any:
         """A state invariant at step ``i``; a transition invariant on steps ``(i, i+1)``."""
-        post = self.state(i + 1) if inv.transition else None
-        return self.translator(self.state(i), post).formula(inv.expr)
+        key = (id(inv), i)
+        hit = self._invariants.get(key)
+        if hit is None:
+            post = self.state(i + 1) if inv.transition else None
+            hit = self._invariants[key] = (inv, self.translator(self.state(i), post).formula(inv.expr))
+        return hit[1]
 
     def invariant_on(self, inv: Invariant, pre: SymState, post: SymState | None = None) -> Any:
         return self.translator(pre, post).formula(inv.expr)
@@ -441,6 +451,7 @@ class _BoundedState(SymState):
         self.slots: list[Any] = []
         self.vars: dict[StateVar, Any] = {}
         self.cells: dict[Func, dict[tuple[int, ...], Any]] = {}
+        self._memo: dict[object, Value] = {}
         for d in enc.model.state:
             if isinstance(d, StateVar):
                 v = z3.Const(f"{d.name}@{i}{enc.tag}", enc.z3sort(d.sort))
@@ -459,6 +470,16 @@ class _BoundedState(SymState):
         return self.vars[decl]
 
     def cell(self, func: Func, args: Sequence[Value]) -> Value:
+        if all(_concrete(a) for a in args):
+            n = [s.size(self.enc.sizes) for s in func.index_sorts]
+            return self.cells[func][tuple(int(a) if 0 <= int(a) < k else k - 1 for a, k in zip(args, n))]
+        key = (func, _key(args))
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._chain(func, args)
+        return hit
+
+    def _chain(self, func: Func, args: Sequence[Value]) -> Value:
         enc = self.enc
         cells = self.cells[func]
         choices: list[list[int]] = []
@@ -495,6 +516,7 @@ class BoundedEncoding(Encoding):
                 self.instances.append(Instance(len(self.instances), a, tuple(args)))
         self._index = {(i.action.name, i.args): i for i in self.instances}
         self._selectors: dict[int, Any] = {}
+        self._transitions: dict[object, Any] = {}
 
     # sorts -------------------------------------------------------------------------------------
     def z3sort(self, sort: Sort) -> Any:
@@ -619,6 +641,16 @@ class BoundedEncoding(Encoding):
     ) -> Any:
         """T(s_i, s_{i+1}): some enabled instance (optionally only of ``actions`` / among
         ``instances``) leads from step i to step i+1; the selector says which."""
+        key = (i, stutter, None if actions is None else tuple(sorted(actions)),
+               None if instances is None else tuple(x.index for x in instances))
+        hit = self._transitions.get(key)
+        if hit is None:
+            hit = self._transitions[key] = self._transition(i, actions, instances, stutter)
+        return hit
+
+    def _transition(
+        self, i: int, actions: Iterable[str] | None, instances: Iterable[Instance] | None, stutter: bool
+    ) -> Any:
         pre, post = self.state(i), self.state(i + 1)
         act = self.selector(i)
         if instances is not None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import z3
 
@@ -49,6 +49,8 @@ class Proof:
     support: tuple[str, ...] = ()
     seconds: float = 0.0
     detail: str = ""
+    #: False if a minimisation query timed out (the support is sufficient, maybe not minimal)
+    support_minimal: bool = True
 
     @property
     def proved(self) -> bool:
@@ -82,7 +84,6 @@ class _ActionContext:
             self.solver.add(enc.background())
         self.written = decls_written(action)
         self._goal: dict[str, Any] = {}
-        self._pre_f: dict[str, Any] = {}
         self._post_f: dict[str, Any] = {}
         self.prover = prover
         for inv in prover.state_invs:
@@ -90,10 +91,7 @@ class _ActionContext:
             self.solver.add(z3.Implies(lit, self.pre_formula(inv)))
 
     def pre_formula(self, inv: Invariant) -> Any:
-        f = self._pre_f.get(inv.name)
-        if f is None:
-            f = self._pre_f[inv.name] = self.prover.enc.invariant_on(inv, self.pre)
-        return f
+        return self.prover.enc.invariant(inv, 0)  # the same pre-state for every action: cached
 
     def post_formula(self, inv: Invariant) -> Any:
         f = self._post_f.get(inv.name)
@@ -208,9 +206,11 @@ class _Prover:
                     changed = True
         return cand, dropped, rounds
 
-    def support(self, inv: Invariant, proved: Sequence[Invariant]) -> tuple[str, ...] | None:
-        """The other invariants the proof of ``inv`` uses (minimal by deletion), or None on unknown."""
+    def support(self, inv: Invariant, proved: Sequence[Invariant]) -> tuple[tuple[str, ...], bool] | str:
+        """The other invariants the proof of ``inv`` uses (minimal by deletion) and whether the
+        minimisation completed; or why the proof fails (a counterexample, or z3's unknown)."""
         used: set[str] = set()
+        minimal = True
         others = [x for x in proved if x.name != inv.name]
         for a in self.enc.model.actions:
             ctx = self.context(a)
@@ -220,8 +220,10 @@ class _Prover:
             base = [goal] + ([self.hyp[inv.name]] if not inv.transition else [])
             hyps = [self.hyp[x.name] for x in others]
             r = self.check(ctx.solver, base + hyps, [inv.name])
+            if r == z3.sat:
+                return f"not inductive: {a.name} breaks it from {self.describe_cti(ctx, ctx.solver.model())}"
             if r != z3.unsat:
-                return None
+                return f"z3 returned unknown ({ctx.solver.reason_unknown()}) for action {a.name}"
             core = {str(c) for c in ctx.solver.unsat_core()}
             needed = [h for h in hyps if str(h) in core]
             # deletion-based minimisation of the core
@@ -231,13 +233,15 @@ class _Prover:
             k = 0
             while k < len(needed):
                 trial = needed[:k] + needed[k + 1:]
-                if self.check(ctx.solver, base + trial, [inv.name]) == z3.unsat:
+                r = self.check(ctx.solver, base + trial, [inv.name])
+                if r == z3.unsat:
                     needed = trial
                 else:
+                    minimal = minimal and r == z3.sat
                     k += 1
             ctx.solver.set("timeout", self.timeout_ms)
             used.update(str(h).removeprefix("hyp:") for h in needed)
-        return tuple(sorted(used))
+        return tuple(sorted(used)), minimal
 
     def describe_cti(self, ctx: _ActionContext, m: Any) -> str:
         enc = self.enc
@@ -280,8 +284,15 @@ def prove(
     invariants: Iterable[str] | None = None,
     timeout_ms: int = 20000,
     max_k: int = 3,
+    candidates: Mapping[str, str] | None = None,
 ) -> ProofRun:
-    """Prove the model's invariants (or those named) for every depth; see the module docstring."""
+    """Prove the model's invariants (or those named) for every depth; see the module docstring.
+
+    ``candidates``, if given, maps the invariants *not* to try to the reason (e.g. "not
+    inductive in the bounded configuration"): a counterexample to induction of a bounded
+    configuration is one of the parametric universe too, so the parametric proof starts from
+    what the bounded Houdini kept and spends no time on quantified satisfiable queries.
+    """
     global _BOOL
     from model.core.sorts import BOOL
 
@@ -295,6 +306,12 @@ def prove(
     notes: list[str] = []
 
     # 1. base case
+    skip = dict(candidates or {})
+    for inv in chosen:
+        if inv.name in skip:
+            proofs[inv.name] = Proof(inv.name, "unknown", "", detail=skip[inv.name])
+    p.state_invs = [i for i in p.state_invs if i.name not in skip]
+    p.trans_invs = [i for i in p.trans_invs if i.name not in skip]
     candidates: list[Invariant] = []
     for inv in p.state_invs:
         ok, why = p.base(inv)
@@ -340,24 +357,23 @@ def prove(
     # 3. supports of the induction proofs (over the final set of facts)
     for q in facts:
         method, k = methods[q.name]
-        sup: tuple[str, ...] | None = ()
+        sup: tuple[tuple[str, ...], bool] | str
         if method == "induction":
             sup = p.support(q, facts)
         else:
-            sup = tuple(sorted(f.name for f in facts if f is not q and methods[f.name][0] == "induction"))
-        if sup is None:  # pragma: no cover - the joint query was unsat, so each part is
-            proofs[q.name] = Proof(q.name, "unknown", "", detail="z3 returned unknown computing the support")
+            sup = tuple(sorted(f.name for f in facts if f is not q and methods[f.name][0] == "induction")), False
+        if isinstance(sup, str):  # pragma: no cover - the joint query was unsat, so each part is
+            proofs[q.name] = Proof(q.name, "unknown", "", detail=sup)
             continue
-        proofs[q.name] = Proof(q.name, "proved", method, k, sup)
+        proofs[q.name] = Proof(q.name, "proved", method, k, sup[0], support_minimal=sup[1])
 
     # 5. transition invariants, with the proved state invariants as facts
     for inv in p.trans_invs:
-        sup = p.support(inv, facts)
-        if sup is None:
-            proofs[inv.name] = Proof(inv.name, "unknown", "", detail="some action breaks it from a state "
-                                     "satisfying the proved state invariants (or z3 returned unknown)")
+        tsup = p.support(inv, facts)
+        if isinstance(tsup, str):
+            proofs[inv.name] = Proof(inv.name, "unknown", "", detail=tsup)
         else:
-            proofs[inv.name] = Proof(inv.name, "proved", "induction", 1, sup)
+            proofs[inv.name] = Proof(inv.name, "proved", "induction", 1, tsup[0], support_minimal=tsup[1])
 
     for name, pr in proofs.items():
         pr.seconds = p.spent.get(name, 0.0)
