@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from model.core.errors import ConfigError, ModelDefinitionError
 
@@ -19,7 +19,7 @@ from .errors import UserError
 __all__ = ["main"]
 
 #: modules under iospec.commands, in the order ``--help`` lists them
-COMMANDS = ["explore", "check-trace", "verify"]
+COMMANDS = ["explore", "check-trace", "diagrams", "verify"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ MODELS: dict[str, str] = {
     "lifecycle": "model.lifecycle",
     "entrypoint": "model.entrypoint",
     "actor": "model.actor",
+    "locks": "model.locks",
 }
 
 CONFIG_FILE = Path(__file__).with_name("standard_configs.json")

@@ -71,7 +71,7 @@ ran_after_abort = m.var("ran_after_abort", BOOL, False, "JS ran in an aborted co
     rules=("INV-C1", "INV-C6"),
     source="io/io-context.c++:152-218",
 )
-def create_context(c, t, actor):
+def create_context(c: Expr, t: Expr, actor: Expr) -> Step:
     """A new IoContext with a fresh id, pinned to the creating thread."""
     return Step(
         guard={"fresh_id": ctx_state[c] == UNBORN, "kind_in_scope": actors | ~actor},
@@ -83,7 +83,7 @@ def create_context(c, t, actor):
     rules=("INV-C1", "INV-C2", "INV-C3", "INV-A2"),
     source=("io/io-context.h:1335-1339", "io/io-context.c++:1302-1308"),
 )
-def enter(c, t):
+def enter(c: Expr, t: Expr) -> Step:
     """``run()``: refuse if aborted, check the thread and re-entry, then make ``c`` current on ``t``."""
     return Step(
         guard={"alive": ctx_state[c] == ALIVE, "nesting_in_scope": nesting | (current[t] == NONE)},
@@ -103,7 +103,7 @@ def enter(c, t):
     )
 
 @m.action(params={"c": Ctx, "t": Thread}, rules=("INV-C2", "INV-C3"), source="io/io-context.c++:1303-1309")
-def exit(c, t):
+def exit(c: Expr, t: Expr) -> Step:
     """Leave the innermost context of ``t``; the previously current one becomes current again."""
     return Step(
         guard={"innermost": current[t] == c},
@@ -111,7 +111,7 @@ def exit(c, t):
     )
 
 @m.action(params={"c": Ctx, "reason": AbortReason}, rules=("INV-A1", "INV-A3"), source="io/io-context.c++:488-499")
-def abort(c, reason):
+def abort(c: Expr, reason: Expr) -> Step:
     """``abort(e)``: record the first reason; later calls are ignored; nothing is cancelled here."""
     return Step(
         guard={"exists": (ctx_state[c] == ALIVE) | (ctx_state[c] == TEARDOWN), "a_reason": reason != NOT_ABORTED,
@@ -120,7 +120,7 @@ def abort(c, reason):
     )
 
 @m.action(params={"c": Ctx}, rules=("INV-C4", "INV-T4"), source="io/io-context.c++:700-721")
-def destroy_begin(c):
+def destroy_begin(c: Expr) -> Step:
     """The destructor body runs: canceler cancelled, ReverseIoOwn validity cleared."""
     return Step(
         guard={"alive": ctx_state[c] == ALIVE, "not_running": ~entered[c]},
@@ -128,53 +128,53 @@ def destroy_begin(c):
     )
 
 @m.action(params={"c": Ctx}, rules=("INV-C4", "INV-O5"), source="io/io-context.h:1137-1152")
-def destroy_end(c):
+def destroy_end(c: Expr) -> Step:
     """The members are destroyed; the DeleteQueue is closed last."""
     return Step(guard={"tearing_down": ctx_state[c] == TEARDOWN}, updates={ctx_state[c]: DEAD})
 
 # ---- invariants -----------------------------------------------------------------------
 @m.invariant(rules=("INV-C1",), source="io/io-context.c++:1302")
-def runs_on_pinned_thread():
+def runs_on_pinned_thread() -> Expr:
     """No context was ever entered on a thread other than the one it is pinned to."""
     return ~wrong_thread_entry
 
 @m.invariant(rules=("INV-C1", "INV-C3"), source="io/io-context.c++:1523-1531")
-def current_is_pinned_here():
+def current_is_pinned_here() -> Expr:
     """The context current on a thread is pinned to that thread and is entered."""
     return ForAll(Thread, lambda t: ForAll(Ctx, lambda c: Implies(
         current[t] == c, (ctx_thread[c] == t) & entered[c])))
 
 @m.invariant(rules=("INV-C2",), source="io/io-context.c++:1307-1308")
-def never_reentered():
+def never_reentered() -> Expr:
     """No context was entered while it was already entered."""
     return ~reentered
 
 @m.invariant(rules=("INV-C3",), source="io/io-context.c++:1293-1331")
-def entered_is_on_a_stack():
+def entered_is_on_a_stack() -> Expr:
     """An entered context is current on its thread or saved as the outer context of an entered one."""
     return ForAll(Ctx, lambda c: Implies(
         entered[c],
         (current[ctx_thread[c].some] == c) | Exists(Ctx, lambda d: entered[d] & (outer[d] == c))))
 
 @m.invariant(rules=("INV-C6",), source="io/io-context.c++:1533-1537")
-def ids_never_reused():
+def ids_never_reused() -> Expr:
     """A context id that was used never becomes unborn again, and its thread never changes."""
     return ForAll(Ctx, lambda c: Implies(ctx_state[c] != UNBORN, Post(ctx_state[c]) != UNBORN)
                   & Implies(ctx_thread[c] != NONE, Post(ctx_thread[c]) == ctx_thread[c]))
 
 @m.invariant(rules=("INV-A1",), source="io/io-context.c++:488-491")
-def first_abort_reason_wins():
+def first_abort_reason_wins() -> Expr:
     """Once a context is aborted its reason never changes."""
     return ForAll(Ctx, lambda c: Implies(
         abort_reason[c] != NOT_ABORTED, Post(abort_reason[c]) == abort_reason[c]))
 
 @m.invariant(rules=("INV-A2",), source="io/io-context.h:1358-1361")
-def no_js_after_abort():
+def no_js_after_abort() -> Expr:
     """No context was entered to run JS after it was aborted."""
     return ~ran_after_abort
 
 @m.invariant(rules=("INV-C3", "INV-C4"), source="io/io-context.c++:700-721", lemma=True)
-def entered_contexts_are_alive():
+def entered_contexts_are_alive() -> Expr:
     """Lemma: only live contexts are entered, and a live context has its thread."""
     return ForAll(Ctx, lambda c: Implies(entered[c], ctx_state[c] == ALIVE)
                   & Implies(ctx_state[c] != UNBORN, ctx_thread[c] != NONE)
@@ -182,7 +182,7 @@ def entered_contexts_are_alive():
                             & (abort_reason[c] == NOT_ABORTED)))
 
 @m.invariant(rules=("INV-C2", "INV-C3"), source="io/io-context.c++:1303-1309", lemma=True)
-def outer_contexts_are_entered():
+def outer_contexts_are_entered() -> Expr:
     """Lemma: the saved outer context of an entered context is itself entered, on the same thread."""
     return ForAll(Ctx, lambda c: Implies(
         outer[c] != NONE,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from model.context import (
     ALIVE,
-    UNBORN as CTX_UNBORN,
     DEAD,
     NOT_ABORTED,
     TEARDOWN,
@@ -46,9 +45,13 @@ from model.context import (
     entered,
 )
 from model.context import MODEL as CONTEXT
+from model.context import (
+    UNBORN as CTX_UNBORN,
+)
 from model.core import (
     BOOL,
     NONE,
+    TRUE,
     And,
     Enum,
     Exists,
@@ -61,7 +64,6 @@ from model.core import (
     ModelBuilder,
     Opt,
     Step,
-    TRUE,
 )
 from model.vocab import Ctx, Obj, Result, Thread
 
@@ -133,7 +135,7 @@ def _free(o: Expr, t: Expr) -> dict[object, object]:
 
 def _process_deletions(c: Expr, t: Expr, when: Expr) -> dict[object, object]:
     """``runInContextScope``: under the mutex, unlink every queued node of ``c`` (io-context.c++:1317-1326)."""
-    mine = lambda o: queued[o] & (owner[o] == c)  # noqa: E731
+    mine = lambda o: queued[o] & (owner[o] == c)
     return {
         node: lambda o: Ite(when & mine(o), FREED, node[o]),
         queued: lambda o: Ite(when & (owner[o] == c), False, queued[o]),

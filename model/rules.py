@@ -61,7 +61,8 @@ _RULES = [
     Rule("INV-R4", "stateless cardinality", "io/worker-entrypoint.c++:292-302",
          "A non-actor context holds at most one IncomingRequest."),
     Rule("INV-R5", "single drainer", "io/io-context.c++:604-607,261-265",
-         "Only the head has a live drain; draining a non-head returns at once; a new delivery cancels the old head's actor drain."),
+         "Only the head has a live drain; draining a non-head returns at once; a new delivery cancels the old "
+         "head's actor drain."),
     Rule("INV-R6", "ownership transfer", "io/io-context.c++:601",
          "After drain() or finishScheduled() the caller's handle is null on every path."),
     Rule("INV-R7", "drain obligation (soft)", "io/io-context.c++:332-335",
@@ -176,6 +177,22 @@ _RULES = [
     Rule("INV-A6", "Actor::abort cancels every event", "io/worker.c++:4039-4068",
          "Actor::abort aborts the context, fulfils shutdown, cancels every wrapped event and drain (their requests "
          "are destroyed synchronously) and then drops the IoContext if no request is listed.", added=True),
+    Rule("INV-L5", "lock progress", "io/async-lock-scheduler-test.c++:296-330",
+         "Every thread's lock requests are eventually granted or cancelled: with no cancellation, no state where "
+         "requests are outstanding is stuck (a deadlock); many threads contending for many isolates all progress.",
+         added=True),
+    Rule("INV-E7", "the HTTP listener's 500", "server/server.c++:6581-6591",
+         "In standalone workerd an exception that escapes a stateless fetch before any response (tunnelled, "
+         "branch 3 of INV-E4) reaches the HTTP listener, which logs \"Uncaught exception\" at ERROR and answers "
+         "500 \"Internal Server Error\" with Connection: close; a fail-open fallback failure instead gets the "
+         "entrypoint's synthetic 500 with an empty body.", added=True),
+    Rule("INV-E8", "request body neutered after the event", "api/global-scope.c++:50-63",
+         "After the event's response was sent, reading the incoming request body fails with \"Can't read from "
+         "request stream after response has been sent.\" (also for a later request to the same actor).",
+         added=True),
+    Rule("INV-P1", "cross-request promise settlement", "io/worker.c++:1233-1345",
+         "A promise settled from another request's context runs its continuations in the creating context; if "
+         "that context is gone they are dropped with the cross-request promise warning.", added=True),
     Rule("INV-H1", "hang abort message", "io/io-context.c++:1583-1594",
          "A stateless request with nothing pending and an idle thread is aborted with the hang message "
          "(a 500 at the HTTP level).", added=True),

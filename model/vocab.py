@@ -71,6 +71,12 @@ MESSAGES: dict[str, str] = {
     "TASK_WITHOUT_REQUEST": "Adding task to IoContext with no current IncomingRequest",
     "NO_CURRENT_INCOMING_REQUEST": "the IoContext has no current IncomingRequest",
     "LISTENER_500_BODY": "Internal Server Error",
+    # api/global-scope.c++:50-63 (the neutered request body) and the pinned workerd's text for a
+    # promise saved from an ended request (workerd-observed.md "Cross-request I/O").
+    "REQUEST_BODY_AFTER_RESPONSE": "Can't read from request stream after response has been sent.",
+    "PROMISE_FROM_ENDED_REQUEST": "This promise was created by a request that has since ended, so it can never settle. "
+    "With the handle_cross_request_promise_resolution compatibility flag, a promise can only settle in the request "
+    "that created it, and settling it after that request ends is dropped.",
 }
 
 #: Appended to ERR_DIFFERENT_* when the object's type is known (io-context.c++:1615-1642).

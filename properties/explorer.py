@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence, TextIO
+from typing import Any, TextIO
 
 import networkx as nx
 
@@ -330,14 +331,14 @@ class Explorer:
             kind, d, where = violated[key]
             if kind == "state":
                 inv = dm.state_invariants[key]
-                target = where
-                assert isinstance(target, tuple)
-                res.violations.append(self.trace_to(lambda s, tgt=target: s == tgt, d, f"invariant {inv.name} violated"))
+                reason = f"invariant {inv.name} violated"
+                res.violations.append(self.trace_to(_equals(where), d, reason))  # type: ignore[arg-type]
             else:
                 inv = dm.transition_invariants[key - 1000]
-                pre, post = where  # type: ignore[misc]
-                tr = self.trace_to(lambda s, tgt=pre: s == tgt, d - 1, f"transition invariant {inv.name} violated")
-                res.violations.append(self._extend(tr, post, f"transition invariant {inv.name} violated"))
+                pre, post = where  # type: ignore[misc]  # a (pre, post) pair for transition invariants
+                reason = f"transition invariant {inv.name} violated"
+                tr = self.trace_to(_equals(pre), d - 1, reason)  # type: ignore[arg-type]
+                res.violations.append(self._extend(tr, post, reason))  # type: ignore[arg-type]
         if deadlock_example is not None:
             tgt = deadlock_example
             res.deadlock_trace = self.trace_to(lambda s: s == tgt, None, "deadlock: no action can make progress")
@@ -436,6 +437,10 @@ class Explorer:
         raise RuntimeError("could not recover the violating transition")
 
 
+def _equals(target: State) -> Callable[[State], bool]:
+    return lambda s: s == target
+
+
 def _inverse(p: Sequence[int]) -> list[int]:
     inv = [0] * len(p)
     for old, new in enumerate(p):
@@ -492,7 +497,9 @@ def _parse_value(sort: Any, text: object, where: str, config: Config) -> int:
     raise ConfigError(f"{where}: {text!r} is not a value of {sort.name} in this configuration")
 
 
-def replay(config: Config, steps: Iterable[dict[str, Any]], *, reason: str = "replayed trace") -> tuple[Trace, list[str]]:
+def replay(
+    config: Config, steps: Iterable[dict[str, Any]], *, reason: str = "replayed trace"
+) -> tuple[Trace, list[str]]:
     """Replay a JSON step list through the model; returns the trace and the invariants it violates.
 
     Raises `ConfigError` naming the first step that is not enabled.

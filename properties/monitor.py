@@ -20,15 +20,16 @@ touch I/O across contexts and never delete on the wrong thread" is checked on ev
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from model.catalog import get_model
 from model.core import Model
 from model.core.model import Action, Func, Invariant, StateVar
 from model.core.render import render_expr
-from model.core.sparse import Operation, SparseModel, enum_value
 from model.core.sorts import IdSort, OptSort
+from model.core.sparse import Operation, SparseModel, enum_value
 
 __all__ = ["Monitor", "MonitorViolation"]
 
@@ -198,7 +199,8 @@ class Monitor:
                 reported = reported or "(some error)"
             if reported is None:
                 raise MonitorViolation(
-                    "bad_event", f"{op} has checks, so the event must report a 'result' (the model predicts {predicted})",
+                    "bad_event",
+                    f"{op} has checks, so the event must report a 'result' (the model predicts {predicted})",
                     event=event, model=w.model.name,
                 )
             if reported != predicted and not (reported == "(some error)" and predicted != "OK"):
@@ -229,7 +231,8 @@ class Monitor:
                 if name in predicted_outputs:
                     sort = dict(chosen.outputs)[name].sort
                     pv = sort.render(predicted_outputs[name])
-                    if str(value) != pv:
+                    got = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                    if got != pv:
                         raise MonitorViolation(
                             "wrong_output", f"{w.model.name}: {op} output {name}={value}, the model predicts {pv}",
                             rules=chosen.rules, event=event, model=w.model.name,
@@ -268,11 +271,11 @@ class Monitor:
                 if v >= 0:
                     involved[target.name].add(v)
         out: dict[str, Any] = {}
-        for d in w.model.state:
-            if isinstance(d, StateVar):
-                if d.ghost and not sm.read_var(d):
+        for var in w.model.state:
+            if isinstance(var, StateVar):
+                if var.ghost and not sm.read_var(var):
                     continue
-                out[d.name] = d.sort.render(sm.read_var(d))
+                out[var.name] = var.sort.render(sm.read_var(var))
         for d in unary:
             sname = d.index_sorts[0].name
             for x in sorted(involved.get(sname, ())):

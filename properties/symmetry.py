@@ -18,7 +18,8 @@ configuration.  The function is generated as straight-line Python, like the succ
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from model.core.dense import DenseModel
 from model.core.expr import Const, walk

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from model.catalog import MODELS
 from properties.monitor import Monitor, MonitorViolation
@@ -74,7 +75,9 @@ def read_trace(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             obj = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             if not newline:
-                raise TraceFormatError(f"{path}:{n}: truncated line (the file ends mid-object; was the trace cut short?)") from None
+                raise TraceFormatError(
+                    f"{path}:{n}: truncated line (the file ends mid-object; was the trace cut short?)"
+                ) from None
             msg = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
             raise TraceFormatError(f"{path}:{n}: not JSON: {msg}") from None
         if not isinstance(obj, dict):

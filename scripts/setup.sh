@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything iospec needs on a fresh machine: Graphviz (dot), a virtualenv with the
-# package and its dev tools, and the pinned workerd from npm (node_modules/).  Idempotent.
+# package and its dev tools, the pinned workerd from npm (node_modules/), and the Mermaid parser
+# (tools/mermaid/node_modules/).  Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +28,11 @@ if [ -f package-lock.json ]; then
   else
     echo "setup: npm not found; the real-workerd checks will be unavailable" >&2
   fi
+fi
+# the real Mermaid parser, to check the generated diagrams (tests/test_diagrams.py, tox -e diagrams)
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tools/mermaid --no-audit --no-fund --loglevel=error
+else
+  echo "setup: npm not found; the Mermaid syntax checks will be skipped" >&2
 fi
 echo "setup: done (.venv ready)" >&2

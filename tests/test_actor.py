@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from modelplay import enabled, play
+from tests.modelplay import enabled, play
 
 from model.catalog import get_model
 from model.faults import faults_for

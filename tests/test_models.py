@@ -13,7 +13,7 @@ import pytest
 
 from model.catalog import MODELS, get_model, standard_configs
 from model.core import compile_dense
-from model.faults import FAULTS, faults_for
+from model.faults import FAULTS, faults_in_lineage
 from properties.explorer import explore
 
 # small configurations for the differential check (bounded so each runs in about a second)
@@ -68,6 +68,9 @@ def test_every_fault_is_found_with_a_replayable_trace(fault, symmetry: bool) -> 
     cfg = variant.config(**fault.bounds)
     res = explore(cfg, symmetry=symmetry, stop_on_violation=False)
     found = {t.reason.split()[-2] for t in res.violations}
+    if res.deadlocks:
+        found.add("deadlock")
+        assert res.deadlock_trace is not None and res.deadlock_trace.format()
     assert found & set(fault.breaks), f"expected one of {fault.breaks}, found {sorted(found)}"
     for trace in res.violations:
         name = trace.reason.split()[-2]
@@ -80,7 +83,7 @@ def test_every_fault_is_found_with_a_replayable_trace(fault, symmetry: bool) -> 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_invariant_has_a_fault(name: str) -> None:
     model = get_model(name)
-    covered = {b for f in faults_for(name) for b in f.breaks}
+    covered = {b for f in faults_in_lineage(name) for b in f.breaks}
     missing = [i.name for i in model.invariants if i.name not in covered]
     assert not missing, f"{name}: invariants no seeded fault breaks: {missing}"
 

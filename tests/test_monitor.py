@@ -104,7 +104,9 @@ def test_monitor_follows_the_dense_model(name: str) -> None:
             want = dense_as_external(dm, s)
             for var, cells in want.items():
                 if isinstance(cells, dict):
-                    have = {k: v for k, v in got[var].items() if v != model.decl(var).value_sort.render(model.decl(var).init)}  # type: ignore[union-attr]
+                    decl = model.decl(var)
+                    init = decl.value_sort.render(decl.init)  # type: ignore[union-attr]
+                    have = {k: v for k, v in got[var].items() if v != init}
                     assert have == cells, f"seed {seed} step {n} ({inst.render()}): {var}: {have} != {cells}"
                 else:
                     assert got[var] == cells, f"seed {seed} step {n}: {var}"

@@ -18,13 +18,14 @@ some speed cost; the monitors and the tests use it.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import EvaluationError, ModelDefinitionError
 from .evaluate import evaluate
-from .expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst, conjuncts
-from .model import Action, ActionParam, Assign, Config, Func, FuncAssign, Invariant, ModelConst, StateVar
+from .expr import App, Const, Expr, Quant, Ref, Select, _NoneConst, conjuncts
+from .model import Action, ActionParam, Assign, Config, Func, Invariant, ModelConst, StateVar
 from .sorts import NONE_VALUE, BoolSort, IntSort, Sort
 
 __all__ = ["DenseModel", "compile_dense", "Instance"]
@@ -447,7 +448,7 @@ class DenseModel:
         groups: dict[tuple[int, ...], str] = {}
         check_names = []
         for inst in self.instances:
-            w = self.inst_writes.get(inst.index, frozenset())
+            w: set[int] | frozenset[int] = self.inst_writes.get(inst.index, frozenset())
             rel = tuple(i for i, (_, _, reads) in enumerate(atoms) if reads & w)
             if rel not in groups:
                 name = f"chk{len(groups)}"
@@ -530,7 +531,9 @@ class DenseModel:
 
         return emit(0, {}, (), "    ")
 
-    def _gen_updates(self, gen: _Gen, a: Action, env: dict[object, int], args: tuple[int, ...], indent: str) -> list[str]:
+    def _gen_updates(
+        self, gen: _Gen, a: Action, env: dict[object, int], args: tuple[int, ...], indent: str
+    ) -> list[str]:
         inst = self._instance_index[(a.name, args)]
         pre: list[str] = []
         writes: list[str] = []
@@ -568,7 +571,7 @@ class DenseModel:
             else:
                 shape = self.layout.shape[u.func]
                 for idx in itertools.product(*(range(k) for k in shape)):
-                    local = {**env, **dict(zip(u.vars, idx))}
+                    local: dict[object, int] = {**env, **dict(zip(u.vars, idx))}
                     c, v = gen.expr(u.body, local)
                     slot = self.layout.slot(u.func, idx)
                     code = _code(c, v)
@@ -597,7 +600,7 @@ class DenseModel:
             return True, str(self.layout.base[t.decl])
         saved, gen.facts = gen.facts, {}
         try:
-            c, code = gen.expr(t, env, "s")
+            _, code = gen.expr(t, env, "s")
         finally:
             gen.facts = saved
         # code is "s[<slot expr>]"; strip the state name

@@ -7,7 +7,8 @@ through a small `StateView` so the same evaluator serves dense tuples and sparse
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from .errors import EvaluationError
 from .expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst
@@ -51,9 +52,9 @@ def evaluate(
                 raise EvaluationError(f"unbound {d.name}") from None
         raise EvaluationError(f"unknown reference {d!r}")
     if isinstance(e, Select):
-        args = tuple(evaluate(a, view, env, post) for a in e.args)
-        for a, s in zip(args, e.func.index_sorts):
-            if a < 0:
+        args = tuple(evaluate(x, view, env, post) for x in e.args)
+        for value in args:
+            if value < 0:
                 raise EvaluationError(f"{e.func.name} indexed by none (an unchecked .some)")
         return view.read_cell(e.func, args)
     if isinstance(e, Quant):

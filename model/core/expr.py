@@ -14,7 +14,8 @@ have checked ``opt != NONE``; the checked interpreters raise if it is none).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, Union
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Union
 
 from .errors import ModelDefinitionError
 from .sorts import BOOL, NONE_VALUE, BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any
 
 from .errors import ConfigError, ModelDefinitionError
 from .expr import (
@@ -182,7 +183,7 @@ class ModelConst:
         return self.name
 
 
-StateDecl = Union[StateVar, Func]
+StateDecl = StateVar | Func
 
 
 @dataclass(frozen=True)
@@ -211,8 +212,8 @@ class FuncAssign:
         return self.func
 
 
-Update = Union[Assign, FuncAssign]
-UpdatesLike = Union[Mapping[Any, object], Sequence[tuple[Any, object]], Sequence[Update]]
+Update = Assign | FuncAssign
+UpdatesLike = Mapping[Any, object] | Sequence[tuple[Any, object]] | Sequence[Update]
 
 
 @dataclass(frozen=True)
@@ -722,7 +723,7 @@ class ModelBuilder:
             **common,  # type: ignore[arg-type]
         )
         error: Expr = checks[-1][2]
-        for lbl, cond, err in reversed(checks[:-1]):
+        for _, cond, err in reversed(checks[:-1]):
             error = Ite(cond, error, err)
         rejected = Action(
             name=f"{aname}_rejected",
@@ -781,7 +782,8 @@ class ModelBuilder:
                 guard=base.guard + ext_guard,
                 updates=base.updates + tuple(ext_updates),
                 outputs=base.outputs + ext_outputs,
-                rules=base.rules + tuple(r for r in (_check_rules(where, rules) if rules else ()) if r not in base.rules),
+                rules=base.rules
+                + tuple(r for r in (_check_rules(where, rules) if rules else ()) if r not in base.rules),
                 source=base.source + (_check_source(where, source) if source else ()),
                 doc=base.doc + ("\n\n" + inspect.cleandoc(fn.__doc__) if fn.__doc__ else ""),
             )

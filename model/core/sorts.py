@@ -20,7 +20,8 @@ or names a specific value; the compiler checks this before it permutes anything.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .errors import ModelDefinitionError
 

@@ -22,17 +22,19 @@ both on random runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import EvaluationError, ModelDefinitionError
 from .expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst, conjuncts, walk
-from .model import Action, ActionParam, Assign, Func, FuncAssign, Invariant, Model, ModelConst, StateVar
+from .model import Action, Assign, Func, FuncAssign, Invariant, Model, ModelConst, StateVar
 from .sorts import NONE_VALUE, BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
 
 __all__ = ["SparseModel", "Operation", "FRESH"]
 
-#: how many never-seen identities a quantifier also ranges over (max nesting per sort)
+#: the least number of never-seen identities a quantifier also ranges over; per sort the
+#: engine uses the model's deepest nesting of quantifiers over that sort, if larger
 FRESH = 2
 
 
@@ -128,7 +130,7 @@ class _Code:
             if c is not None:
                 best = c
                 break
-        return best if best is not None else f"range(N[{sort.name!r}] + {FRESH})"
+        return best if best is not None else f"range(N[{sort.name!r}] + {self.sm.fresh[sort.name]})"
 
     def _selector(self, var: BoundVar, p: Expr, env: Mapping[object, str]) -> str | None:
         sm = self.sm
@@ -144,12 +146,13 @@ class _Code:
                         and not _mentions(rhs, var):
                     k = sm.func_index[lhs.func]
                     v = self.expr(rhs, env)
+                    total = f"N[{var.sort.name!r}] + {sm.fresh[var.sort.name]}"
                     if k in sm.inverse:
-                        return f"_inv(I{k}, D{k}, {v}, d{k}, N[{var.sort.name!r}])"
-                    return f"_nondefault(D{k}, {v}, d{k}, N[{var.sort.name!r}])"
+                        return f"_inv(I{k}, D{k}, {v}, d{k}, {total})"
+                    return f"_nondefault(D{k}, {v}, d{k}, {total})"
         if isinstance(p, Select) and len(p.args) == 1 and _is_var(p.args[0], var) and isinstance(p.sort, BoolSort):
             k = sm.func_index[p.func]
-            return f"_nondefault(D{k}, 1, d{k}, N[{var.sort.name!r}])"
+            return f"_nondefault(D{k}, 1, d{k}, N[{var.sort.name!r}] + {sm.fresh[var.sort.name]})"
         return None
 
     def quant(self, q: Quant, env: Mapping[object, str]) -> str:
@@ -180,15 +183,15 @@ def _one(v: int) -> tuple[int, ...]:
     return (v,) if v >= 0 else ()
 
 
-def _inv(inverse: dict[int, set[Any]], cells: dict[Any, int], v: int, default: int, n: int) -> Iterable[Any]:
+def _inv(inverse: dict[int, set[Any]], cells: dict[Any, int], v: int, default: int, total: int) -> Iterable[Any]:
     if v == default:
-        return range(n + FRESH)
+        return range(total)
     return tuple(inverse.get(v, ()))
 
 
-def _nondefault(cells: dict[Any, int], v: int, default: int, n: int) -> Iterable[Any]:
+def _nondefault(cells: dict[Any, int], v: int, default: int, total: int) -> Iterable[Any]:
     if v == default:
-        return range(n + FRESH)
+        return range(total)
     return [x for x, val in cells.items() if val == v]
 
 
@@ -309,7 +312,8 @@ class SparseModel:
         self.transition_invariants = [inv for inv in model.invariants if inv.transition]
         self.source = self._generate()
         ns: dict[str, Any] = {
-            "_one": _one, "_inv": _inv, "_nondefault": _nondefault, "_unwrap": _unwrap, "EvaluationError": EvaluationError,
+            "_one": _one, "_inv": _inv, "_nondefault": _nondefault, "_unwrap": _unwrap,
+            "EvaluationError": EvaluationError,
         }
         exec(compile(self.source, f"<sparse:{model.name}>", "exec"), ns)
         self.ns = ns
@@ -318,16 +322,19 @@ class SparseModel:
 
     # -- validation ------------------------------------------------------------------------
     def _check_nesting(self) -> None:
+        """Per Id sort, how many fresh identities quantifiers need: the deepest nesting over it.
+
+        A formula with k nested quantifiers over a sort can only distinguish k identities it has
+        not seen; so ranging over the known identities plus k fresh ones decides it exactly.
+        """
         from .model import _all_exprs
+
+        self.fresh: dict[str, int] = {name: FRESH for name in self.id_sorts}
 
         def depth(e: Expr, seen: dict[str, int]) -> None:
             if isinstance(e, Quant) and isinstance(e.var.sort, IdSort):
                 k = seen.get(e.var.sort.name, 0) + 1
-                if k > FRESH:
-                    raise ModelDefinitionError(
-                        f"model {self.model.name}: more than {FRESH} nested quantifiers over "
-                        f"{e.var.sort.name}; the sparse engine's fresh-identity argument needs at most {FRESH}"
-                    )
+                self.fresh[e.var.sort.name] = max(self.fresh.get(e.var.sort.name, FRESH), k)
                 seen = {**seen, e.var.sort.name: k}
             for c in (e.body,) if isinstance(e, Quant) else getattr(e, "args", ()):
                 depth(c, seen)
@@ -363,7 +370,7 @@ class SparseModel:
             L.append("    else:")
             L.append(f"        D{k}[key] = v")
             if k in self.inverse:
-                L.append(f"    if old >= 0:")
+                L.append("    if old >= 0:")
                 L.append(f"        s_ = I{k}.get(old)")
                 L.append("        if s_ is not None:")
                 L.append("            s_.discard(key)")
@@ -372,7 +379,7 @@ class SparseModel:
             L.append(f"    CH[{k}].add(key)")
             L.append(f"def rebase{k}(newd, n):")
             L.append(f"    global d{k}")
-            L.append(f"    for key in range(n):")
+            L.append("    for key in range(n):")
             L.append(f"        if key not in D{k}: D{k}[key] = d{k}")
             L.append(f"    d{k} = newd")
             L.append(f"    for key in [x for x, v in D{k}.items() if v == newd]:")
@@ -394,7 +401,7 @@ class SparseModel:
 
     def _gen_action(self, code: _Code, a: Action, idx: int) -> list[str]:
         params = [f"p_{p.name}" for p in a.params]
-        env = {p: n for p, n in zip(a.params, params)}
+        env: dict[object, str] = dict(zip(a.params, params))
         sig = ", ".join(params)
         L = [f"def guard{idx}({sig}):"]
         check_labels = {lbl for lbl, _, _ in a.checks} if not a.rejected else set()
@@ -405,7 +412,7 @@ class SparseModel:
         L.append("    return None")
         # checks: index of the first failing check (-1: all pass)
         L.append(f"def checks{idx}({sig}):")
-        for n, (label, cond, _) in enumerate(a.checks):
+        for n, (_, cond, _) in enumerate(a.checks):
             L.append(f"    if not {code.expr(cond, env)}: return {n}")
         L.append("    return -1")
         L.append(f"def outputs{idx}({sig}):")
@@ -430,29 +437,69 @@ class SparseModel:
                     writes.append(f"    set{k}(k{n}, v{n})")
             else:
                 n += 1
-                k = self.func_index[u.func]
-                if len(u.vars) != 1:
-                    raise ModelDefinitionError("whole-function updates of multi-index functions are not supported")
-                var = u.vars[0]
-                x = code.fresh("x")
-                local = {**env, var: x}
-                body = u.body
-                # Ite(cond, value, f[x]): only candidates of cond can change
-                if (isinstance(body, App) and body.op == "ite" and isinstance(body.args[2], Select)
-                        and body.args[2].func is u.func and _is_var(body.args[2].args[0], var)):
-                    cands = code.candidates(var, conjuncts(body.args[0]), env)
-                else:
-                    cands = f"range(N[{var.sort.name!r}])"
-                sname = var.sort.name
-                L.append(f"    n{n} = N[{sname!r}]")
-                L.append(f"    w{n} = [({x}, {code.expr(body, local)}) for {x} in {cands} if {x} < n{n}]")
-                L.append(f"    fv{n} = (lambda {x}: {code.expr(body, local)})(n{n})")
-                writes.append(f"    if fv{n} != d{k}: rebase{k}(fv{n}, n{n})")
-                writes.append(f"    for key_, val_ in w{n}:")
-                writes.append(f"        set{k}(key_, val_)")
+                L_, W_ = self._gen_func_assign(code, u, env, n)
+                L.extend(L_)
+                writes.extend(W_)
         L.extend(writes)
         L.append("    return None")
         return L
+
+    def _gen_func_assign(
+        self, code: _Code, u: FuncAssign, env: Mapping[object, str], n: int
+    ) -> tuple[list[str], list[str]]:
+        """A whole-function update, visiting only cells that can change (see the module docstring)."""
+        k = self.func_index[u.func]
+        f = u.func
+        body = u.body
+        names = [code.fresh("x") for _ in u.vars]
+        local: dict[object, str] = {**env, **dict(zip(u.vars, names))}
+        key = names[0] if len(names) == 1 else "(" + ", ".join(names) + ",)"
+        own = lambda e: (isinstance(e, Select) and e.func is f
+                         and all(_is_var(a, v) for a, v in zip(e.args, u.vars)))
+        L: list[str] = []
+        W: list[str] = []
+        loops: str
+        bool_false_default = isinstance(f.value_sort, BoolSort) and int(f.init) == 0
+        if bool_false_default and isinstance(body, App) and body.op == "and" and any(own(a) for a in body.args):
+            # f[x] & X can only clear cells that are true now
+            loops = f"for {key} in list(D{k})"
+        else:
+            if bool_false_default and isinstance(body, App) and body.op == "or" and any(own(a) for a in body.args):
+                others = [a for a in body.args if not own(a)]
+                sel = conjuncts(others[0]) if len(others) == 1 else []
+            elif isinstance(body, App) and body.op == "ite" and own(body.args[2]):
+                sel = conjuncts(body.args[0])
+            else:
+                sel = []
+            parts = []
+            bound: dict[object, str] = dict(env)
+            for var, name in zip(u.vars, names):
+                cands = code.candidates(var, sel, bound) if sel else f"range(N[{var.sort.name!r}])"
+                parts.append(f"for {name} in {cands}")
+                bound[var] = name
+            known = " and ".join(f"{name} < N[{v.sort.name!r}]" for v, name in zip(u.vars, names))
+            loops = " ".join(parts) + f" if {known}"
+        L.append(f"    w{n} = [({key}, {code.expr(body, local)}) {loops}]")
+        # the value every never-seen cell takes must stay the default
+        fresh_env = dict(env)
+        offsets: dict[str, int] = {}
+        args = []
+        for var in u.vars:
+            sname = var.sort.name
+            j = offsets.get(sname, 0)
+            offsets[sname] = j + 1
+            args.append(f"N[{sname!r}] + {j}")
+        L.append(f"    fv{n} = (lambda {', '.join(names)}: {code.expr(body, local)})({', '.join(args)})")
+        if len(u.vars) == 1:
+            L.append(f"    n{n} = N[{u.vars[0].sort.name!r}]")
+            W.append(f"    if fv{n} != d{k}: rebase{k}(fv{n}, n{n})")
+        else:
+            W.append(f"    if fv{n} != d{k}: raise EvaluationError('whole-function update of {f.name} changes "
+                     f"every unseen cell; not supported by the sparse engine')")
+        W.append(f"    for key_, val_ in w{n}:")
+        W.append(f"        set{k}(key_, val_)")
+        _ = fresh_env
+        return L, W
 
     # -- incremental invariants ----------------------------------------------------------------
     def _incremental_parts(self) -> list[_Part]:
@@ -460,12 +507,14 @@ class SparseModel:
         code = _Code(self)
         for k, inv in enumerate(self.state_invariants):
             for c in conjuncts(inv.expr):
-                scalar = {self.var_index[n.decl] for n in walk(c) if isinstance(n, Ref) and isinstance(n.decl, StateVar)}
+                scalar = {
+                    self.var_index[n.decl] for n in walk(c) if isinstance(n, Ref) and isinstance(n.decl, StateVar)
+                }
                 if isinstance(c, Quant) and c.kind == "forall" and isinstance(c.var.sort, IdSort):
                     var = c.var
                     name = "x_"
                     src = f"lambda {name}: {code.expr(c.body, {var: name})}"
-                    fn = eval(src, self.ns)  # noqa: S307 - generated from the model
+                    fn = eval(src, self.ns)
                     deps: dict[int, tuple[Any, ...]] = {}
                     for func, pos, path in _paths(c.body, var, {}):
                         fk = self.func_index[func]
@@ -484,7 +533,7 @@ class SparseModel:
                                 deps[fk] = ("global",)
                     parts.append(_Part(k, var, fn, deps, scalar))
                 else:
-                    fn = eval(f"lambda: {code.expr(c, {})}", self.ns)  # noqa: S307
+                    fn = eval(f"lambda: {code.expr(c, {})}", self.ns)
                     deps = {self.func_index[n.func]: ("global",) for n in walk(c) if isinstance(n, Select)}
                     parts.append(_Part(k, None, fn, deps, scalar))
         return parts
@@ -540,7 +589,7 @@ class SparseModel:
                 continue
             sort = part.var.sort.name  # type: ignore[union-attr]
             if touched or any(CH[k] and d[0] == "global" for k, d in part.deps.items()):
-                xs: Iterable[int] = range(ns["N"][sort] + FRESH)
+                xs: Iterable[int] = range(ns["N"][sort] + self.fresh[sort])
             else:
                 dirty: set[int] = set()
                 for k, d in part.deps.items():
@@ -564,8 +613,8 @@ class SparseModel:
                                 nxt.update(inv.get(v, ()))
                             keys = nxt
                         dirty.update(keys)
-                        # a change of a path function itself re-anchors the instance
-                for k, d in part.deps.items():
+                # a change of a path function itself re-anchors the instances whose path crosses it
+                for d in part.deps.values():
                     if d[0] == "via":
                         for fk in d[1]:
                             if CH[fk]:
@@ -613,7 +662,7 @@ class SparseModel:
 
     def domain(self, sort: Sort) -> range:
         if isinstance(sort, IdSort):
-            return range(self.ns["N"][sort.name] + FRESH)
+            return range(self.ns["N"][sort.name] + self.fresh[sort.name])
         return sort.values({})
 
     def const(self, c: ModelConst) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .expr import App, Const, Expr, Quant, Ref, Select, _NoneConst
 
@@ -27,6 +28,6 @@ def substitute(e: Expr, mapping: Mapping[object, Expr]) -> Expr:
     raise TypeError(type(e).__name__)
 
 
-def substitute_params(e: Expr, mapping: Mapping[object, object]) -> Expr:
+def substitute_params(e: Expr, mapping: Mapping[Any, Any]) -> Expr:
     """Re-point references to action parameters (``old decl -> new decl``)."""
     return substitute(e, {old: Ref(new) for old, new in mapping.items()})  # type: ignore[arg-type]

@@ -11,16 +11,22 @@ Faults are defined per model in ``model/faults/<model>.py`` and collected here.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from model.core import ConfigError, Model
 
-__all__ = ["Fault", "FAULTS", "fault_variant", "faults_for"]
+__all__ = ["Fault", "FAULTS", "fault_variant", "faults_for", "faults_in_lineage"]
 
 #: modules defining ``FAULTS: list[Fault]``
-FAULT_MODULES = ["model.faults.context", "model.faults.ownership", "model.faults.lifecycle", "model.faults.entrypoint",
-                 "model.faults.actor"]
+FAULT_MODULES = [
+    "model.faults.context",
+    "model.faults.ownership",
+    "model.faults.lifecycle",
+    "model.faults.entrypoint",
+    "model.faults.actor",
+    "model.faults.locks",
+]
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,16 @@ FAULTS: list[Fault] = _collect()
 
 
 def faults_for(model_name: str) -> list[Fault]:
-    """Faults of ``model_name`` and of the models it extends (their rules are inherited)."""
+    """The faults defined for ``model_name`` itself."""
+    return [f for f in FAULTS if f.model == model_name]
+
+
+def faults_in_lineage(model_name: str) -> list[Fault]:
+    """Faults of ``model_name`` and of the models it extends.
+
+    An inherited invariant is the same definition as in the base model, where its fault shows
+    it can fail; these faults also apply to the extended model (``iospec explore --fault``).
+    """
     from model.catalog import get_model
 
     lineage = {model_name, *get_model(model_name).bases}
@@ -67,7 +82,7 @@ def faults_for(model_name: str) -> list[Fault]:
 def fault_variant(model_name: str, fault_name: str) -> Model:
     from model.catalog import get_model
 
-    for f in faults_for(model_name):
+    for f in faults_in_lineage(model_name):
         if f.name == fault_name:
             return f.variant(get_model(model_name))
     names = ", ".join(f.name for f in faults_for(model_name)) or "(none)"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from model.core import Action, Expr
 from model.core.expr import lift
@@ -19,7 +19,7 @@ def set_update(action: Action, target: str, value: Callable[..., object]) -> Act
     """
     params = action.param_refs()
     found = False
-    out = []
+    out: list[Assign | FuncAssign] = []
     for u in action.updates:
         if isinstance(u, Assign) and u.decl.name == target:
             found = True

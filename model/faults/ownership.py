@@ -6,7 +6,7 @@ from model.context import ALIVE, DEAD, ctx_state, ctx_thread, current
 from model.core import NONE, TRUE, Model
 from model.faults import Fault
 from model.faults._edit import set_update
-from model.ownership import LIVE, LINKED, owner
+from model.ownership import LINKED, LIVE, owner
 
 SMALL = {"threads": 2, "contexts": 2, "objects": 1, "max_actions": 0}
 TINY = {"threads": 1, "contexts": 1, "objects": 1, "max_actions": 0}
@@ -69,7 +69,8 @@ def _queue_not_cleared(m: Model) -> list:
     from model.core.model import FuncAssign
 
     a = m.action("enter")
-    return [replace(a, updates=tuple(u for u in a.updates if not (isinstance(u, FuncAssign) and u.func.name == "queued")))]
+    kept = tuple(u for u in a.updates if not (isinstance(u, FuncAssign) and u.func.name == "queued"))
+    return [replace(a, updates=kept)]
 
 
 def _release_keeps_handle(m: Model) -> list:

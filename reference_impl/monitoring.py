@@ -1,0 +1,117 @@
+"""The live monitor: the models running alongside the reference implementation, event by event.
+
+`attach_monitor` adds a callback sink to a runtime's recorder that feeds every event to a
+`properties.monitor.Monitor` over the models the runtime's events belong to (those of
+`TRACE_MODELS` that `model.catalog` knows).  Because the recorder emits each event inside its
+lock, the monitor sees the real interleaving.  A violation never raises into the runtime
+(that would change what the runtime does); the first one is kept in `LiveMonitor.violation`
+and checking stops there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from model.catalog import MODELS, get_model
+from properties.monitor import Monitor, MonitorViolation
+from reference_impl.trace import CallbackSink
+
+if TYPE_CHECKING:
+    from reference_impl.runtime import Runtime
+
+__all__ = ["LiveMonitor", "attach_monitor", "available_models", "known_operations", "monitor_consts"]
+
+
+def available_models(wanted: Iterable[str]) -> list[str]:
+    """The models of ``wanted`` that exist in this checkout's catalog (others are still being written)."""
+    return [m for m in wanted if m in MODELS]
+
+
+def known_operations(models: Iterable[str]) -> frozenset[str]:
+    """Every operation name (trace ``op``) of ``models``."""
+    ops: set[str] = set()
+    for name in models:
+        for a in get_model(name).actions:
+            ops.add(a.operation or a.name)
+    return frozenset(ops)
+
+
+def monitor_consts(runtime: Runtime | None = None) -> dict[str, int]:
+    """Model constants for watching a run: ``production`` follows the runtime's limit profile."""
+    production = runtime is not None and runtime.limits.profile == "production"
+    return {"production": int(production)}
+
+
+class LiveMonitor:
+    """A `Monitor` fed by the recorder; keeps the first violation instead of raising."""
+
+    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None) -> None:
+        self.models = models
+        self.monitor = Monitor(models, consts=dict(consts or {}))
+        self.violation: MonitorViolation | None = None
+        self.events = 0
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        if self.violation is not None or str(event.get("op", "")).startswith("note."):
+            return
+        self.events += 1
+        try:
+            self.monitor.step(event, line=int(event.get("seq", 0)))
+        except MonitorViolation as v:
+            self.violation = v
+
+    @property
+    def ok(self) -> bool:
+        return self.violation is None
+
+    def report(self) -> str:
+        if self.violation is None:
+            return f"monitor ({', '.join(self.models)}): {self.events} events, no violation"
+        return self.violation.report()
+
+
+def attach_monitor(runtime: Runtime) -> LiveMonitor:
+    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime))
+    runtime.recorder.add_sink(CallbackSink(live.on_event))
+    return live
+
+
+def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None) -> list[str]:
+    """Differences between the runtime's `statistics()` views and the model state the monitor tracks.
+
+    Compared per context: its state, whether it is entered, its abort reason and kind; and the
+    DeleteQueue's queued deletions.  An empty list means the runtime and the models agree.
+    """
+    live = live or runtime.monitor
+    if live is None:
+        raise ValueError("the runtime has no live monitor (Runtime(monitor=True))")
+    model = "ownership" if "ownership" in live.models else "context"
+    state = live.monitor.state(model)
+    out: list[str] = []
+    for ctx in list(runtime.contexts):
+        st = ctx.statistics()
+        expect = {
+            "ctx_state": st.state,
+            "entered": str(st.entered).lower(),
+            "abort_reason": st.abort_reason,
+            "ctx_actor": str(st.actor).lower(),
+        }
+        for var, value in expect.items():
+            got = state.get(var, {}).get(ctx.name, _default(model, var))
+            if str(got).lower() != str(value).lower():
+                out.append(f"{ctx.name}: runtime {var}={value}, model {var}={got}")
+        if model == "ownership":
+            q = ctx.delete_queue.statistics()
+            queued = {o for o, v in state.get("queued", {}).items() if str(v).lower() == "true"
+                      and state.get("owner", {}).get(o) == ctx.name}
+            if set(q.queued_deletions) != queued:
+                out.append(f"{ctx.name}: runtime queued={sorted(q.queued_deletions)}, model queued={sorted(queued)}")
+    return out
+
+
+def _default(model: str, var: str) -> str:
+    """The rendered initial value of a model function's cells (the sparse state omits them)."""
+    decl: Any = get_model(model).decl(var)
+    sort = getattr(decl, "value_sort", None) or decl.sort
+    return str(sort.render(decl.init))

@@ -1,0 +1,197 @@
+"""The trace recorder: every state change the models care about, as iospec trace v1 events.
+
+An event is recorded *atomically with the state change it describes*: the runtime makes the
+change and calls `Recorder.emit` while holding the recorder's single lock (`Recorder.atomic`).
+The recorder lock is always the innermost lock the runtime takes (after a DeleteQueue's mutex,
+after a Worker::Lock), so ``seq`` order is a real interleaving of the threads' steps.
+
+The format is docs/trace-format.md: a header line, then ``{"seq", "op", "args", "result"?,
+"outputs"?, "thread", "ts"}`` per event.  ``op`` is a model action name (``model.context``,
+``model.ownership``, and the lifecycle/entrypoint/actor/locks models); ``args`` are the
+action's parameter names.  Sinks are pluggable: in memory, an NDJSON file, or a callback
+(the live monitor is a callback sink).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "TRACE_VERSION",
+    "CallbackSink",
+    "Event",
+    "MemorySink",
+    "NdjsonSink",
+    "Recorder",
+    "Sink",
+]
+
+TRACE_VERSION = 1
+
+Event = dict[str, Any]
+
+
+class Sink:
+    """Where events go.  ``header`` is called once, then ``event`` once per event, in ``seq`` order."""
+
+    def header(self, header: Mapping[str, Any]) -> None:  # pragma: no cover - default is a no-op
+        pass
+
+    def event(self, event: Event) -> None:  # pragma: no cover - default is a no-op
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MemorySink(Sink):
+    """Keeps the header and every event in lists (tests read ``events``)."""
+
+    def __init__(self) -> None:
+        self.head: dict[str, Any] | None = None
+        self.events: list[Event] = []
+
+    def header(self, header: Mapping[str, Any]) -> None:
+        self.head = dict(header)
+
+    def event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def ops(self) -> list[str]:
+        return [e["op"] for e in self.events]
+
+    def lines(self) -> list[str]:
+        """The trace as NDJSON lines, header first."""
+        out = [json.dumps(self.head)] if self.head is not None else []
+        return out + [json.dumps(e, sort_keys=True) for e in self.events]
+
+
+class NdjsonSink(Sink):
+    """Writes NDJSON to a path or an open text file (flushed per line so a crash keeps the prefix)."""
+
+    def __init__(self, target: str | Path | IO[str]) -> None:
+        if isinstance(target, (str, Path)):
+            self._file: IO[str] = open(target, "w", encoding="utf-8")
+            self._owned = True
+        else:
+            self._file = target
+            self._owned = False
+
+    def header(self, header: Mapping[str, Any]) -> None:
+        self._write(dict(header))
+
+    def event(self, event: Event) -> None:
+        self._write(event)
+
+    def _write(self, obj: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps(obj, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._file.close()
+
+
+class CallbackSink(Sink):
+    """Calls ``on_event(event)`` for each event (inside the recorder lock: keep it short, never block)."""
+
+    def __init__(self, on_event: Callable[[Event], None], on_header: Callable[[Mapping[str, Any]], None] | None = None):
+        self._on_event = on_event
+        self._on_header = on_header
+
+    def header(self, header: Mapping[str, Any]) -> None:
+        if self._on_header is not None:
+            self._on_header(header)
+
+    def event(self, event: Event) -> None:
+        self._on_event(event)
+
+
+class Recorder:
+    """Records events with strictly increasing ``seq`` under one lock.
+
+    Use ``with recorder.atomic(): <change state>; recorder.emit(...)``.  The lock is re-entrant
+    so a step that emits several events (``enter`` plus the deletions it processes) stays one
+    critical section.  A recorder with no sinks still serialises steps (it costs one lock).
+    """
+
+    def __init__(self, sinks: list[Sink] | None = None, *, models: list[str] | None = None,
+                 implementation: str = "reference", version: str = "0.1.0",
+                 known_ops: set[str] | frozenset[str] | None = None) -> None:
+        #: Operations of the listed models; any other op is recorded as ``note.<op>`` (skipped by checkers),
+        #: so a trace stays checkable while the model of some event is not written yet.  None: keep every op.
+        self.known_ops = known_ops
+        self._lock = threading.RLock()
+        self._seq = itertools.count(1)
+        self._t0 = time.monotonic_ns()
+        self.sinks: list[Sink] = list(sinks or [])
+        self.header: dict[str, Any] = {
+            "iospec_trace": TRACE_VERSION,
+            "implementation": implementation,
+            "version": version,
+            "models": list(models or []),
+        }
+        for s in self.sinks:
+            s.header(self.header)
+        self._ids: dict[str, itertools.count[int]] = {}
+        self.closed = False
+
+    def add_sink(self, sink: Sink) -> None:
+        with self._lock:
+            sink.header(self.header)
+            self.sinks.append(sink)
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh identity like ``ctx-3`` (never reused within this recorder)."""
+        with self._lock:
+            counter = self._ids.setdefault(prefix, itertools.count(1))
+            return f"{prefix}-{next(counter)}"
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def held(self) -> bool:
+        """True if the calling thread holds the recorder lock (used by assertions)."""
+        return self._lock._is_owned()  # type: ignore[attr-defined]
+
+    def emit(self, op: str, args: Mapping[str, Any], *, result: str | None = None,
+             outputs: Mapping[str, Any] | None = None, note: str | None = None, model: str | None = None) -> Event:
+        """Record one event.  Call it inside `atomic` together with the change it describes.
+
+        ``model`` names the model the op belongs to when another model has an op of the same
+        name (the locks model's ``release`` is not ownership's): the event is a note unless
+        that model is listed in the header.
+        """
+        if not op.startswith("note."):
+            if (model is not None and model not in self.header["models"]) or (
+                    self.known_ops is not None and op not in self.known_ops):
+                op = "note." + op
+        with self._lock:
+            ev: Event = {"seq": next(self._seq), "op": op, "args": dict(args)}
+            if result is not None:
+                ev["result"] = result
+            if outputs:
+                ev["outputs"] = dict(outputs)
+            if note:
+                ev["note"] = note
+            ev["thread"] = threading.current_thread().name
+            ev["ts"] = time.monotonic_ns() - self._t0
+            for s in self.sinks:
+                s.event(ev)
+            return ev
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                for s in self.sinks:
+                    s.close()
