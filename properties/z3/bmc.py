@@ -68,8 +68,11 @@ def bmc(
     invariants: Iterable[str] | None = None,
     timeout_ms: int | None = None,
     shortcut: bool = True,
+    stop_at_first: bool = False,
 ) -> BmcResult:
-    """Check every invariant (or those named) on every path of at most ``depth`` steps."""
+    """Check every invariant (or those named) on every path of at most ``depth`` steps.
+
+    ``stop_at_first``: return after the first depth with a violation (its shortest traces)."""
     start = time.perf_counter()
     enc = BoundedEncoding(config)
     model = config.model
@@ -111,9 +114,11 @@ def bmc(
                 res.traces[inv.name] = _retitle(trace, f"{kind} {inv.name} violated")
                 res.found_at[inv.name] = time.perf_counter() - start
             remaining = [i for i in remaining if i not in broken]
+        res.per_depth.append(time.perf_counter() - start)
+        if stop_at_first and res.traces:
+            break
         # every path of d steps satisfies what is left: a fact that helps the deeper queries
         s.add(*[f for _, f in _violations(enc, remaining, d)])
-        res.per_depth.append(time.perf_counter() - start)
     res.elapsed = time.perf_counter() - start
     return res
 

@@ -193,9 +193,9 @@ class _Prover:
                         broken = [q for q in targets if z3.is_false(m.eval(ctx.post_formula(q), model_completion=True))]
                         if not broken:  # pragma: no cover - the model must falsify one of the targets
                             broken = targets
-                        cti = self.describe_cti(ctx, m)
+                        cti = self.describe_cti(ctx, m, broken)
                         for q in broken:
-                            dropped[q.name] = f"not inductive: {a.name} breaks it from {cti}"
+                            dropped[q.name] = f"not inductive: {cti}"
                     else:
                         reason = ctx.solver.reason_unknown()
                         broken = targets
@@ -221,7 +221,7 @@ class _Prover:
             hyps = [self.hyp[x.name] for x in others]
             r = self.check(ctx.solver, base + hyps, [inv.name])
             if r == z3.sat:
-                return f"not inductive: {a.name} breaks it from {self.describe_cti(ctx, ctx.solver.model())}"
+                return f"not inductive: {self.describe_cti(ctx, ctx.solver.model(), [inv])}"
             if r != z3.unsat:
                 return f"z3 returned unknown ({ctx.solver.reason_unknown()}) for action {a.name}"
             core = {str(c) for c in ctx.solver.unsat_core()}
@@ -243,7 +243,9 @@ class _Prover:
             used.update(str(h).removeprefix("hyp:") for h in needed)
         return tuple(sorted(used)), minimal
 
-    def describe_cti(self, ctx: _ActionContext, m: Any) -> str:
+    def describe_cti(self, ctx: _ActionContext, m: Any, invs: Sequence[Invariant] = ()) -> str:
+        """A counterexample to induction: the action instance and the pre-state (bounded: the
+        variables the invariants and the action read; parametric: the model's size)."""
         enc = self.enc
         if isinstance(enc, BoundedEncoding):
             dm = enc.dense()
@@ -253,13 +255,35 @@ class _Prover:
                 v = m.eval(enc.as_z3(p.sort, ctx.env[p]), model_completion=True)
                 val = bool(z3.is_true(v)) if z3.is_bool(v) else enc.number(v)
                 args.append(f"{p.name}={p.sort.render(int(val))}")
-            state = "; ".join(ln for ln in dm.format_state(pre).splitlines())
-            return f"[{state}] with {', '.join(args)}"
-        return "a state satisfying the other candidates (z3 model: " + _brief_model(m) + ")"
+            relevant = set().union(*(decls_read(i.expr) for i in invs)) if invs else None
+            if relevant is not None:
+                for _, g in ctx.action.guard:
+                    relevant |= decls_read(g)
+                relevant |= ctx.written
+            names = {d.name for d in relevant} if relevant is not None else None  # type: ignore[attr-defined]
+            state = "; ".join(
+                ln for ln in dm.format_state(pre).splitlines() if names is None or ln.split(":")[0] in names
+            )
+            return f"{ctx.action.name}({', '.join(args)}) from [{state}]"
+        sizes = ", ".join(f"{s.name()}: {len(m.get_universe(s) or [])}" for s in m.sorts())
+        return f"{ctx.action.name} from a state of a model with {sizes or 'no identity'} (elements incl. none)"
 
     # -- k-induction ----------------------------------------------------------------------------
     def k_induction(self, inv: Invariant, facts: Sequence[Invariant], k: int) -> Any:
+        """``unsat`` if ``inv`` is k-inductive: it holds on every path of fewer than k steps from
+        the initial state (the base case) and, on every simple path of k steps through states
+        satisfying it and the ``facts``, at the end too (the step case)."""
         enc = self.enc
+        base = self.new_solver()
+        if isinstance(enc, ParametricEncoding):
+            base.add(enc.background())
+        base.add(enc.init(0))
+        for i in range(k - 1):
+            base.add(enc.transition(i))
+        base.add(z3.Or(*[z3.Not(enc.invariant(inv, j)) for j in range(1, k)]))
+        r = self.check(base, [], [inv.name])
+        if r != z3.unsat:
+            return z3.sat if r == z3.sat else r
         s = self.new_solver()
         if isinstance(enc, ParametricEncoding):
             s.add(enc.background())
@@ -381,14 +405,6 @@ def prove(
     return ProofRun(ordered, time.perf_counter() - start, p.queries, rounds, notes)
 
 
-def _brief_model(m: Any) -> str:
-    parts = []
-    for d in m.decls()[:12]:
-        if d.arity() == 0:
-            parts.append(f"{d.name()}={m[d]}")
-    return ", ".join(parts)
-
-
 def relative_ctis(enc: Encoding, *, timeout_ms: int = 20000) -> dict[str, list[str]]:
     """For each invariant, the actions that can break it from a state satisfying *all* state
     invariants (one counterexample to induction each): what a strengthening lemma must rule out."""
@@ -407,7 +423,7 @@ def relative_ctis(enc: Encoding, *, timeout_ms: int = 20000) -> dict[str, list[s
             goal = ctx.goal(inv.name, z3.Not(ctx.post_formula(inv)))
             r = p.check(ctx.solver, [goal, *hyps])
             if r == z3.sat:
-                out.setdefault(inv.name, []).append(f"{a.name}: {p.describe_cti(ctx, ctx.solver.model())}")
+                out.setdefault(inv.name, []).append(p.describe_cti(ctx, ctx.solver.model(), [inv]))
             elif r == z3.unknown:
-                out.setdefault(inv.name, []).append(f"{a.name}: unknown")
+                out.setdefault(inv.name, []).append(f"{a.name}: z3 returned unknown")
     return out
