@@ -38,11 +38,13 @@ def register(sub: Any) -> None:
     p.add_argument("--induction", action="store_true", help="prove each invariant for every depth (bounded config)")
     p.add_argument("--parametric", action="store_true", help="prove each invariant for any number of identities")
     p.add_argument("--bounds", metavar="K=V,...", help="bounds and constants, e.g. threads=2,contexts=2,nesting=0")
-    p.add_argument("--fault", metavar="NAME", help="verify a seeded-fault variant instead (see iospec explore --list-faults)")
+    p.add_argument("--fault", metavar="NAME",
+                   help="verify a seeded-fault variant instead (see iospec explore --list-faults)")
     p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS", help="per z3 query (default 20)")
     p.add_argument("--max-k", type=int, default=3, metavar="K", help="try k-induction up to K (default 3)")
     p.add_argument("--report", type=Path, metavar="DIR", help="write DIR/verification.md and DIR/verification.json")
-    p.add_argument("--trace-out", type=Path, metavar="FILE", help="write the counterexamples as JSON (replayable)")
+    p.add_argument("--trace-out", type=Path, metavar="FILE",
+                   help="write the counterexamples as a JSON list (each replays with iospec explore --replay)")
     p.set_defaults(func=run)
 
 
@@ -98,11 +100,7 @@ def run(args: argparse.Namespace) -> int:
         md, js = write_report(results, args.report)
         print(f"report: {md} and {js}")
     if args.trace_out:
-        traces = [
-            {"model": m.model, "config": m.config, "invariant": r.name, "steps": r.trace_steps}
-            for m in results
-            for r in m.results
-            if r.status == "violated"
-        ]
+        # the format of 'iospec explore --trace-out': each object replays with --replay
+        traces = [r.trace_json for m in results for r in m.results if r.status == "violated"]
         args.trace_out.write_text(json.dumps(traces, indent=2) + "\n")
     return exit_code(results)

@@ -18,8 +18,9 @@ so the tests can compare it with the explorer state for state.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import z3
 

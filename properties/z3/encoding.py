@@ -35,7 +35,8 @@ API used by BMC, induction and (later) predictive checking of recorded runs:
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import z3
 
@@ -58,8 +59,8 @@ __all__ = [
     "decls_written",
 ]
 
-#: A translated value: a folded Python constant (bool / int) or a z3 term.
-Value = Union[bool, int, Any]
+#: A translated value: a folded Python constant (bool / int) or a z3 term (z3 is untyped, hence Any).
+Value = Any
 
 
 def _concrete(v: Value) -> bool:
@@ -438,6 +439,14 @@ class Encoding:
 
     def types(self, i: int) -> Any:
         """Domain constraints of the state variables at step ``i``."""
+        raise NotImplementedError
+
+    def init(self, i: int = 0) -> Any:
+        """Step ``i`` is the initial state."""
+        raise NotImplementedError
+
+    def transition(self, i: int, *, actions: Iterable[str] | None = None) -> Any:
+        """T(s_i, s_{i+1}), optionally only by the named actions."""
         raise NotImplementedError
 
     def types_on(self, st: SymState) -> Any:

@@ -26,12 +26,14 @@ makes the invariant ``unknown``, never ``proved``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import z3
 
 from model.core.model import Action, Invariant
+from model.core.sorts import BOOL
 
 from .encoding import BoundedEncoding, Encoding, ParametricEncoding, decls_read, decls_written
 
@@ -78,8 +80,8 @@ class _ActionContext:
         self.post = enc.post_state(self.pre, action, env)
         self.solver = prover.new_solver()
         self.solver.add(enc.types_on(self.pre))
-        self.solver.add(enc.as_z3(_BOOL, dom))
-        self.solver.add(enc.as_z3(_BOOL, enc.guard(self.pre, action, env)))
+        self.solver.add(enc.as_z3(BOOL, dom))
+        self.solver.add(enc.as_z3(BOOL, enc.guard(self.pre, action, env)))
         if isinstance(enc, ParametricEncoding):
             self.solver.add(enc.background())
         self.written = decls_written(action)
@@ -114,9 +116,6 @@ class _ActionContext:
             lit = self._goal[key] = z3.Bool(f"goal:{self.action.name}:{key}")
             self.solver.add(z3.Implies(lit, formula))
         return lit
-
-
-_BOOL: Any = None  # set below (BoolSort instance from the model core)
 
 
 class _Prover:
@@ -169,7 +168,9 @@ class _Prover:
         return None, f"z3 returned unknown on the base case ({s.reason_unknown()})"
 
     # -- Houdini ----------------------------------------------------------------------------------
-    def houdini(self, candidates: list[Invariant], facts: Sequence[Invariant]) -> tuple[list[Invariant], dict[str, str], int]:
+    def houdini(
+        self, candidates: list[Invariant], facts: Sequence[Invariant]
+    ) -> tuple[list[Invariant], dict[str, str], int]:
         """The largest inductive subset of ``candidates`` (``facts`` are assumed, already proved)."""
         dropped: dict[str, str] = {}
         rounds = 0
@@ -308,19 +309,15 @@ def prove(
     invariants: Iterable[str] | None = None,
     timeout_ms: int = 20000,
     max_k: int = 3,
-    candidates: Mapping[str, str] | None = None,
+    skip: Mapping[str, str] | None = None,
 ) -> ProofRun:
     """Prove the model's invariants (or those named) for every depth; see the module docstring.
 
-    ``candidates``, if given, maps the invariants *not* to try to the reason (e.g. "not
+    ``skip``, if given, maps invariants *not* to try to the reason (e.g. "not
     inductive in the bounded configuration"): a counterexample to induction of a bounded
     configuration is one of the parametric universe too, so the parametric proof starts from
     what the bounded Houdini kept and spends no time on quantified satisfiable queries.
     """
-    global _BOOL
-    from model.core.sorts import BOOL
-
-    _BOOL = BOOL
     start = time.perf_counter()
     model = enc.model
     names = set(invariants) if invariants is not None else None
@@ -330,7 +327,7 @@ def prove(
     notes: list[str] = []
 
     # 1. base case
-    skip = dict(candidates or {})
+    skip = dict(skip or {})
     for inv in chosen:
         if inv.name in skip:
             proofs[inv.name] = Proof(inv.name, "unknown", "", detail=skip[inv.name])
@@ -408,10 +405,6 @@ def prove(
 def relative_ctis(enc: Encoding, *, timeout_ms: int = 20000) -> dict[str, list[str]]:
     """For each invariant, the actions that can break it from a state satisfying *all* state
     invariants (one counterexample to induction each): what a strengthening lemma must rule out."""
-    global _BOOL
-    from model.core.sorts import BOOL
-
-    _BOOL = BOOL
     p = _Prover(enc, list(enc.model.invariants), timeout_ms, 1)
     out: dict[str, list[str]] = {}
     hyps = [p.hyp[i.name] for i in p.state_invs]

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import z3
 
@@ -57,6 +58,7 @@ class InvariantResult:
     detail: str = ""
     trace_text: str = ""
     trace_steps: list[dict[str, Any]] = field(default_factory=list)
+    trace_json: dict[str, Any] = field(default_factory=dict)
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -135,7 +137,7 @@ def verify_model(
             for n, p in bounded.items()
             if not (p.proved and p.method == "induction")
         }
-        param = prove(ParametricEncoding(model, fixed), timeout_ms=timeout_ms, max_k=1, candidates=skip).proofs
+        param = prove(ParametricEncoding(model, fixed), timeout_ms=timeout_ms, max_k=1, skip=skip).proofs
         res.parametric_seconds = time.perf_counter() - t
         res.parametric_scope = _scope(model, fixed)
 
@@ -159,7 +161,8 @@ def verify_model(
             r.status = "violated"
             r.method = f"BMC: violated after {len(tr.steps)} step(s)"
             r.trace_text = tr.format()
-            r.trace_steps = tr.to_json()["steps"]
+            r.trace_json = tr.to_json()
+            r.trace_steps = r.trace_json["steps"]
             r.seconds = found_at.get(inv.name, 0.0)
             for p in (bp, pp):
                 if p is not None and p.proved:  # pragma: no cover - would be an unsound encoding
