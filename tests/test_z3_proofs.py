@@ -8,6 +8,8 @@ Models whose invariants still need strengthening lemmas list the ones not yet pr
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from model.catalog import MODELS, get_model
@@ -17,6 +19,9 @@ from properties.z3.encoding import BoundedEncoding, ParametricEncoding
 from properties.z3.induction import prove, relative_ctis
 
 FULLY_PROVED = ("context", "ownership", "locks")
+
+#: long checks run with IOSPEC_SLOW=1 (tox -e verify sets it)
+SLOW = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")]
 
 #: invariants with no induction proof yet (lemmas needed: see docs/verification.md)
 KNOWN_UNPROVED: dict[str, set[str]] = {
@@ -115,7 +120,7 @@ def test_k_induction_checks_its_base_case() -> None:
 
 @pytest.mark.parametrize(
     "fault",
-    [pytest.param(f, marks=() if f.name in QUICK_PARAMETRIC else pytest.mark.slow) for f in FAULTS_OF_PROVED],
+    [pytest.param(f, marks=() if f.name in QUICK_PARAMETRIC else SLOW) for f in FAULTS_OF_PROVED],
     ids=lambda f: f"{f.model}/{f.name}",
 )
 def test_the_parametric_proof_fails_on_every_fault(fault) -> None:  # type: ignore[no-untyped-def]
@@ -127,8 +132,7 @@ def test_the_parametric_proof_fails_on_every_fault(fault) -> None:  # type: igno
     assert {n for n, p in proofs.items() if not p.proved} & set(breaks)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=SLOW) for n in sorted(MODELS)])
 def test_no_proof_regresses(name: str) -> None:
     model = get_model(name)
     run = prove(BoundedEncoding(model.config()), max_k=2)

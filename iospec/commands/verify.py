@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
         "verify",
         help="prove a model's invariants with z3 (BMC, induction, any number of threads/contexts/objects)",
         description=(
-            "Check MODEL's invariants (every model if none is named) with z3: bounded model checking to "
+            "Check the invariants of each MODEL (every model if none is named) with z3: bounded model checking to "
             "--depth in a bounded configuration (the model's default bounds, or --bounds); with --induction, "
             "a proof for every depth in that configuration; with --parametric, a proof for every depth and "
             "any number of each identity (threads, contexts, objects, ...), constants not given in --bounds "
@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
             "3: some invariant unknown; 2: bad input."
         ),
     )
-    p.add_argument("model", nargs="?", help=f"one of: {', '.join(MODELS)} (default: every model)")
+    p.add_argument("models", nargs="*", metavar="MODEL", help=f"of: {', '.join(MODELS)} (default: every model)")
     p.add_argument("--depth", type=int, default=10, metavar="N", help="BMC depth (default 10; 0: the initial state)")
     p.add_argument("--induction", action="store_true", help="prove each invariant for every depth (bounded config)")
     p.add_argument("--parametric", action="store_true", help="prove each invariant for any number of identities")
@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--timeout {args.timeout}: must be positive")
     if args.max_k < 1:
         raise UserError(f"--max-k {args.max_k}: must be 1 or more")
-    names = [args.model] if args.model else list(MODELS)
+    names = list(dict.fromkeys(args.models)) or list(MODELS)
     bounds = parse_bounds(args.bounds)
-    if args.fault and not args.model:
-        raise UserError("--fault needs a MODEL")
+    if args.fault and len(args.models) != 1:
+        raise UserError("--fault needs exactly one MODEL")
     models = []
     for name in names:
         model = get_model(name)
