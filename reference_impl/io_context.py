@@ -745,7 +745,9 @@ class IoContext:
             with rec.atomic():
                 self.owned.unlink(node)
                 rec.emit("teardown_free", {"o": node.name})
-        with self.delete_queue.mutex, rec.atomic():
+        from reference_impl.io_own import _Unlocked
+
+        with _Unlocked() if rt.fault("queue_closed_without_lock") else self.delete_queue.mutex, rec.atomic():
             self.delete_queue.close_locked()
             self.state = "DEAD"
             rec.emit("destroy_end", {"c": self.name})

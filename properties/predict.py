@@ -1,0 +1,650 @@
+"""Predictive checking: does any schedule consistent with a recorded run break an ownership rule?
+
+One run of the reference implementation (or any implementation writing iospec traces) shows
+one interleaving of its threads.  This module asks z3 whether another interleaving of *the
+same steps*, one the run's synchronisation allows, reaches a step the model forbids or a
+state that breaks one of its invariants (the ownership rules of io/io-own.{h,c++} and
+io/io-context.{h,c++}: I/O outside the owner, deletion on a foreign thread, the DeleteQueue
+written or closed without its mutex, double or missing destruction, JS after abort).
+
+The encoding (an order variable per event; "maximal causal model" style, windowed as in
+RV-Predict):
+
+* **Program order**: the events of one OS thread (the trace's ``thread`` field) keep their order.
+* **Synchronisation** recorded in the trace (header ``"sync": true``): two sections of the same
+  lock (``note.lock_acquire`` .. ``note.lock_release``, e.g. a DeleteQueue mutex) on different
+  threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}.
+* **Identity flow**: the event that first names an identity (the one that creates a context
+  or object) precedes every other event naming it (a thread cannot hold a handle before it exists).
+* **Reads-from**: every model state cell an event reads has the value written by the last
+  writer of that cell *in the reordered run* (writers: the events whose recorded step changed
+  the cell, from the model's own state changes); every event before the violation must behave
+  as it did in the run: its guard and checks hold (so it reports the same result) and it writes
+  what it wrote (so the implementation took the same branch).
+* **The violation** at a cut ``C``: the event ``k`` placed at ``C`` is not allowed by the model
+  (a declared guard conjunct is false), or ``k`` behaves as recorded but leaves a state
+  breaking a (non-lemma) invariant, or the state at ``C`` breaks one.
+
+No rule is written here: guards, checks, updates and invariants are the model's expressions
+translated by `properties.z3.encoding.Translator` over a *reads-from* view of the state; the
+mapping of trace events to model actions is the monitor's (`properties.monitor.Monitor`).
+A witness found by z3 is re-checked by running the monitor over the reordered events.
+
+Windows: the trace is checked in overlapping windows of ``window`` events (stride half a
+window); events before a window keep their recorded order and its state is the recorded
+state at its start.  So a violation needs its reordered events within one window.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from model.core import Model
+from model.core.model import Action, Func, Invariant, StateVar
+from model.core.sorts import BoolSort, IdSort, OptSort, Sort
+from model.core.sparse import Operation
+from properties.monitor import Monitor, MonitorViolation
+from properties.tracecheck import TraceFormatError, _check_event, _header, read_trace
+from properties.z3.encoding import Encoding, PostState, SymState, Translator, Value, _and, _concrete, _or, decls_read
+
+__all__ = ["PredictReport", "Witness", "predict_trace", "predict_events"]
+
+CellKey = tuple[object, tuple[int, ...]]  # (StateVar | Func, index values)
+
+
+# ---------------------------------------------------------------------------------------------------
+# events
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Event:
+    index: int  # position in the recorded run (0-based, header excluded)
+    line: int
+    raw: dict[str, Any]
+    thread: str
+    op: str
+    operation: Operation | None = None
+    twin: Action | None = None  # the action the monitor applied (the operation or its rejected twin)
+    env: dict[object, int] = field(default_factory=dict)
+    ids: set[tuple[str, int]] = field(default_factory=set)
+    changes: dict[CellKey, int] = field(default_factory=dict)
+
+    @property
+    def model(self) -> bool:
+        return self.twin is not None
+
+
+@dataclass
+class Witness:
+    """A feasible reordering ending in a violation."""
+
+    order: list[int]  # recorded-run indices of the events, in the witness order
+    violation: MonitorViolation
+    window: tuple[int, int]
+    events: list[dict[str, Any]]
+
+    def schedule(self) -> list[list[str]]:
+        return [[str(self.events[i].get("thread")), str(self.events[i]["op"])] for i in self.order]
+
+    def to_json(self, header: Mapping[str, Any], source: str) -> dict[str, Any]:
+        v = self.violation
+        return {
+            "iospec_witness": 1,
+            "trace": source,
+            "scenario": header.get("scenario", ""),
+            "faults": header.get("faults", []),
+            "window": list(self.window),
+            "violation": {"kind": v.kind, "message": v.message, "rules": list(v.rules),
+                          "event": dict(v.event) if v.event is not None else None},
+            "order": [self.events[i]["seq"] for i in self.order],
+            "events": self.schedule(),
+            "reordered": [self.events[i] for i in self.order[self._first_moved():]],
+        }
+
+    def _first_moved(self) -> int:
+        for pos, i in enumerate(self.order):
+            if i != pos:
+                return max(0, pos - 3)
+        return max(0, len(self.order) - 5)
+
+
+@dataclass
+class PredictReport:
+    path: str
+    model: str
+    events: int
+    windows: int
+    window: int
+    seconds: float
+    witness: Witness | None = None
+    recorded_violation: MonitorViolation | None = None
+    header: dict[str, Any] = field(default_factory=dict)
+    solver_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.witness is None and self.recorded_violation is None
+
+    def summary(self) -> str:
+        if self.recorded_violation is not None:
+            return (f"{self.path}: the recorded run itself violates the model (iospec check-trace shows it):\n"
+                    f"{self.recorded_violation.report()}")
+        if self.witness is None:
+            return (f"{self.path}: no feasible violation among all schedules consistent with this run "
+                    f"({self.events:,} events, {self.seconds:.2f} s; model {self.model}, windows of {self.window} events)")
+        w = self.witness
+        lines = [f"{self.path}: FEASIBLE VIOLATION in a schedule consistent with this run "
+                 f"({self.events:,} events, {self.seconds:.2f} s)",
+                 f"  {w.violation}", "  the reordered steps (recorded seq, thread, op, args):"]
+        for e in w.to_json(self.header, self.path)["reordered"]:
+            lines.append(f"    seq {e['seq']:>6} {str(e.get('thread')):<10} {e['op']} {json.dumps(e['args'])}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the z3 universe of a window
+# ---------------------------------------------------------------------------------------------------
+
+
+class _WindowEncoding(Encoding):
+    """Model values as z3 Bool / Int; quantifiers range over the identities of the window."""
+
+    parametric = False
+
+    def __init__(self, model: Model, consts: Mapping[str, int], domain: Mapping[str, list[int]]) -> None:
+        super().__init__(model)
+        self.consts = dict(consts)
+        self.domain = domain
+
+    def z3sort(self, sort: Sort) -> Any:
+        return z3.BoolSort() if isinstance(sort, BoolSort) else z3.IntSort()
+
+    def value_of(self, sort: Sort, value: int) -> Value:
+        return bool(value) if isinstance(sort, BoolSort) else int(value)
+
+    def lit(self, sort: Sort, value: Value) -> Any:
+        return z3.BoolVal(bool(value)) if isinstance(sort, BoolSort) else z3.IntVal(int(value))
+
+    def const(self, c: Any) -> Value:
+        return self.value_of(c.sort, self.consts[c.name])
+
+    def upper(self, sort: Any) -> Value:
+        return 1 << 30
+
+    def values(self, sort: Sort) -> list[int]:
+        ids = sort.id_sort()
+        if ids is not None:
+            vals = list(self.domain.get(ids.name, []))
+            return ([-1] + vals) if isinstance(sort, OptSort) else vals
+        return list(sort.values({}))
+
+    def quantify(self, kind: str, sort: Sort, body: Callable[[Value], Value], name: str) -> Value:
+        parts = (body(self.value_of(sort, v)) for v in self.values(sort))
+        return _and(parts) if kind == "forall" else _or(parts)
+
+    def in_domain(self, sort: Sort, v: Value) -> Value:
+        return True
+
+
+class _CutState(SymState):
+    """The state just before the cut ``cut`` (an order term): each cell holds what its last writer
+    before the cut wrote, or its value at the start of the window."""
+
+    def __init__(self, win: _Window, cut: Any, reader: _Event | None) -> None:
+        self.win = win
+        self.cut = cut
+        self.reader = reader
+        self._memo: dict[object, Value] = {}
+
+    def var(self, decl: StateVar) -> Value:
+        return self.win.read((decl, ()), self)
+
+    def cell(self, func: Func, args: Sequence[Value]) -> Value:
+        if all(_concrete(a) for a in args):
+            return self.win.read((func, tuple(int(a) for a in args)), self)
+        key = (func, tuple(int(a) if _concrete(a) else ("z", a.get_id()) for a in args))
+        hit = self._memo.get(key)
+        if hit is None:
+            enc = self.win.enc
+            choices = [[int(a)] if _concrete(a) else enc.values(s) for a, s in zip(args, func.index_sorts)]
+            combos = _product(choices)
+            out: Value = self.cell(func, combos[-1])
+            for idx in reversed(combos[:-1]):
+                cond = _and(enc.eq(a, x, s) for a, x, s in zip(args, idx, func.index_sorts))
+                out = enc.ite(cond, self.cell(func, idx), out, func.value_sort)
+            hit = self._memo[key] = out
+        return hit
+
+
+def _product(choices: list[list[int]]) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = [()]
+    for c in choices:
+        out = [o + (x,) for o in out for x in c]
+    return out
+
+
+class _Window:
+    """The z3 problem of one window of events."""
+
+    def __init__(self, pred: _Predictor, lo: int, hi: int) -> None:
+        self.pred = pred
+        self.lo, self.hi = lo, hi
+        self.events = pred.events[lo:hi]
+        domain: dict[str, set[int]] = defaultdict(set)
+        for e in self.events:
+            for s, v in e.ids:
+                domain[s].add(v)
+            for (decl, idx), val in e.changes.items():
+                sorts = decl.index_sorts if isinstance(decl, Func) else ()
+                for s, x in zip(sorts, idx):
+                    if s.id_sort() is not None:
+                        domain[s.id_sort().name].add(x)  # type: ignore[union-attr]
+                vs = decl.value_sort if isinstance(decl, Func) else decl.sort  # type: ignore[attr-defined]
+                if vs.id_sort() is not None and val >= 0:
+                    domain[vs.id_sort().name].add(val)
+        self.enc = _WindowEncoding(pred.model, pred.consts, {k: sorted(v) for k, v in domain.items()})
+        self.order = {e.index: z3.Int(f"o{e.index}") for e in self.events}
+        self.cut = z3.Int("cut")
+        # writers of each cell in this window, in recorded order: (event, value written)
+        self.writers: dict[CellKey, list[tuple[_Event, int]]] = defaultdict(list)
+        for e in self.events:
+            for key, val in e.changes.items():
+                self.writers[key].append((e, val))
+
+    # -- reads-from ---------------------------------------------------------------------------------------
+    def start_value(self, key: CellKey) -> int:
+        return self.pred.value_before(key, self.lo)
+
+    def read(self, key: CellKey, st: _CutState) -> Value:
+        memo_key = ("read", key)
+        hit = st._memo.get(memo_key)
+        if hit is not None:
+            return hit
+        decl = key[0]
+        sort = decl.value_sort if isinstance(decl, Func) else decl.sort  # type: ignore[attr-defined]
+        enc = self.enc
+        writers = self.writers.get(key, [])
+        reader = st.reader
+        cands = []
+        if reader is not None:
+            own = [(w, v) for w, v in writers if w.thread == reader.thread and w.index < reader.index]
+            cands = [(w, v) for w, v in writers if w.thread != reader.thread]
+            if own:
+                cands.append(own[-1])
+                base_known = own[-1][1]
+            else:
+                base_known = self.start_value(key)
+        else:
+            cands = [(w, v) for w, v in writers]
+            base_known = self.start_value(key)
+        if reader is not None and not [c for c in cands if c[0].thread != reader.thread]:
+            out: Value = enc.value_of(sort, base_known)
+        else:
+            base = enc.value_of(sort, self.start_value(key))
+            out = base
+            for w, v in cands:
+                ow = self.order[w.index]
+                others = [z3.Or(self.order[x.index] < ow, self.order[x.index] >= st.cut)
+                          for x, _ in cands if x is not w]
+                last = z3.And(ow < st.cut, *others)
+                out = enc.ite(last, enc.value_of(sort, v), out, sort)
+        st._memo[memo_key] = out
+        return out
+
+    # -- constraints ------------------------------------------------------------------------------------
+    def constraints(self) -> list[Any]:
+        pred = self.pred
+        o = self.order
+        cons: list[Any] = [z3.Distinct(*o.values())] if len(o) > 1 else []
+        last: dict[str, _Event] = {}
+        for e in self.events:
+            p = last.get(e.thread)
+            if p is not None:
+                cons.append(o[p.index] < o[e.index])
+            last[e.thread] = e
+        cons.extend(self._lock_constraints())
+        for post, wait in pred.handoffs:
+            if post in o and wait in o:
+                cons.append(o[post] < o[wait])
+        seen: set[tuple[str, int]] = set()
+        for e in self.events:
+            for ident in e.ids:
+                first = pred.first_mention[ident]
+                if first != e.index and first in o:
+                    cons.append(o[first] < o[e.index])
+                seen.add(ident)
+        return cons
+
+    def _lock_constraints(self) -> list[Any]:
+        o = self.order
+        cons: list[Any] = []
+        by_lock: dict[str, list[tuple[str, int | None, int | None]]] = defaultdict(list)
+        for lock, thread, acq, rel in self.pred.sections:
+            a = acq if acq is not None and acq in o else None
+            r = rel if rel is not None and rel in o else None
+            inside = (acq is not None and acq in o) or (rel is not None and rel in o) or (
+                (acq is None or acq < self.lo) and (rel is None or rel >= self.hi))
+            if not inside:
+                continue
+            by_lock[lock].append((thread, a, r))
+        for secs in by_lock.values():
+            for i, (t1, a1, r1) in enumerate(secs):
+                for t2, a2, r2 in secs[i + 1:]:
+                    if t1 == t2:
+                        continue
+                    first = self._before(r1, a2)
+                    second = self._before(r2, a1)
+                    cons.append(_z3bool(_or([first, second])))
+        return cons
+
+    def _before(self, rel: int | None, acq: int | None) -> Value:
+        if rel is None or acq is None:
+            return False  # a section open at the window's end cannot precede; one open at its start cannot follow
+        return self.order[rel] < self.order[acq]
+
+    # -- the event's behaviour -----------------------------------------------------------------------------
+    def behaves_as_recorded(self, e: _Event) -> Value:
+        """``e`` placed here does what it did in the run: its guard and checks hold; it writes what it wrote."""
+        assert e.twin is not None
+        st = _CutState(self, self.order[e.index], e)
+        tr = Translator(self.enc, st)
+        parts: list[Value] = [tr(g, e.env) for _, g in e.twin.guard]
+        post = PostState(self.enc, st, e.twin, e.env)
+        for key, val in e.changes.items():
+            parts.append(self.enc.eq(_read_post(post, key), self.enc.value_of(_sort_of(key), val), _sort_of(key)))
+        # cells other events of this window change, which this action could change too: it must not
+        written = self.pred.written_decls[e.twin.name]
+        for key in self.writers:
+            if key[0] in written and key not in e.changes:
+                s = _sort_of(key)
+                parts.append(self.enc.eq(_read_post(post, key), _read_pre(st, key), s))
+        return _and(parts)
+
+    def violation_at(self, e: _Event) -> tuple[Value, Value]:
+        """(``e`` at the cut is not allowed, ``e`` at the cut behaves as recorded but breaks an invariant)."""
+        assert e.twin is not None and e.operation is not None
+        st = _CutState(self, self.cut, None)
+        tr = Translator(self.enc, st)
+        check_labels = {c[0] for c in e.operation.action.checks}
+        declared = [g for name, g in e.operation.action.guard if name not in check_labels]
+        forbidden = _not(_and(tr(g, e.env) for g in declared))
+        invs = self.pred.invariants_after.get(e.twin.name, [])
+        if not invs:
+            return forbidden, False
+        behaves = _and(tr(g, e.env) for _, g in e.twin.guard)
+        post = PostState(self.enc, st, e.twin, e.env)
+        ptr = Translator(self.enc, post)
+        broken = _or(_not(ptr(inv.expr, {})) for inv in invs)
+        return forbidden, _and([behaves, broken])
+
+    def state_violation(self) -> Value:
+        st = _CutState(self, self.cut, None)
+        tr = Translator(self.enc, st)
+        return _or(_not(tr(inv.expr, {})) for inv in self.pred.invariants)
+
+
+def _not(v: Value) -> Value:
+    return (not v) if _concrete(v) else z3.Not(v)
+
+
+def _z3bool(v: Value) -> Any:
+    return z3.BoolVal(bool(v)) if _concrete(v) else v
+
+
+def _sort_of(key: CellKey) -> Sort:
+    decl = key[0]
+    return decl.value_sort if isinstance(decl, Func) else decl.sort  # type: ignore[attr-defined,no-any-return]
+
+
+def _read_post(st: SymState, key: CellKey) -> Value:
+    decl, idx = key
+    return st.var(decl) if isinstance(decl, StateVar) else st.cell(decl, idx)  # type: ignore[arg-type]
+
+
+def _read_pre(st: SymState, key: CellKey) -> Value:
+    return _read_post(st, key)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the recorded run
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Predictor:
+    def __init__(self, model_name: str, consts: Mapping[str, int]) -> None:
+        self.monitor = Monitor([model_name], consts=consts, check_invariants=True)
+        self.watched = self.monitor.watched[0]
+        self.model = self.watched.model
+        self.sm = self.watched.sm
+        self.consts = dict(self.sm.consts)
+        self.events: list[_Event] = []
+        self.history: dict[CellKey, list[tuple[int, int]]] = defaultdict(list)
+        self.first_mention: dict[tuple[str, int], int] = {}
+        self.sections: list[tuple[str, str, int | None, int | None]] = []
+        self._open: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self._posts: dict[str, int] = {}
+        self.handoffs: list[tuple[int, int]] = []
+        self.invariants: list[Invariant] = [i for i in self.model.invariants if not i.lemma and not i.transition]
+        self.written_decls: dict[str, set[object]] = {a.name: {u.decl for u in a.updates} for a in self.model.actions}
+        self.invariants_after: dict[str, list[Invariant]] = {
+            a.name: [i for i in self.invariants if decls_read(i.expr) & self.written_decls[a.name]]
+            for a in self.model.actions}
+        self._captured: list[tuple[list[set[Any]], set[int]]] = []
+        original = self.sm.clear_changes
+
+        def capture() -> None:
+            ns = self.sm.ns
+            self._captured.append(([set(s) for s in ns["CH"]], set(ns["CV"])))
+            original()
+
+        self.sm.clear_changes = capture  # type: ignore[method-assign]
+
+    def value_before(self, key: CellKey, index: int) -> int:
+        hist = self.history.get(key)
+        if hist:
+            lo, hi = 0, len(hist)
+            while lo < hi:  # last change before ``index``
+                mid = (lo + hi) // 2
+                if hist[mid][0] < index:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo > 0:
+                return hist[lo - 1][1]
+        decl = key[0]
+        return int(decl.init)  # type: ignore[attr-defined]
+
+    def add(self, line: int, raw: dict[str, Any]) -> None:
+        """Record one event of the run (the monitor checks it: the run itself must be allowed)."""
+        e = _Event(len(self.events), line, raw, str(raw.get("thread", "?")), str(raw["op"]))
+        self.events.append(e)
+        args = raw.get("args", {})
+        if e.op.startswith("note."):
+            self._sync(e, args)
+            return
+        ops = self.watched.ops
+        if e.op not in ops:
+            return
+        operation = ops[e.op]
+        twin = operation.action
+        if twin.checks and raw.get("result", "OK") != "OK" and operation.rejected is not None:
+            twin = operation.rejected
+        self._captured.clear()
+        self.monitor.step(raw, line=line)  # raises MonitorViolation: the run itself breaks a rule
+        vals = self.monitor._decode_args(self.watched, twin, args, raw)
+        e.operation, e.twin = operation, twin
+        e.env = dict(zip(twin.params, vals))
+        for p, v in zip(twin.params, vals):
+            ids = p.sort.id_sort()
+            if ids is not None and v >= 0:
+                e.ids.add((ids.name, v))
+        for ident in e.ids:
+            self.first_mention.setdefault(ident, e.index)
+        sm = self.sm
+        for ch, cv in self._captured:
+            for j in cv:
+                var = sm.vars[j]
+                self._change(e, (var, ()), sm.read_var(var))
+            for k, keys in enumerate(ch):
+                func = sm.funcs[k]
+                for key in keys:
+                    idx = key if isinstance(key, tuple) else (key,)
+                    self._change(e, (func, idx), sm.read_cell(func, idx))
+
+    def _change(self, e: _Event, key: CellKey, value: int) -> None:
+        e.changes[key] = value
+        self.history[key].append((e.index, value))
+
+    def _sync(self, e: _Event, args: Mapping[str, Any]) -> None:
+        kind = e.op[len("note."):]
+        if kind == "lock_acquire":
+            self._open[(str(args.get("lock")), e.thread)].append(e.index)
+        elif kind == "lock_release":
+            stack = self._open[(str(args.get("lock")), e.thread)]
+            acq = stack.pop() if stack else None
+            self.sections.append((str(args.get("lock")), e.thread, acq, e.index))
+        elif kind == "post":
+            self._posts[str(args.get("edge"))] = e.index
+        elif kind == "wait":
+            post = self._posts.get(str(args.get("edge")))
+            if post is not None:
+                self.handoffs.append((post, e.index))
+
+    def finish(self) -> None:
+        for (lock, thread), stack in self._open.items():
+            for acq in stack:
+                self.sections.append((lock, thread, acq, None))
+        self._open.clear()
+
+
+def predict_events(
+    header: Mapping[str, Any], events: Sequence[tuple[int, dict[str, Any]]], *, model: str = "ownership",
+    window: int = 400, path: str = "<events>", timeout_ms: int = 60_000,
+) -> PredictReport:
+    """Predictive checking of a run given as (line, event) pairs; see the module docstring."""
+    start = time.perf_counter()
+    consts = {k: int(v) for k, v in dict(header.get("consts", {})).items()}
+    pred = _Predictor(model, consts)
+    report = PredictReport(path, model, len(events), 0, window, 0.0, header=dict(header))
+    try:
+        for line, raw in events:
+            pred.add(line, raw)
+    except MonitorViolation as v:
+        if v.kind in ("bad_event", "unknown_op"):
+            raise TraceFormatError(f"{path}:{v.line}: {v.message}") from None
+        report.recorded_violation = v
+        report.seconds = time.perf_counter() - start
+        return report
+    pred.finish()
+    n = len(pred.events)
+    stride = max(1, window // 2)
+    lo = 0
+    while True:
+        hi = min(n, lo + window)
+        if any(e.model for e in pred.events[lo:hi]):
+            report.windows += 1
+            t0 = time.perf_counter()
+            witness = _solve_window(pred, lo, hi, timeout_ms, [raw for _, raw in events])
+            report.solver_seconds += time.perf_counter() - t0
+            if witness is not None:
+                report.witness = witness
+                break
+        if hi >= n:
+            break
+        lo += stride
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
+                  raw_events: list[dict[str, Any]]) -> Witness | None:
+    win = _Window(pred, lo, hi)
+    s = z3.Solver()
+    s.set("timeout", timeout_ms)
+    s.add(*win.constraints())
+    cut = win.cut
+    candidates: list[Any] = []
+    for e in win.events:
+        if not e.model:
+            continue
+        oe = win.order[e.index]
+        s.add(z3.Implies(oe < cut, _z3bool(win.behaves_as_recorded(e))))
+        forbidden, broken = win.violation_at(e)
+        viol = _or([forbidden, broken])
+        if not (_concrete(viol) and not viol):
+            candidates.append(z3.And(oe == cut, _z3bool(viol)))
+    state_bad = win.state_violation()
+    if not (_concrete(state_bad) and not state_bad):
+        candidates.append(_z3bool(state_bad))
+    if not candidates:
+        return None
+    s.add(z3.Or(*candidates))
+    while True:
+        r = s.check()
+        if r != z3.sat:
+            if r == z3.unknown:
+                raise RuntimeError(f"z3 gave up on events {lo}..{hi} ({s.reason_unknown()}); try a smaller --window")
+            return None
+        m = s.model()
+        c = m.eval(cut, model_completion=True).as_long()
+        placed = sorted((m.eval(v, model_completion=True).as_long(), i) for i, v in win.order.items())
+        order = list(range(lo)) + [i for o, i in placed if o <= c]
+        violation = _confirm(pred, raw_events, order)
+        if violation is not None:
+            return Witness(order[: _upto(order, violation, raw_events)], violation, (lo, hi), raw_events)
+        # the monitor does not confirm this candidate (an approximation of the window's domain): exclude it
+        s.add(z3.Or(*[win.order[i] != m.eval(win.order[i], model_completion=True) for i in order[lo:]], cut != c))
+
+
+def _upto(order: list[int], v: MonitorViolation, raw_events: list[dict[str, Any]]) -> int:
+    for pos, i in enumerate(order):
+        if raw_events[i] is v.event:
+            return pos + 1
+    return len(order)
+
+
+def _confirm(pred: _Predictor, raw_events: list[dict[str, Any]], order: list[int]) -> MonitorViolation | None:
+    """Run the model's monitor over the reordered events: the violation it reports, if any."""
+    mon = Monitor([pred.model], consts=pred.consts)
+    for i in order:
+        raw = raw_events[i]
+        if raw["op"] not in mon.by_op:
+            continue
+        try:
+            mon.step(raw, line=pred.events[i].line)
+        except MonitorViolation as v:
+            if v.kind == "wrong_result":
+                return None  # the reordering changes a result: not the recorded branch
+            v.event = raw
+            return v
+    return None
+
+
+def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 400,
+                  timeout_ms: int = 60_000, require_sync: bool = True) -> PredictReport:
+    """Predictive checking of one NDJSON trace file (raises `TraceFormatError` for a malformed file)."""
+    path = Path(path)
+    it = read_trace(path)
+    n0, head = next(it)
+    _header(path, n0, head, None)
+    if require_sync and not head.get("sync"):
+        raise TraceFormatError(
+            f"{path}:{n0}: the header does not say \"sync\": true: the trace records no synchronisation, so every "
+            "reordering would look feasible (record with Runtime(record_sync=True); docs/predictive-checking.md)")
+    events: list[tuple[int, dict[str, Any]]] = []
+    last: int | None = None
+    for n, obj in it:
+        last = _check_event(path, n, obj, last)
+        events.append((n, obj))
+    if not events:
+        raise TraceFormatError(f"{path}: the trace has a header but no events")
+    return predict_events(head, events, model=model, window=window, path=str(path), timeout_ms=timeout_ms)
