@@ -139,11 +139,20 @@ class RecordedLock:
         self._lock = threading.Lock()
         self._recorder = recorder
         self.name = name
+        self.holder = ""
 
     def __enter__(self) -> RecordedLock:
-        self._recorder.yield_point()
-        self._lock.acquire()
-        self._recorder.sync_event("lock_acquire", lock=self.name)
+        rec = self._recorder
+        rec.yield_point()
+        if not self._lock.acquire(blocking=False):
+            sched = rec.scheduler
+            if sched is not None:
+                sched.note_blocked(f"lock {self.name} held by {self.holder}")
+            self._lock.acquire()
+            if sched is not None:
+                sched.note_blocked(None)
+        self.holder = threading.current_thread().name
+        rec.sync_event("lock_acquire", lock=self.name)
         return self
 
     def __exit__(self, *exc: object) -> None:

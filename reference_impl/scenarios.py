@@ -174,6 +174,14 @@ def _check(name: str) -> Callable[[Runtime], None]:
     return fn
 
 
+def _label(rt: Runtime, name: str, faults: list[str]) -> None:
+    """Name the scenario and faults in the trace header (so a witness can be replayed)."""
+    for head in (rt.recorder.header, rt.trace.head if rt.trace is not None else None):
+        if head is not None:
+            head["scenario"] = name
+            head["faults"] = faults
+
+
 def run_scenario(name: str, strategy: Strategy, *, faults: Iterable[str] = (), quiet: float = 0.004,
                  stuck: float = 2.0, trace_path: str | Path | None = None) -> RunResult:
     """Run scenario ``name`` under the controlled scheduler with ``strategy``; the live monitor watches."""
@@ -182,8 +190,7 @@ def run_scenario(name: str, strategy: Strategy, *, faults: Iterable[str] = (), q
     sched = ControlledScheduler(strategy, quiet=quiet, stuck=stuck)
     t0 = time.perf_counter()
     rt = Runtime(threads=2, faults=faults, models=SCENARIO_MODELS, monitor=True, scheduler=sched)
-    rt.recorder.header["scenario"] = name
-    rt.recorder.header["faults"] = faults
+    _label(rt, name, faults)
     try:
         fn(rt)
     finally:
@@ -222,8 +229,7 @@ def record_uncontrolled(name: str, *, faults: Iterable[str] = (), trace_path: st
     """Run a scenario with real (uncontrolled) threads, recording synchronisation: (header, events)."""
     fn = _check(name)
     rt = Runtime(threads=2, faults=sorted(faults), models=SCENARIO_MODELS, record_sync=True)
-    rt.recorder.header["scenario"] = name
-    rt.recorder.header["faults"] = sorted(faults)
+    _label(rt, name, sorted(faults))
     try:
         fn(rt, **scenario_kw) if scenario_kw else fn(rt)  # type: ignore[call-arg]
     finally:

@@ -250,6 +250,8 @@ class ControlledScheduler:
         self._pos = 0
         self.outcome = ReplayOutcome(0, len(self._replay or []))
         self.last_event: dict[str, str] = {}
+        self.blocked: dict[str, str] = {}
+        self.unrecorded_sync: list[str] = []
         self._decider: threading.Thread | None = None
 
     # -- wiring ------------------------------------------------------------------------------------
@@ -258,6 +260,7 @@ class ControlledScheduler:
         rec.add_sink(CallbackSink(self._on_event))
         rec.scheduler = self
         self.active = True
+        self._last_arrival = self._running_since = time.monotonic()
         self._decider = threading.Thread(target=self._decide_loop, name="scheduler", daemon=True)
         self._decider.start()
 
@@ -292,6 +295,15 @@ class ControlledScheduler:
                 self._running = None
                 self._cond.notify_all()
 
+    def note_blocked(self, what: str | None) -> None:
+        """A thread is about to block outside a yield point (on ``what``, e.g. a lock and its holder)."""
+        me = threading.current_thread().name
+        with self._cond:
+            if what is None:
+                self.blocked.pop(me, None)
+            else:
+                self.blocked[me] = what
+
     def _on_event(self, event: dict[str, Any]) -> None:
         thread, op = str(event.get("thread")), str(event.get("op"))
         with self._cond:
@@ -301,6 +313,10 @@ class ControlledScheduler:
                 return
             if self._pos < len(self._replay):
                 want = self._replay[self._pos]
+                if want != (thread, op) and op.startswith("note.") and (thread, op) not in self._replay[self._pos:]:
+                    # synchronisation the schedule does not have: the trace it came from did not record it
+                    self.unrecorded_sync.append(f"{thread} {op} {json.dumps(event.get('args', {}))}")
+                    return
                 if want != (thread, op):
                     self.outcome.diverged = (f"step {self._pos + 1}: expected {want[0]} {want[1]}, "
                                              f"but {thread} recorded {op}")
@@ -308,6 +324,7 @@ class ControlledScheduler:
                 else:
                     self._pos += 1
                     self.outcome.followed = self._pos
+                    self._last_arrival = time.monotonic()
             if self._pos >= len(self._replay):
                 self.active = False  # the schedule is followed; the rest runs freely
             self._cond.notify_all()
@@ -348,12 +365,20 @@ class ControlledScheduler:
             self._running = None
         waited_since = max(self._last_arrival, self._running_since)
         if now - waited_since >= self.stuck:
-            others = ", ".join(f"{t} (before its next step)" for t in sorted(self._waiting)) or "nobody"
+            others = ", ".join(sorted(self._waiting)) or "nobody"
             prev = self.last_event.get(thread, "its first step")
+            why = self.blocked.get(thread)
+            if why is not None:
+                edge = (f"missing synchronisation edge: {thread} is blocked on {why}, so {thread}'s {op} must "
+                        f"follow that release; the trace does not record it")
+            else:
+                edge = (f"missing synchronisation edge: {thread}'s {op} waits for something another thread does "
+                        f"later in this schedule, which the trace does not record")
+            if self.unrecorded_sync:
+                edge += f" (the replay recorded synchronisation absent from the schedule: {self.unrecorded_sync[-1]})"
             self.outcome.stuck = (
-                f"step {self._pos + 1}: {thread} never reached {op} (after {prev}); waiting at yield points: "
-                f"{others}.  The run has an ordering the trace does not record: {thread}'s {op} depends on "
-                f"something that happens later in this schedule")
+                f"infeasible at step {self._pos + 1}: {thread} never reached {op} (its last step: {prev}; "
+                f"waiting at yield points: {others}); {edge}")
             self.active = False
             self._cond.notify_all()
             return
