@@ -239,3 +239,42 @@ def record_uncontrolled(name: str, *, faults: Iterable[str] = (), trace_path: st
         lines = [json.dumps(rt.trace.head)] + [json.dumps(e, sort_keys=True) for e in rt.trace.events]
         Path(trace_path).write_text("\n".join(lines) + "\n")
     return dict(rt.trace.head), list(rt.trace.events)
+
+
+def make_strategy(name: str, *, seed: int = 1, depth: int = 2, order: Iterable[str] = ()) -> Strategy:
+    """A strategy by name (random, pct, priority; dfs starts from the empty prefix)."""
+    from reference_impl.scheduler import DFSStrategy, PCTStrategy, PriorityStrategy, RandomStrategy
+
+    if name == "random":
+        return RandomStrategy(seed)
+    if name == "pct":
+        return PCTStrategy(seed, depth=depth)
+    if name == "priority":
+        return PriorityStrategy(list(order))
+    if name == "dfs":
+        return DFSStrategy()
+    raise ValueError(f"unknown strategy {name!r}; known: random, pct, priority, dfs")
+
+
+def explore(name: str, strategy: str, *, runs: int, faults: Iterable[str] = (), seed: int = 1, depth: int = 2,
+            quiet: float = 0.004, on_run: Callable[[int, RunResult], None] | None = None) -> tuple[RunResult | None, int]:
+    """Run ``name`` under up to ``runs`` schedules (seeds ``seed``, ``seed+1``, ...; or a bounded DFS over the
+    first ``depth`` decisions) until the live monitor rejects one: (that run or None, schedules run)."""
+    from reference_impl.scheduler import DFSStrategy, next_dfs_prefix
+
+    prefix: list[int] | None = []
+    for k in range(runs):
+        if strategy == "dfs":
+            if prefix is None:
+                return None, k
+            strat: Strategy = DFSStrategy(prefix)
+        else:
+            strat = make_strategy(strategy, seed=seed + k, depth=depth)
+        res = run_scenario(name, strat, faults=faults, quiet=quiet)
+        if on_run is not None:
+            on_run(k, res)
+        if res.caught:
+            return res, k + 1
+        if isinstance(strat, DFSStrategy):
+            prefix = next_dfs_prefix(strat.taken, depth)
+    return None, runs

@@ -138,10 +138,10 @@ class Recorder:
             "version": version,
             "models": list(models or []),
         }
-        for s in self.sinks:
-            s.header(self.header)
         if sync:
             self.header["sync"] = True
+        for s in self.sinks:
+            s.header(self.header)
         #: record synchronisation (``note.lock_acquire`` / ``note.lock_release`` / ``note.post`` / ``note.wait``)
         #: for predictive checking (docs/predictive-checking.md); off by default
         self.sync = sync
