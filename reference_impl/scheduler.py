@@ -130,20 +130,26 @@ class PriorityStrategy(Strategy):
 
 
 class DFSStrategy(Strategy):
-    """Follow a forced prefix of choice indices, then always the first waiting thread (by name);
-    records the number of alternatives at each decision so `explore_dfs` can backtrack."""
+    """Follow a forced prefix of choice indices, then the default: keep the thread that ran last if it is
+    waiting, else the first by name.  Records the number of alternatives at each decision so
+    `next_dfs_prefix` can backtrack (``depth`` bounds the preemptions per schedule)."""
 
     name = "dfs"
 
     def __init__(self, prefix: Sequence[int] = ()) -> None:
         self.prefix = list(prefix)
         self.taken: list[tuple[int, int]] = []  # (choice index, number of alternatives)
+        self.last = ""
 
     def choose(self, waiting: Sequence[str], step: int) -> str:
         options = sorted(waiting)
+        if self.last in options:  # the default keeps the running thread: a non-default choice is a preemption
+            options.remove(self.last)
+            options.insert(0, self.last)
         i = self.prefix[len(self.taken)] if len(self.taken) < len(self.prefix) else 0
         i = min(i, len(options) - 1)
         self.taken.append((i, len(options)))
+        self.last = options[i]
         return options[i]
 
     def describe(self) -> dict[str, Any]:
@@ -151,11 +157,12 @@ class DFSStrategy(Strategy):
 
 
 def next_dfs_prefix(taken: Sequence[tuple[int, int]], depth: int) -> list[int] | None:
-    """The next schedule of a bounded DFS (choices beyond ``depth`` decisions stay at 0); None: done."""
-    choices = list(taken[:depth])
+    """The next schedule of a bounded DFS: backtrack to the latest decision with an untried alternative,
+    allowing at most ``depth`` non-default choices per schedule (a delay bound); None: explored."""
+    choices = list(taken)
     while choices:
         i, n = choices.pop()
-        if i + 1 < n:
+        if i + 1 < n and sum(1 for c, _ in choices if c > 0) + 1 <= depth:
             return [c for c, _ in choices] + [i + 1]
     return None
 
