@@ -22,8 +22,9 @@ RV-Predict):
   as it did in the run: its guard and checks hold (so it reports the same result) and it writes
   what it wrote (so the implementation took the same branch).
 * **The violation** at a cut ``C``: the event ``k`` placed at ``C`` is not allowed by the model
-  (a declared guard conjunct is false), or ``k`` behaves as recorded but leaves a state
-  breaking a (non-lemma) invariant, or the state at ``C`` breaks one.
+  (a declared guard conjunct is false), or ``k``'s guard and checks hold (it reports what it
+  reported) but it leaves a state breaking a (non-lemma) invariant that reads what ``k`` writes.
+  (A state breaking an invariant is first reached by such a step, so this covers every cut.)
 
 No rule is written here: guards, checks, updates and invariants are the model's expressions
 translated by `properties.z3.encoding.Translator` over a *reads-from* view of the state; the
@@ -259,52 +260,58 @@ class _Window:
         for e in self.events:
             for key, val in e.changes.items():
                 self.writers[key].append((e, val))
+        self._cross: dict[str, list[CellKey]] = {}
 
     # -- reads-from ---------------------------------------------------------------------------------------
     def start_value(self, key: CellKey) -> int:
         return self.pred.value_before(key, self.lo)
 
     def read(self, key: CellKey, st: _CutState) -> Value:
+        """The cell's value just before ``st.cut``: what its last writer before the cut wrote.
+
+        Writers of one thread are in program order, so each thread's last writer before the cut is
+        an if-then-else chain along that thread; the threads' candidates are then compared: linear
+        in the number of writers.  The reader's own earlier writes are known exactly.
+        """
         memo_key = ("read", key)
         hit = st._memo.get(memo_key)
         if hit is not None:
             return hit
-        decl = key[0]
-        sort = decl.value_sort if isinstance(decl, Func) else decl.sort  # type: ignore[attr-defined]
+        sort = _sort_of(key)
         enc = self.enc
-        writers = self.writers.get(key, [])
         reader = st.reader
-        cands = []
+        per_thread: dict[str, list[tuple[_Event, int]]] = defaultdict(list)
+        for w, v in self.writers.get(key, ()):
+            per_thread[w.thread].append((w, v))
+        best_o: Any = z3.IntVal(-1)
+        best_v: Value = enc.value_of(sort, self.start_value(key))
         if reader is not None:
-            own = [(w, v) for w, v in writers if w.thread == reader.thread and w.index < reader.index]
-            cands = [(w, v) for w, v in writers if w.thread != reader.thread]
+            own = [(w, v) for w, v in per_thread.pop(reader.thread, []) if w.index < reader.index]
             if own:
-                cands.append(own[-1])
-                base_known = own[-1][1]
-            else:
-                base_known = self.start_value(key)
-        else:
-            cands = [(w, v) for w, v in writers]
-            base_known = self.start_value(key)
-        if reader is not None and not [c for c in cands if c[0].thread != reader.thread]:
-            out: Value = enc.value_of(sort, base_known)
-        else:
-            base = enc.value_of(sort, self.start_value(key))
-            out = base
-            for w, v in cands:
+                best_o, best_v = self.order[own[-1][0].index], enc.value_of(sort, own[-1][1])
+        if not per_thread:
+            st._memo[memo_key] = best_v
+            return best_v
+        for writers in per_thread.values():
+            last_o: Any = z3.IntVal(-1)
+            last_v: Value = best_v
+            for w, v in writers:
                 ow = self.order[w.index]
-                others = [z3.Or(self.order[x.index] < ow, self.order[x.index] >= st.cut)
-                          for x, _ in cands if x is not w]
-                last = z3.And(ow < st.cut, *others)
-                out = enc.ite(last, enc.value_of(sort, v), out, sort)
-        st._memo[memo_key] = out
-        return out
+                before = ow < st.cut
+                last_o = z3.If(before, ow, last_o)
+                last_v = enc.ite(before, enc.value_of(sort, v), last_v, sort)
+            later = last_o > best_o
+            best_v = enc.ite(later, last_v, best_v, sort)
+            best_o = z3.If(later, last_o, best_o)
+        st._memo[memo_key] = best_v
+        return best_v
 
     # -- constraints ------------------------------------------------------------------------------------
     def constraints(self) -> list[Any]:
         pred = self.pred
         o = self.order
         cons: list[Any] = [z3.Distinct(*o.values())] if len(o) > 1 else []
+        cons.extend(v >= 0 for v in o.values())
         last: dict[str, _Event] = {}
         for e in self.events:
             p = last.get(e.thread)
@@ -361,18 +368,68 @@ class _Window:
         post = PostState(self.enc, st, e.twin, e.env)
         for key, val in e.changes.items():
             parts.append(self.enc.eq(_read_post(post, key), self.enc.value_of(_sort_of(key), val), _sort_of(key)))
-        # cells other events of this window change, which this action could change too: it must not
+        # cells other threads change in this window, which this action could change too: it must not
         written = self.pred.written_decls[e.twin.name]
-        for key in self.writers:
+        for key in self._cross_written(e.thread):
             if key[0] in written and key not in e.changes:
                 s = _sort_of(key)
                 parts.append(self.enc.eq(_read_post(post, key), _read_pre(st, key), s))
         return _and(parts)
 
+    def _cross_written(self, thread: str) -> list[CellKey]:
+        """Cells some other thread writes in this window: the only cells whose value at an event of
+        ``thread`` can differ from the recorded run."""
+        hit = self._cross.get(thread)
+        if hit is None:
+            hit = self._cross[thread] = [k for k, ws in self.writers.items() if any(w.thread != thread for w, _ in ws)]
+        return hit
+
+    def neighbourhood(self, e: _Event) -> set[tuple[str, int]]:
+        """The identities ``e`` names, plus those its parameters' cells point to in the recorded run."""
+        ids = set(e.ids)
+        for decl in self.pred.model.state:
+            if not isinstance(decl, Func) or len(decl.index_sorts) != 1:
+                continue
+            target = decl.value_sort.id_sort()
+            src = decl.index_sorts[0].id_sort()
+            if target is None or src is None:
+                continue
+            for s, v in list(e.ids):
+                if s == src.name:
+                    val = self.pred.value_before((decl, (v,)), e.index)
+                    if val >= 0:
+                        ids.add((target.name, val))
+        return ids
+
+    def interacts(self, e: _Event) -> bool:
+        """Can ``e`` see anything another thread of this window wrote (so that a reordering changes it)?"""
+        near = self.neighbourhood(e)
+        for decl, idx in self._cross_written(e.thread):
+            if isinstance(decl, StateVar):
+                return True
+            for srt, x in zip(decl.index_sorts, idx):
+                ids_sort = srt.id_sort()
+                if ids_sort is not None and (ids_sort.name, x) in near:
+                    return True
+        return False
+
+    def relevant_domain(self, e: _Event) -> dict[str, list[int]]:
+        ids: dict[str, set[int]] = defaultdict(set)
+        for s, v in self.neighbourhood(e):
+            ids[s].add(v)
+        for decl, idx in list(e.changes) + self._cross_written(e.thread):
+            sorts = decl.index_sorts if isinstance(decl, Func) else ()
+            for srt, x in zip(sorts, idx):
+                ids_sort = srt.id_sort()
+                if ids_sort is not None and (ids_sort.name != "Obj" or (decl, idx) in e.changes
+                                             or any((ids_sort.name, x) == i for i in e.ids)):
+                    ids[ids_sort.name].add(x)
+        return {k: sorted(v) for k, v in ids.items()}
+
     def violation_at(self, e: _Event) -> tuple[Value, Value]:
         """(``e`` at the cut is not allowed, ``e`` at the cut behaves as recorded but breaks an invariant)."""
         assert e.twin is not None and e.operation is not None
-        st = _CutState(self, self.cut, None)
+        st = _CutState(self, self.order[e.index], e)  # the cut is at e: its own thread's writes are exact
         tr = Translator(self.enc, st)
         check_labels = {c[0] for c in e.operation.action.checks}
         declared = [g for name, g in e.operation.action.guard if name not in check_labels]
@@ -381,15 +438,15 @@ class _Window:
         if not invs:
             return forbidden, False
         behaves = _and(tr(g, e.env) for _, g in e.twin.guard)
-        post = PostState(self.enc, st, e.twin, e.env)
-        ptr = Translator(self.enc, post)
+        # the invariants are checked for the identities whose cells can differ from the recorded run here:
+        # those other threads write in this window, and those the event names or changes
+        enc = _WindowEncoding(self.pred.model, self.pred.consts, self.relevant_domain(e))
+        st2 = _CutState(self, self.order[e.index], e)
+        st2._memo = st._memo
+        post = PostState(enc, st2, e.twin, e.env)
+        ptr = Translator(enc, post)
         broken = _or(_not(ptr(inv.expr, {})) for inv in invs)
         return forbidden, _and([behaves, broken])
-
-    def state_violation(self) -> Value:
-        st = _CutState(self, self.cut, None)
-        tr = Translator(self.enc, st)
-        return _or(_not(tr(inv.expr, {})) for inv in self.pred.invariants)
 
 
 def _not(v: Value) -> Value:
@@ -578,13 +635,12 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
             continue
         oe = win.order[e.index]
         s.add(z3.Implies(oe < cut, _z3bool(win.behaves_as_recorded(e))))
+        if not win.interacts(e):
+            continue  # nothing another thread writes here reaches it: it behaves as recorded in every schedule
         forbidden, broken = win.violation_at(e)
         viol = _or([forbidden, broken])
         if not (_concrete(viol) and not viol):
             candidates.append(z3.And(oe == cut, _z3bool(viol)))
-    state_bad = win.state_violation()
-    if not (_concrete(state_bad) and not state_bad):
-        candidates.append(_z3bool(state_bad))
     if not candidates:
         return None
     s.add(z3.Or(*candidates))
