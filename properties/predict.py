@@ -49,7 +49,8 @@ from typing import Any
 import z3
 
 from model.core import Model
-from model.core.model import Action, Func, Invariant, StateVar
+from model.core.expr import Select
+from model.core.model import Action, Func, FuncAssign, Invariant, StateVar
 from model.core.sorts import BoolSort, IdSort, OptSort, Sort
 from model.core.sparse import Operation
 from properties.monitor import Monitor, MonitorViolation
@@ -226,6 +227,14 @@ class _CutState(SymState):
         return hit
 
 
+def _ite(c: Any, a: Any, b: Any) -> Any:
+    """``If(c, a, b)`` for z3 terms of one sort, without z3.If's coercions (it dominates the cost)."""
+    if a.eq(b):
+        return a
+    ctx = c.ctx
+    return z3.z3._to_expr_ref(z3.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
+
+
 def _product(choices: list[list[int]]) -> list[tuple[int, ...]]:
     out: list[tuple[int, ...]] = [()]
     for c in choices:
@@ -261,6 +270,7 @@ class _Window:
             for key, val in e.changes.items():
                 self.writers[key].append((e, val))
         self._cross: dict[str, list[CellKey]] = {}
+        self._interacts: dict[int, bool] = {}
 
     # -- reads-from ---------------------------------------------------------------------------------------
     def start_value(self, key: CellKey) -> int:
@@ -298,11 +308,11 @@ class _Window:
             for w, v in writers:
                 ow = self.order[w.index]
                 before = ow < st.cut
-                last_o = z3.If(before, ow, last_o)
-                last_v = enc.ite(before, enc.value_of(sort, v), last_v, sort)
+                last_o = _ite(before, ow, last_o)
+                last_v = _ite(before, enc.lit(sort, v), enc.as_z3(sort, last_v))
             later = last_o > best_o
-            best_v = enc.ite(later, last_v, best_v, sort)
-            best_o = z3.If(later, last_o, best_o)
+            best_v = _ite(later, enc.as_z3(sort, last_v), enc.as_z3(sort, best_v))
+            best_o = _ite(later, last_o, best_o)
         st._memo[memo_key] = best_v
         return best_v
 
@@ -362,6 +372,8 @@ class _Window:
     def behaves_as_recorded(self, e: _Event) -> Value:
         """``e`` placed here does what it did in the run: its guard and checks hold; it writes what it wrote."""
         assert e.twin is not None
+        if not self.interacts(e):
+            return True  # it reads nothing another thread writes here: it behaves as recorded in every schedule
         st = _CutState(self, self.order[e.index], e)
         tr = Translator(self.enc, st)
         parts: list[Value] = [tr(g, e.env) for _, g in e.twin.guard]
@@ -402,16 +414,26 @@ class _Window:
         return ids
 
     def interacts(self, e: _Event) -> bool:
-        """Can ``e`` see anything another thread of this window wrote (so that a reordering changes it)?"""
+        """Can ``e`` read anything another thread of this window wrote (so that a reordering changes it)?"""
+        assert e.twin is not None
+        hit = self._interacts.get(e.index)
+        if hit is not None:
+            return hit
         near = self.neighbourhood(e)
+        reads = self.pred.read_decls[e.twin.name]
+        out = False
         for decl, idx in self._cross_written(e.thread):
+            if decl not in reads:
+                continue
             if isinstance(decl, StateVar):
-                return True
-            for srt, x in zip(decl.index_sorts, idx):
-                ids_sort = srt.id_sort()
-                if ids_sort is not None and (ids_sort.name, x) in near:
-                    return True
-        return False
+                out = True
+                break
+            if any(srt.id_sort() is not None and (srt.id_sort().name, x) in near  # type: ignore[union-attr]
+                   for srt, x in zip(decl.index_sorts, idx)):
+                out = True
+                break
+        self._interacts[e.index] = out
+        return out
 
     def relevant_domain(self, e: _Event) -> dict[str, list[int]]:
         ids: dict[str, set[int]] = defaultdict(set)
@@ -447,6 +469,22 @@ class _Window:
         ptr = Translator(enc, post)
         broken = _or(_not(ptr(inv.expr, {})) for inv in invs)
         return forbidden, _and([behaves, broken])
+
+
+def _action_reads(a: Action) -> set[object]:
+    """The state declarations an action's guard, checks, updates and outputs read."""
+    out: set[object] = set()
+    exprs: list[Any] = [g for _, g in a.guard] + [c for _, c, _ in a.checks] + [o for _, o in a.outputs]
+    for u in a.updates:
+        if isinstance(u, FuncAssign):
+            exprs.append(u.body)
+        else:
+            exprs.append(u.value)
+            if isinstance(u.target, Select):
+                exprs.extend(u.target.args)
+    for x in exprs:
+        out |= decls_read(x)
+    return out
 
 
 def _not(v: Value) -> Value:
@@ -492,6 +530,7 @@ class _Predictor:
         self.handoffs: list[tuple[int, int]] = []
         self.invariants: list[Invariant] = [i for i in self.model.invariants if not i.lemma and not i.transition]
         self.written_decls: dict[str, set[object]] = {a.name: {u.decl for u in a.updates} for a in self.model.actions}
+        self.read_decls: dict[str, set[object]] = {a.name: _action_reads(a) for a in self.model.actions}
         self.invariants_after: dict[str, list[Invariant]] = {
             a.name: [i for i in self.invariants if decls_read(i.expr) & self.written_decls[a.name]]
             for a in self.model.actions}
