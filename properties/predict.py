@@ -157,6 +157,10 @@ class PredictReport:
 # ---------------------------------------------------------------------------------------------------
 
 
+_TRUE, _FALSE = z3.BoolVal(True), z3.BoolVal(False)
+_INTS: dict[int, Any] = {}
+
+
 class _WindowEncoding(Encoding):
     """Model values as z3 Bool / Int; quantifiers range over the identities of the window."""
 
@@ -174,7 +178,13 @@ class _WindowEncoding(Encoding):
         return bool(value) if isinstance(sort, BoolSort) else int(value)
 
     def lit(self, sort: Sort, value: Value) -> Any:
-        return z3.BoolVal(bool(value)) if isinstance(sort, BoolSort) else z3.IntVal(int(value))
+        if isinstance(sort, BoolSort):
+            return _TRUE if value else _FALSE
+        v = int(value)
+        hit = _INTS.get(v)
+        if hit is None:
+            hit = _INTS[v] = z3.IntVal(v)
+        return hit
 
     def const(self, c: Any) -> Value:
         return self.value_of(c.sort, self.consts[c.name])
@@ -295,16 +305,39 @@ class _Window:
             per_thread[w.thread].append((w, v))
         best_o: Any = z3.IntVal(-1)
         best_v: Value = enc.value_of(sort, self.start_value(key))
+        floors: dict[str, tuple[_Event, int]] = {}
         if reader is not None:
             own = [(w, v) for w, v in per_thread.pop(reader.thread, []) if w.index < reader.index]
             if own:
                 best_o, best_v = self.order[own[-1][0].index], enc.value_of(sort, own[-1][1])
+            # happens-before (program order and hand-offs): writes before the reader are before it in every
+            # schedule, so only the last of them counts; writes after it never do
+            hb = self.pred.happens_before
+            for t in list(per_thread):
+                ws = [(w, v) for w, v in per_thread[t] if not hb(reader, w)]
+                before = [(w, v) for w, v in ws if hb(w, reader)]
+                if before:
+                    floors[t] = before[-1]
+                    ws = ws[len(before):]
+                if ws or t in floors:
+                    per_thread[t] = ws
+                else:
+                    del per_thread[t]
+            for t, (w, v) in floors.items():
+                if t not in per_thread or not per_thread[t]:
+                    ow = self.order[w.index]
+                    later = ow > best_o
+                    best_v = _ite(later, enc.lit(sort, v), enc.as_z3(sort, best_v))
+                    best_o = _ite(later, ow, best_o)
+                    per_thread.pop(t, None)
         if not per_thread:
             st._memo[memo_key] = best_v
             return best_v
-        for writers in per_thread.values():
+        for t, writers in per_thread.items():
             last_o: Any = z3.IntVal(-1)
             last_v: Value = best_v
+            if t in floors:
+                last_o, last_v = self.order[floors[t][0].index], enc.lit(sort, floors[t][1])
             for w, v in writers:
                 ow = self.order[w.index]
                 before = ow < st.cut
@@ -528,6 +561,9 @@ class _Predictor:
         self._open: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._posts: dict[str, int] = {}
         self.handoffs: list[tuple[int, int]] = []
+        #: vector clocks over program order and hand-offs (thread -> index of its last event before)
+        self.clocks: list[dict[str, int]] = []
+        self._thread_clock: dict[str, dict[str, int]] = {}
         self.invariants: list[Invariant] = [i for i in self.model.invariants if not i.lemma and not i.transition]
         self.written_decls: dict[str, set[object]] = {a.name: {u.decl for u in a.updates} for a in self.model.actions}
         self.read_decls: dict[str, set[object]] = {a.name: _action_reads(a) for a in self.model.actions}
@@ -543,6 +579,10 @@ class _Predictor:
             original()
 
         self.sm.clear_changes = capture  # type: ignore[method-assign]
+
+    def happens_before(self, a: _Event, b: _Event) -> bool:
+        """``a`` precedes ``b`` in every schedule consistent with program order and the recorded hand-offs."""
+        return a.index < b.index and self.clocks[b.index].get(a.thread, -1) >= a.index
 
     def value_before(self, key: CellKey, index: int) -> int:
         hist = self.history.get(key)
@@ -564,6 +604,8 @@ class _Predictor:
         e = _Event(len(self.events), line, raw, str(raw.get("thread", "?")), str(raw["op"]))
         self.events.append(e)
         args = raw.get("args", {})
+        post = self._posts.get(str(args.get("edge"))) if e.op == "note.wait" else None
+        self._clock(e, post)
         if e.op.startswith("note."):
             self._sync(e, args)
             return
@@ -614,6 +656,16 @@ class _Predictor:
             post = self._posts.get(str(args.get("edge")))
             if post is not None:
                 self.handoffs.append((post, e.index))
+
+    def _clock(self, e: _Event, post: int | None) -> None:
+        vc = dict(self._thread_clock.get(e.thread, {}))
+        if post is not None:
+            for t, i in self.clocks[post].items():
+                if vc.get(t, -1) < i:
+                    vc[t] = i
+        vc[e.thread] = e.index
+        self._thread_clock[e.thread] = vc
+        self.clocks.append(vc)
 
     def finish(self) -> None:
         for (lock, thread), stack in self._open.items():
