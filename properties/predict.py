@@ -362,9 +362,10 @@ class _Window:
                 cons.append(o[p.index] < o[e.index])
             last[e.thread] = e
         cons.extend(self._lock_constraints())
-        for post, wait in pred.handoffs:
-            if post in o and wait in o:
-                cons.append(o[post] < o[wait])
+        for e in self.events:
+            wait = pred.handoff_of.get(e.index)
+            if wait is not None and wait in o:
+                cons.append(o[e.index] < o[wait])
         seen: set[tuple[str, int]] = set()
         for e in self.events:
             for ident in e.ids:
@@ -378,7 +379,7 @@ class _Window:
         o = self.order
         cons: list[Any] = []
         by_lock: dict[str, list[tuple[str, int | None, int | None]]] = defaultdict(list)
-        for lock, thread, acq, rel in self.pred.sections:
+        for lock, thread, acq, rel in self.pred.sections_overlapping(self.lo, self.hi):
             a = acq if acq is not None and acq in o else None
             r = rel if rel is not None and rel in o else None
             inside = (acq is not None and acq in o) or (rel is not None and rel in o) or (
@@ -672,11 +673,28 @@ class _Predictor:
             for acq in stack:
                 self.sections.append((lock, thread, acq, None))
         self._open.clear()
+        n = len(self.events)
+        self.sections.sort(key=lambda x: -1 if x[2] is None else x[2])
+        self.handoff_of = dict(self.handoffs)
+        self._sweep = 0
+        self._active: list[tuple[str, str, int | None, int | None]] = []
+        self._n = n
+
+    def sections_overlapping(self, lo: int, hi: int) -> list[tuple[str, str, int | None, int | None]]:
+        """Lock sections overlapping events ``lo .. hi-1`` (windows are asked for in increasing order)."""
+        while self._sweep < len(self.sections):
+            sec = self.sections[self._sweep]
+            if (sec[2] if sec[2] is not None else -1) >= hi:
+                break
+            self._active.append(sec)
+            self._sweep += 1
+        self._active = [sec for sec in self._active if sec[3] is None or sec[3] >= lo]
+        return self._active
 
 
 def predict_events(
     header: Mapping[str, Any], events: Sequence[tuple[int, dict[str, Any]]], *, model: str = "ownership",
-    window: int = 400, path: str = "<events>", timeout_ms: int = 60_000,
+    window: int = 200, path: str = "<events>", timeout_ms: int = 60_000,
 ) -> PredictReport:
     """Predictive checking of a run given as (line, event) pairs; see the module docstring."""
     start = time.perf_counter()
@@ -776,7 +794,7 @@ def _confirm(pred: _Predictor, raw_events: list[dict[str, Any]], order: list[int
     return None
 
 
-def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 400,
+def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 200,
                   timeout_ms: int = 60_000, require_sync: bool = True) -> PredictReport:
     """Predictive checking of one NDJSON trace file (raises `TraceFormatError` for a malformed file)."""
     path = Path(path)

@@ -31,8 +31,8 @@ def register(sub: Any) -> None:
                    help="predictive checking: ask z3 whether any schedule consistent with the run's program order "
                         "and recorded synchronisation breaks an ownership rule (docs/predictive-checking.md)")
     p.add_argument("--model", default="ownership", metavar="NAME", help="with --predict: the model (default ownership)")
-    p.add_argument("--window", type=int, default=400, metavar="N",
-                   help="with --predict: events per window (windows overlap by half; default 400)")
+    p.add_argument("--window", type=int, default=200, metavar="N",
+                   help="with --predict: events per window (windows overlap by half; default 200)")
     p.add_argument("--witness", type=Path, metavar="FILE",
                    help="with --predict: write a witness schedule here (replay: python -m reference_impl replay FILE)")
     p.set_defaults(func=run)
