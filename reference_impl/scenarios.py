@@ -209,8 +209,9 @@ def run_scenario(name: str, strategy: Strategy, *, faults: Iterable[str] = (), q
     return result
 
 
-def replay_schedule(schedule: Schedule | str | Path, **kw: Any) -> RunResult:
-    """Replay a schedule file (or a predictive-checking witness, which has the same ``events``)."""
+def replay_schedule(schedule: Schedule | str | Path, *, faults: Iterable[str] | None = None, **kw: Any) -> RunResult:
+    """Replay a schedule file (or a predictive-checking witness, which has the same ``events``);
+    ``faults`` replaces the schedule's faults (e.g. to replay a faulty run's schedule on the reference)."""
     if not isinstance(schedule, Schedule):
         p = Path(schedule)
         obj = json.loads(p.read_text())
@@ -221,7 +222,8 @@ def replay_schedule(schedule: Schedule | str | Path, **kw: Any) -> RunResult:
             schedule = Schedule.load(p)
     if not schedule.scenario:
         raise ValueError("the schedule names no scenario (record runs with run_scenario)")
-    return run_scenario(schedule.scenario, ReplayStrategy(schedule.events), faults=schedule.faults, **kw)
+    chosen = schedule.faults if faults is None else sorted(faults)
+    return run_scenario(schedule.scenario, ReplayStrategy(schedule.events), faults=chosen, **kw)
 
 
 def record_uncontrolled(name: str, *, faults: Iterable[str] = (), trace_path: str | Path | None = None,
