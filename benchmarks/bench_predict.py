@@ -19,18 +19,19 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from properties.predict import predict_events  # noqa: E402
-from reference_impl.scenarios import explore, record_uncontrolled  # noqa: E402
+from properties.predict import predict_events
+from reference_impl.scenarios import explore, record_uncontrolled
 
 OBJECTS = 4
 
 
-def _record(target: int) -> tuple[dict, list[dict]]:
+def _record(target: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     # one round of churn with 4 objects per context records about 110 events
-    header, probe = record_uncontrolled("churn", objects=OBJECTS, rounds=1)
+    _, probe = record_uncontrolled("churn", objects=OBJECTS, rounds=1)
     per_round = max(1, len(probe))
     rounds = max(1, round(target / per_round))
     return record_uncontrolled("churn", objects=OBJECTS, rounds=rounds)
@@ -44,7 +45,8 @@ def main() -> int:
     args = ap.parse_args()
 
     print("predictive checking (model ownership, reference implementation runs, scenario churn)")
-    print(f"{'events':>9} {'record s':>9} {'check s':>9} {'events/s':>9} {'windows':>8} {'solver %':>9} {'ms/event':>9}")
+    cols = ["events", "record s", "check s", "events/s", "windows", "solver %", "ms/event"]
+    print(" ".join(f"{c:>9}" for c in cols))
     for size in [int(x) for x in args.sizes.split(",") if x]:
         t0 = time.perf_counter()
         header, trace = _record(size)

@@ -51,7 +51,7 @@ import z3
 from model.core import Model
 from model.core.expr import Select
 from model.core.model import Action, Func, FuncAssign, Invariant, StateVar
-from model.core.sorts import BoolSort, IdSort, OptSort, Sort
+from model.core.sorts import BoolSort, OptSort, Sort
 from model.core.sparse import Operation
 from properties.monitor import Monitor, MonitorViolation
 from properties.tracecheck import TraceFormatError, _check_event, _header, read_trace
@@ -142,13 +142,14 @@ class PredictReport:
                     f"{self.recorded_violation.report()}")
         if self.witness is None:
             return (f"{self.path}: no feasible violation among all schedules consistent with this run "
-                    f"({self.events:,} events, {self.seconds:.2f} s; model {self.model}, windows of {self.window} events)")
+                    f"({self.events:,} events, {self.seconds:.2f} s; model {self.model}, "
+                    f"windows of {self.window} events)")
         w = self.witness
         lines = [f"{self.path}: FEASIBLE VIOLATION in a schedule consistent with this run "
                  f"({self.events:,} events, {self.seconds:.2f} s)",
                  f"  {w.violation}", "  the reordered steps (recorded seq, thread, op, args):"]
         for e in w.to_json(self.header, self.path)["reordered"]:
-            lines.append(f"    seq {e['seq']:>6} {str(e.get('thread')):<10} {e['op']} {json.dumps(e['args'])}")
+            lines.append(f"    seq {e['seq']:>6} {e.get('thread')!s:<10} {e['op']} {json.dumps(e['args'])}")
         return "\n".join(lines)
 
 
@@ -237,6 +238,11 @@ class _CutState(SymState):
         return hit
 
 
+def _id_name(sort: Sort) -> str | None:
+    ids = sort.id_sort()
+    return None if ids is None else ids.name
+
+
 def _ite(c: Any, a: Any, b: Any) -> Any:
     """``If(c, a, b)`` for z3 terms of one sort, without z3.If's coercions (it dominates the cost)."""
     if a.eq(b):
@@ -263,14 +269,16 @@ class _Window:
         for e in self.events:
             for s, v in e.ids:
                 domain[s].add(v)
-            for (decl, idx), val in e.changes.items():
+            for key, val in e.changes.items():
+                decl, idx = key
                 sorts = decl.index_sorts if isinstance(decl, Func) else ()
-                for s, x in zip(sorts, idx):
-                    if s.id_sort() is not None:
-                        domain[s.id_sort().name].add(x)  # type: ignore[union-attr]
-                vs = decl.value_sort if isinstance(decl, Func) else decl.sort  # type: ignore[attr-defined]
-                if vs.id_sort() is not None and val >= 0:
-                    domain[vs.id_sort().name].add(val)
+                for srt, x in zip(sorts, idx):
+                    ids = srt.id_sort()
+                    if ids is not None:
+                        domain[ids.name].add(x)
+                target = _sort_of(key).id_sort()
+                if target is not None and val >= 0:
+                    domain[target.name].add(val)
         self.enc = _WindowEncoding(pred.model, pred.consts, {k: sorted(v) for k, v in domain.items()})
         self.order = {e.index: z3.Int(f"o{e.index}") for e in self.events}
         self.cut = z3.Int("cut")
@@ -462,8 +470,8 @@ class _Window:
             if isinstance(decl, StateVar):
                 out = True
                 break
-            if any(srt.id_sort() is not None and (srt.id_sort().name, x) in near  # type: ignore[union-attr]
-                   for srt, x in zip(decl.index_sorts, idx)):
+            assert isinstance(decl, Func)
+            if any(_id_name(srt) is not None and (_id_name(srt), x) in near for srt, x in zip(decl.index_sorts, idx)):
                 out = True
                 break
         self._interacts[e.index] = out
@@ -474,7 +482,7 @@ class _Window:
         for s, v in self.neighbourhood(e):
             ids[s].add(v)
         for decl, idx in list(e.changes) + self._cross_written(e.thread):
-            sorts = decl.index_sorts if isinstance(decl, Func) else ()
+            sorts = decl.index_sorts if isinstance(decl, Func) else ()  # type: ignore[attr-defined]
             for srt, x in zip(sorts, idx):
                 ids_sort = srt.id_sort()
                 if ids_sort is not None and (ids_sort.name != "Obj" or (decl, idx) in e.changes

@@ -103,7 +103,7 @@ def _context(rt: Runtime, thread: int) -> tuple[Any, Any]:
     svc = rt.services.get("w") or rt.add_worker("w", _Empty)
 
     def make() -> tuple[Any, Any]:
-        ctx = IoContext(rt, svc.worker, svc)  # type: ignore[attr-defined]
+        ctx = IoContext(rt, svc.worker, svc)  # type: ignore[attr-defined,arg-type]
         r = IncomingRequest(ctx)
         r.delivered()
         ctx._io_pending += 1  # an in-flight I/O: hang detection leaves the context alone until _drain
@@ -144,18 +144,28 @@ def gc_drop_vs_teardown(rt: Runtime) -> None:
 def churn(rt: Runtime, objects: int = 20, rounds: int = 1) -> None:
     """Many objects in two contexts on two threads; the GC drops half of them while both owners keep entering."""
     contexts = [_context(rt, 0), _context(rt, 1)]
+
+    def add_objects(c: Any) -> Callable[[], Any]:
+        return lambda: c.run(lambda: [c.add_object(_Closable(), "X") for _ in range(objects)])
+
+    def enter(c: Any) -> Callable[[], Any]:
+        return lambda: c.run(lambda: None)
+
     for _ in range(rounds):
-        owns = []
-        for i, (ctx, _r) in enumerate(contexts):
-            owns.append(_on(rt, i, lambda c=ctx: c.run(lambda: [c.add_object(_Closable(), "X") for _ in range(objects)]),
-                            coroutine=True))
-        gc = _gc_start(rt, lambda: [o.drop() for batch in owns for o in batch[: objects // 2]])
-        entries = [_start(rt, i, lambda c=ctx: c.run(lambda: None), coroutine=True) for i, (ctx, _r) in enumerate(contexts)]
+        owns: list[list[Any]] = [_on(rt, i, add_objects(ctx), coroutine=True) for i, (ctx, _r) in enumerate(contexts)]
+
+        def drops(batches: list[list[Any]] = owns) -> None:
+            for batch in batches:
+                for o in batch[: objects // 2]:
+                    o.drop()
+
+        gc = _gc_start(rt, drops)
+        entries = [_start(rt, i, enter(ctx), coroutine=True) for i, (ctx, _r) in enumerate(contexts)]
         _gc_join(rt, gc)
         for en in entries:
             _join(rt, en)
         for i, (ctx, _r) in enumerate(contexts):
-            _on(rt, i, lambda c=ctx: c.run(lambda: None), coroutine=True)
+            _on(rt, i, enter(ctx), coroutine=True)
     for i, (_ctx, r) in enumerate(contexts):
         _on(rt, i, _drain_async(rt, r), coroutine=True)
 
@@ -259,7 +269,8 @@ def make_strategy(name: str, *, seed: int = 1, depth: int = 2, order: Iterable[s
 
 
 def explore(name: str, strategy: str, *, runs: int, faults: Iterable[str] = (), seed: int = 1, depth: int = 2,
-            quiet: float = 0.004, on_run: Callable[[int, RunResult], None] | None = None) -> tuple[RunResult | None, int]:
+            quiet: float = 0.004,
+            on_run: Callable[[int, RunResult], None] | None = None) -> tuple[RunResult | None, int]:
     """Run ``name`` under up to ``runs`` schedules (seeds ``seed``, ``seed+1``, ...; or a bounded DFS over the
     first ``depth`` decisions) until the live monitor rejects one: (that run or None, schedules run)."""
     from reference_impl.scheduler import DFSStrategy, next_dfs_prefix

@@ -236,7 +236,8 @@ class ControlledScheduler:
     """See the module docstring.  ``quiet``: how long a granted thread may run before the scheduler
     treats it as blocked or idle and decides again; ``stuck``: how long a replay waits for a thread."""
 
-    def __init__(self, strategy: Strategy, *, quiet: float = 0.004, stuck: float = 2.0, max_steps: int = 20_000) -> None:
+    def __init__(self, strategy: Strategy, *, quiet: float = 0.004, stuck: float = 2.0,
+                 max_steps: int = 20_000) -> None:
         self.strategy = strategy
         self.quiet = quiet
         self.stuck = stuck

@@ -12,6 +12,7 @@ naming the lock.  PCT, random and bounded DFS exploration run with fixed seeds.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,7 +126,7 @@ def test_bounded_dfs_backtracks_within_its_preemption_bound() -> None:
 @pytest.mark.parametrize("strategy,runs", [("dfs", 12), ("pct", 40)])
 def test_exploration_finds_the_teardown_race_with_fixed_seeds(strategy: str, runs: int) -> None:
     found, n = explore("gc_drop_vs_teardown", strategy, runs=runs, faults=["queue_closed_without_lock"], seed=1,
-                       depth=1 if strategy == "dfs" else 2)
+                       depth=1 if strategy == "dfs" else 3)
     assert found is not None, f"{strategy}: no violation in {n} schedules"
     assert "queue_mutex_free" in found.violation.message
     # the schedule that found it replays to the same violation
@@ -157,7 +158,8 @@ def test_check_trace_predict_exit_codes_and_witness(tmp_path: Path, capsys: pyte
     assert predict_trace(good).ok
 
 
-def test_a_trace_without_synchronisation_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_trace_without_synchronisation_is_refused_in_one_line(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "t.ndjson"
     f.write_text('{"iospec_trace": 1, "models": ["ownership"]}\n'
                  '{"seq": 1, "op": "create_context", "args": {"c": "c", "t": "t", "actor": false}}\n')
@@ -179,3 +181,40 @@ def test_priority_strategy_prefers_the_first_waiting_thread() -> None:
     assert p.choose(["thread-1", "gc"], 1) == "gc"
     assert p.choose(["MainThread", "thread-1"], 2) == "thread-1"
     assert p.choose(["MainThread", "zz"], 3) == "MainThread"
+
+
+# ---- soak (tox -e soak; IOSPEC_SLOW=1) ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", sorted(RACES))
+@pytest.mark.parametrize("seed", [1, 1001])
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")
+def test_soak_uncontrolled_faulty_runs_are_caught_live_or_predicted(fault: str, seed: int) -> None:
+    """Real (uncontrolled) runs: whichever schedule the OS picks, the monitors or predictive checking catch it."""
+    scenario = RACES[fault]
+    for k in range(25):
+        header, trace = record_uncontrolled(scenario, faults=[fault])
+        report = _predict(header, trace)
+        assert not report.ok, f"run {k} (seed {seed}): neither the run nor any consistent schedule violates"
+
+
+@pytest.mark.parametrize("scenario", sorted(set(RACES.values())) + ["churn"])
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")
+def test_soak_reference_schedules_and_predictions_are_clean(scenario: str) -> None:
+    for strategy in ("random", "pct"):
+        found, n = explore(scenario, strategy, runs=60, seed=11, depth=3)
+        assert found is None, f"{strategy} after {n}: {found.violation if found else ''}"
+    for _ in range(10):
+        header, trace = record_uncontrolled(scenario)
+        report = _predict(header, trace)
+        assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("fault", sorted(RACES))
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")
+def test_soak_every_strategy_finds_each_race(fault: str) -> None:
+    for strategy, runs, depth in (("pct", 150, 3), ("random", 150, 2), ("dfs", 60, 1)):
+        found, n = explore(RACES[fault], strategy, runs=runs, faults=[fault], seed=5, depth=depth)
+        assert found is not None, f"{fault}: {strategy} found nothing in {n} schedules"
