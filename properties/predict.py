@@ -12,7 +12,8 @@ RV-Predict):
 
 * **Program order**: the events of one OS thread (the trace's ``thread`` field) keep their order.
 * **Synchronisation** recorded in the trace (header ``"sync": true``): two sections of the same
-  lock (``note.lock_acquire`` .. ``note.lock_release``, e.g. a DeleteQueue mutex) on different
+  lock (``note.lock_acquire`` .. ``note.lock_release``, e.g. a DeleteQueue mutex; and the locks
+  model's ``take_sync_lock`` .. ``release_sync_lock``, ``Worker::Lock`` per isolate) on different
   threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}.
 * **Identity flow**: the event that first names an identity (the one that creates a context
   or object) precedes every other event naming it (a thread cannot hold a handle before it exists).
@@ -159,6 +160,7 @@ class PredictReport:
 
 
 _TRUE, _FALSE = z3.BoolVal(True), z3.BoolVal(False)
+_WORKER_LOCK = {"take_sync_lock": "lock_acquire", "release_sync_lock": "lock_release"}
 _INTS: dict[int, Any] = {}
 
 
@@ -617,7 +619,10 @@ class _Predictor:
         self._clock(e, post)
         if e.op.startswith("note."):
             self._sync(e, args)
-            return
+        base = e.op[len("note."):] if e.op.startswith("note.") else e.op
+        if base in _WORKER_LOCK and raw.get("result", "OK") == "OK":
+            # Worker::Lock (the locks model's take_sync_lock / release_sync_lock): a lock section per isolate
+            self._sync(e, {"lock": f"worker-lock:{args.get('i')}"}, _WORKER_LOCK[base])
         ops = self.watched.ops
         if e.op not in ops:
             return
@@ -651,8 +656,8 @@ class _Predictor:
         e.changes[key] = value
         self.history[key].append((e.index, value))
 
-    def _sync(self, e: _Event, args: Mapping[str, Any]) -> None:
-        kind = e.op[len("note."):]
+    def _sync(self, e: _Event, args: Mapping[str, Any], kind: str = "") -> None:
+        kind = kind or e.op[len("note."):]
         if kind == "lock_acquire":
             self._open[(str(args.get("lock")), e.thread)].append(e.index)
         elif kind == "lock_release":
