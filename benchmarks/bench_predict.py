@@ -30,10 +30,11 @@ OBJECTS = 4
 
 
 def _record(target: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    # one round of churn with 4 objects per context records about 110 events
-    _, probe = record_uncontrolled("churn", objects=OBJECTS, rounds=1)
-    per_round = max(1, len(probe))
-    rounds = max(1, round(target / per_round))
+    # the events of one round of churn: the difference between two and one round
+    _, one = record_uncontrolled("churn", objects=OBJECTS, rounds=1)
+    _, two = record_uncontrolled("churn", objects=OBJECTS, rounds=2)
+    per_round = max(1, len(two) - len(one))
+    rounds = max(1, round((target - (len(one) - per_round)) / per_round))
     return record_uncontrolled("churn", objects=OBJECTS, rounds=rounds)
 
 

@@ -747,24 +747,24 @@ def predict_events(
 def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
                   raw_events: list[dict[str, Any]]) -> Witness | None:
     win = _Window(pred, lo, hi)
-    s = z3.Solver()
-    s.set("timeout", timeout_ms)
-    s.add(*win.constraints())
     cut = win.cut
     candidates: list[Any] = []
     for e in win.events:
-        if not e.model:
-            continue
-        oe = win.order[e.index]
-        s.add(z3.Implies(oe < cut, _z3bool(win.behaves_as_recorded(e))))
-        if not win.interacts(e):
-            continue  # nothing another thread writes here reaches it: it behaves as recorded in every schedule
-        forbidden, broken = win.violation_at(e)
-        viol = _or([forbidden, broken])
-        if not (_concrete(viol) and not viol):
-            candidates.append(z3.And(oe == cut, _z3bool(viol)))
+        # an event nothing another thread writes here reaches behaves as recorded in every schedule
+        if e.model and win.interacts(e):
+            viol = _or(list(win.violation_at(e)))
+            if not (_concrete(viol) and not viol):
+                candidates.append(z3.And(win.order[e.index] == cut, _z3bool(viol)))
     if not candidates:
-        return None
+        return None  # no step of this window can see another thread's writes differently: nothing to solve
+    s = z3.Solver()
+    s.set("timeout", timeout_ms)
+    s.add(*win.constraints())
+    for e in win.events:
+        if e.model:
+            rc = win.behaves_as_recorded(e)
+            if not (_concrete(rc) and rc):
+                s.add(z3.Implies(win.order[e.index] < cut, _z3bool(rc)))
     s.add(z3.Or(*candidates))
     while True:
         r = s.check()
