@@ -822,6 +822,8 @@ def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 2
     last: int | None = None
     for n, obj in it:
         last = _check_event(path, n, obj, last)
+        if not isinstance(obj.get("thread"), (str, int)) or isinstance(obj.get("thread"), bool):
+            raise TraceFormatError(f"{path}:{n}: with \"sync\": true every event needs a 'thread' (its program order)")
         events.append((n, obj))
     if not events:
         raise TraceFormatError(f"{path}: the trace has a header but no events")

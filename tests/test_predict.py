@@ -223,3 +223,12 @@ def test_soak_every_strategy_finds_each_race(fault: str) -> None:
     for strategy, runs, depth in (("pct", 150, 3), ("random", 150, 2), ("dfs", 60, 1)):
         found, n = explore(RACES[fault], strategy, runs=runs, faults=[fault], seed=5, depth=depth, quiet=QUIET)
         assert found is not None, f"{fault}: {strategy} found nothing in {n} schedules"
+
+
+def test_a_synchronised_trace_needs_threads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "t.ndjson"
+    f.write_text('{"iospec_trace": 1, "models": ["ownership"], "sync": true}\n'
+                 '{"seq": 1, "op": "create_context", "args": {"c": "c", "t": "t", "actor": false}}\n')
+    assert iospec_main(["check-trace", "--predict", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{f}:2:" in err and "'thread'" in err
