@@ -376,13 +376,11 @@ class _Window:
             wait = pred.handoff_of.get(e.index)
             if wait is not None and wait in o:
                 cons.append(o[e.index] < o[wait])
-        seen: set[tuple[str, int]] = set()
         for e in self.events:
             for ident in e.ids:
                 first = pred.first_mention[ident]
                 if first != e.index and first in o:
                     cons.append(o[first] < o[e.index])
-                seen.add(ident)
         return cons
 
     def _lock_constraints(self) -> list[Any]:
@@ -423,13 +421,13 @@ class _Window:
         parts: list[Value] = [tr(g, e.env) for _, g in e.twin.guard]
         post = PostState(self.enc, st, e.twin, e.env)
         for key, val in e.changes.items():
-            parts.append(self.enc.eq(_read_post(post, key), self.enc.value_of(_sort_of(key), val), _sort_of(key)))
+            parts.append(self.enc.eq(_read(post, key), self.enc.value_of(_sort_of(key), val), _sort_of(key)))
         # cells other threads change in this window, which this action could change too: it must not
         written = self.pred.written_decls[e.twin.name]
         for key in self._cross_written(e.thread):
             if key[0] in written and key not in e.changes:
                 s = _sort_of(key)
-                parts.append(self.enc.eq(_read_post(post, key), _read_pre(st, key), s))
+                parts.append(self.enc.eq(_read(post, key), _read(st, key), s))
         return _and(parts)
 
     def _cross_written(self, thread: str) -> list[CellKey]:
@@ -544,13 +542,10 @@ def _sort_of(key: CellKey) -> Sort:
     return decl.value_sort if isinstance(decl, Func) else decl.sort  # type: ignore[attr-defined,no-any-return]
 
 
-def _read_post(st: SymState, key: CellKey) -> Value:
+def _read(st: SymState, key: CellKey) -> Value:
+    """One cell (or scalar) of a state view."""
     decl, idx = key
     return st.var(decl) if isinstance(decl, StateVar) else st.cell(decl, idx)  # type: ignore[arg-type]
-
-
-def _read_pre(st: SymState, key: CellKey) -> Value:
-    return _read_post(st, key)
 
 
 # ---------------------------------------------------------------------------------------------------
