@@ -291,6 +291,8 @@ class _Window:
                 self.writers[key].append((e, val))
         self._cross: dict[str, list[CellKey]] = {}
         self._interacts: dict[int, bool] = {}
+        self._states: dict[int, tuple[_CutState, Translator]] = {}
+        self._guards: dict[tuple[int, int], Value] = {}
 
     # -- reads-from ---------------------------------------------------------------------------------------
     def start_value(self, key: CellKey) -> int:
@@ -416,9 +418,8 @@ class _Window:
         assert e.twin is not None
         if not self.interacts(e):
             return True  # it reads nothing another thread writes here: it behaves as recorded in every schedule
-        st = _CutState(self, self.order[e.index], e)
-        tr = Translator(self.enc, st)
-        parts: list[Value] = [tr(g, e.env) for _, g in e.twin.guard]
+        st, tr = self._at(e)
+        parts: list[Value] = [self._guard(e, tr, g) for _, g in e.twin.guard]
         post = PostState(self.enc, st, e.twin, e.env)
         for key, val in e.changes.items():
             parts.append(self.enc.eq(_read(post, key), self.enc.value_of(_sort_of(key), val), _sort_of(key)))
@@ -429,6 +430,21 @@ class _Window:
                 s = _sort_of(key)
                 parts.append(self.enc.eq(_read(post, key), _read(st, key), s))
         return _and(parts)
+
+    def _at(self, e: _Event) -> tuple[_CutState, Translator]:
+        """The state just before ``e`` (shared by the consistency and the violation formulas of ``e``)."""
+        hit = self._states.get(e.index)
+        if hit is None:
+            st = _CutState(self, self.order[e.index], e)
+            hit = self._states[e.index] = (st, Translator(self.enc, st))
+        return hit
+
+    def _guard(self, e: _Event, tr: Translator, g: Any) -> Value:
+        key = (e.index, id(g))
+        hit = self._guards.get(key)
+        if hit is None:
+            hit = self._guards[key] = tr(g, e.env)
+        return hit
 
     def _cross_written(self, thread: str) -> list[CellKey]:
         """Cells some other thread writes in this window: the only cells whose value at an event of
@@ -493,15 +509,14 @@ class _Window:
     def violation_at(self, e: _Event) -> tuple[Value, Value]:
         """(``e`` at the cut is not allowed, ``e`` at the cut behaves as recorded but breaks an invariant)."""
         assert e.twin is not None and e.operation is not None
-        st = _CutState(self, self.order[e.index], e)  # the cut is at e: its own thread's writes are exact
-        tr = Translator(self.enc, st)
+        st, tr = self._at(e)  # the cut is at e: its own thread's writes are exact
         check_labels = {c[0] for c in e.operation.action.checks}
         declared = [g for name, g in e.operation.action.guard if name not in check_labels]
-        forbidden = _not(_and(tr(g, e.env) for g in declared))
+        forbidden = _not(_and(self._guard(e, tr, g) for g in declared))
         invs = self.pred.invariants_after.get(e.twin.name, [])
         if not invs:
             return forbidden, False
-        behaves = _and(tr(g, e.env) for _, g in e.twin.guard)
+        behaves = _and(self._guard(e, tr, g) for _, g in e.twin.guard)
         # the invariants are checked for the identities whose cells can differ from the recorded run here:
         # those other threads write in this window, and those the event names or changes
         enc = _WindowEncoding(self.pred.model, self.pred.consts, self.relevant_domain(e))
