@@ -232,3 +232,15 @@ def test_a_synchronised_trace_needs_threads(tmp_path: Path, capsys: pytest.Captu
     assert iospec_main(["check-trace", "--predict", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{f}:2:" in err and "'thread'" in err
+
+
+def test_window_boundaries_add_no_reordering_the_run_forbids() -> None:
+    """Lock sections and hand-offs cut by a window's edges still constrain it: small windows find nothing
+    on the reference, and a window that holds the race finds it."""
+    for scenario in sorted(set(RACES.values())):
+        run = _lucky(scenario, [])
+        for window in (2, 3, 5, 8, 13, 21):
+            report = _predict(run.header, run.trace, window=window)
+            assert report.ok, f"{scenario}, window {window}: {report.summary()}"
+    faulty = _lucky("gc_drop_vs_teardown", ["queue_closed_without_lock"])
+    assert not _predict(faulty.header, faulty.trace, window=24).ok
