@@ -103,6 +103,7 @@ def test_config_names_every_worker_and_socket(tmp_path: Path) -> None:
 def scenario_file(tmp_path: Path, mutate: Any) -> Path:
     base = next(s for s in SCENARIOS if s.id == "exception-sync-throw")
     data = {"description": "test", "scenarios": [copy.deepcopy(base.data)]}
+    data["scenarios"][0]["expect"] = {"source": "pinned", "pinned_because": "a test", "responses": {"r1": {"status": 500}}}
     mutate(data["scenarios"][0])
     path = tmp_path / "case.json"
     path.write_text(json.dumps(data, indent=2))
