@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reference_impl import loop as _loop
-from reference_impl.errors import ExceededCpu, ExceededMemory, JsError, WorkerdError, message_for
+from reference_impl.errors import ExceededCpu, ExceededMemory, JsError, WorkerdError, js_name, message_for
 from reference_impl.io_own import DeleteQueue, IoOwn, IoPtr, OwnedObject, OwnedObjectList, ReverseIoOwn
 from reference_impl.locks import WorkerLock
 from reference_impl.loop import RuntimeThread
@@ -424,7 +424,7 @@ class IoContext:
         """A worker-spawned Python task settled (no model event: it is a JS promise chain)."""
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.log("error", f"Uncaught (in promise) {type(task.exception()).__name__}: {task.exception()}")
+            self.log("info", _uncaught_in_promise(task.exception()))
         self._check_wait_until_empty()
 
     def _wait_until_done(self, task: asyncio.Task[Any]) -> None:
@@ -439,7 +439,7 @@ class IoContext:
             ok = exc is None and not task.cancelled()
             rec.emit("wait_until_done", {"c": self.name, "ok": ok}, outputs={"log": "NO_LOG" if ok else "ASYNC_TASK"})
         if exc is not None:
-            self.log("error", f"Uncaught (in promise) {type(exc).__name__}: {exc}")
+            self.log("info", _uncaught_in_promise(exc))
         self._check_wait_until_empty()
 
     def _task_failed(self, e: BaseException) -> None:
@@ -776,6 +776,12 @@ class IoContext:
 
     def __repr__(self) -> str:
         return f"<IoContext {self.name} {self.state} on {self.thread.name}{' actor' if self.actor else ''}>"
+
+
+def _uncaught_in_promise(e: BaseException | None) -> str:
+    """workerd's INFO line for a rejected task or waitUntil promise (visible with ``--verbose``)."""
+    name = js_name(e) if e is not None else "Error"
+    return f"uncaught exception; source = Uncaught (in promise); exception = {name + ': ' if name else ''}{e}"
 
 
 async def _await(aw: Awaitable[T]) -> T:
