@@ -206,7 +206,12 @@ class HttpListener:
         sock = writer.get_extra_info("socket")
         if sock is not None:  # headers and body go out in separate writes: do not let Nagle hold the body back
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await _Connection(self, reader, writer).serve()
+        try:
+            await _Connection(self, reader, writer).serve()
+        except asyncio.CancelledError:
+            # the connection's task is cancelled (runtime shutdown, or its context torn down while the handler
+            # waited): end it quietly, as asyncio.streams (3.11) would otherwise report a cancelled callback
+            writer.transport.abort()
 
     @property
     def url(self) -> str:
