@@ -354,11 +354,24 @@ class IoContext:
                 coro.close()
 
     # ---- tasks and waitUntil ----------------------------------------------------------------
-    def _new_task(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
+    def _new_task(self, aw: Awaitable[Any], *, promise: bool = False) -> asyncio.Task[Any]:
         coro = aw if asyncio.iscoroutine(aw) else _await(aw)
-        task = asyncio.Task(self.drive(coro), loop=self.loop)
+        task = asyncio.Task(self._promise_chain(coro) if promise else self.drive(coro), loop=self.loop)
         task.add_done_callback(lambda _t: coro.close())  # cancelled before its first step: never started
         return task
+
+    async def _promise_chain(self, coro: Coroutine[Any, Any, T]) -> T:
+        """A JS promise chain of this context: when the context ends first, the promise can never settle.
+
+        Awaiting it from another request then rejects with workerd's "can never settle" error (the promise's
+        IoContext is gone) instead of resolving or hanging.
+        """
+        try:
+            return await self.drive(coro)
+        except asyncio.CancelledError:
+            if self.state in ("TEARDOWN", "DEAD"):
+                raise JsError(message_for("PROMISE_FROM_ENDED_REQUEST")) from None
+            raise
 
     def spawn(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
         """A Python task started by worker code (``asyncio.ensure_future`` in a handler): a JS promise chain.
@@ -371,7 +384,7 @@ class IoContext:
         """
         if self.actor is not None:
             return self.add_wait_until(aw)
-        task = self._new_task(aw)
+        task = self._new_task(aw, promise=True)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
         return task

@@ -9,3 +9,15 @@
 
 Run: ``python -m conformance.http [--workerd-bin PATH] [--slow] [--json FILE] [ID ...]``.
 """
+
+from typing import Any as _Any
+
+
+def run_for_conformance(args: _Any) -> list:  # type: ignore[type-arg]
+    """``iospec conformance --impl workerd|reference [--workerd-bin PATH]``: the HTTP suite's ScenarioResults.
+
+    See `conformance.http.differential.run_for_conformance` (imported lazily: loading the package stays cheap).
+    """
+    from .differential import run_for_conformance as run
+
+    return run(args)

@@ -73,6 +73,8 @@ class Scenario:
     file: str
     line: int
     description: str = ""
+    #: known disagreements: implementation name -> why it differs (INFORMATIONAL scenarios only)
+    differences: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -175,12 +177,15 @@ def _defaults(data: Mapping[str, Any], file: str, line: int) -> Scenario:
         file=file,
         line=line,
         description=data.get("description", ""),
+        differences=data.get("differences", {}),
         data=data,
     )
 
 
 def _check_meaning(s: Scenario) -> None:
     """Problems the schema cannot express; raises ValueError with the message."""
+    if s.differences and s.level != "INFORMATIONAL":
+        raise ValueError(f"only an INFORMATIONAL scenario may list known differences, not a {s.level} one")
     for rule_id in s.rules:
         if rule_id not in RULES:
             raise ValueError(f"rule id {rule_id} is not in model/rules.py")
