@@ -65,6 +65,8 @@ class ReferenceServer:
     recorder_port: int
     verbose: bool = False
     keep_dir: Path | None = None
+    #: faulty variants of the reference implementation (reference_impl.faults), for seeded-fault tests
+    faults: Sequence[str] = ()
     ports: dict[str, int] = field(default_factory=dict)
     logs: list[LogLine] = field(default_factory=list)
     runtime: Runtime | None = None
@@ -78,7 +80,7 @@ class ReferenceServer:
                 self.logs.append(LogLine(time.monotonic(), "stderr", f"{level}: {line}"))
 
     def start(self) -> ReferenceServer:
-        rt = Runtime(threads=RUNTIME_THREADS, memory_trace=False, on_log=self._on_log)
+        rt = Runtime(threads=RUNTIME_THREADS, memory_trace=False, on_log=self._on_log, faults=self.faults)
         self.runtime = rt
         try:
             rt.add_service(ExternalService("recorder", "127.0.0.1", self.recorder_port))
@@ -135,7 +137,7 @@ def _groups(scenarios: Sequence[Scenario]) -> list[tuple[bool, list[Scenario]]]:
 
 
 def run_scenarios(scenarios: Sequence[Scenario], *, keep_dir: Path | None = None,
-                  on_result: Callable[[dict[str, Any]], None] | None = None) -> BatchResult:
+                  on_result: Callable[[dict[str, Any]], None] | None = None, faults: Sequence[str] = ()) -> BatchResult:
     """Run every scenario against the reference implementation; one observation record per scenario, in order."""
     started = time.monotonic()
     version = reference_version()
@@ -153,7 +155,7 @@ def run_scenarios(scenarios: Sequence[Scenario], *, keep_dir: Path | None = None
     with Recorder() as recorder:
         for verbose, group in _groups(scenarios):
             runtimes += 1
-            with ReferenceServer(group, recorder.port, verbose=verbose, keep_dir=keep_dir) as server:
+            with ReferenceServer(group, recorder.port, verbose=verbose, keep_dir=keep_dir, faults=faults) as server:
                 for scenario in group:
                     record = base_record(scenario, version, runtime_flags(scenario.runtime), IMPLEMENTATION)
                     run_one(scenario, server, recorder, record)
