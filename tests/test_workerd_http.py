@@ -56,8 +56,9 @@ def variant(base_id: str, suffix: str, *, expect: Mapping[str, Any] | None = Non
     base = BY_ID[base_id]
     workers = tuple({**w, "routes": routes} if routes is not None and w["name"] == "main" else w
                     for w in base.workers)
+    # a changed behaviour is checked against what the unchanged scenario expects (prediction merged with pins)
     return dataclasses.replace(base, id=f"{base_id}-{suffix}", workers=workers,
-                               expect=expect if expect is not None else base.expect)
+                               expect=expect if expect is not None else expectation(base).expect)
 
 
 #: Each fault must make the checker report a difference (principle: every check can fail).
