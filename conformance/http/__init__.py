@@ -4,10 +4,14 @@
 * `scenario.schema.json` + `scenarios`: the scenario files and their loader/validator;
 * `jsgen`: JavaScript module workers generated from the vocabulary (for workerd);
 * `workerd`: the adapter that runs scenarios against a real `workerd serve`;
+* `pygen`, `reference`: Python handlers from the vocabulary, and the adapter that runs scenarios against the
+  reference implementation's HTTP listener;
+* `predict`, `differential`: the models' prediction, and the three-way comparison (`iospec differential`);
 * `client`, `recorder`: the raw HTTP client and the side-effect recorder the adapters share;
 * `expect`: compares an observation with an expectation (pinned or predicted).
 
-Run: ``python -m conformance.http [--workerd-bin PATH] [--slow] [--json FILE] [ID ...]``.
+Run: ``python -m conformance.http [--workerd-bin PATH] [--slow] [--json FILE] [ID ...]`` (workerd alone) or
+``iospec differential`` (model | reference | workerd).
 """
 
 from typing import Any as _Any
