@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from model.core.dense import DenseModel
@@ -48,7 +49,12 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
     if not sym:
         return None, ""
     layout = dm.layout
+    # Slots no action instance ever writes keep their initial value in every reachable state:
+    # they carry no information, so they are left out of the keys and copied as constants.
+    written: set[int] = set().union(*dm.inst_writes.values()) if dm.inst_writes else set()
+    fixed = {k: dm.initial[k] for k in range(layout.n) if k not in written}
     lines = ["def canon(s):"]
+    inverse_lines: list[str] = []
 
     def is_sym(sort: Any) -> str | None:
         ids = sort.id_sort()
@@ -57,6 +63,8 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
     # 1. reference histograms for functions/vars whose values are symmetric identities
     hist_names: dict[str, list[str]] = {name: [] for name in sym}
     for d in dm.model.state:
+        if d not in layout.base:
+            continue  # never changes (left out of compact states)
         vs = d.value_sort if isinstance(d, Func) else d.sort
         target = is_sym(vs)
         if target is None:
@@ -66,21 +74,26 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
         hist_names[target].append(h)
         lines.append(f"    {h} = [0] * {n + 1}")
         if isinstance(d, StateVar):
-            lines.append(f"    {h}[s[{layout.base[d]}]] += 1")
+            slot_list = [layout.base[d]]
         else:
-            cells = list(itertools.product(*(range(k) for k in layout.shape[d])))
-            slots = ", ".join(f"s[{layout.slot(d, idx)}]" for idx in cells)
-            lines.append(f"    for v in ({slots},):")
-            lines.append(f"        {h}[v] += 1")
+            slot_list = [layout.slot(d, idx) for idx in itertools.product(*(range(k) for k in layout.shape[d]))]
+        live = [k for k in slot_list if k not in fixed]
+        if not live:
+            hist_names[target].pop()
+            lines.pop()
+            continue
+        lines.append(f"    for v in ({', '.join(f's[{k}]' for k in live)},):")
+        lines.append(f"        {h}[v] += 1")
 
     # 2. keys and orders per symmetric sort
+    orders: list[str] = []
     for name, sort in sym.items():
         n = sort.size(sizes)
         keys = []
         for x in range(n):
             parts: list[str] = []
             for d in dm.model.state:
-                if not isinstance(d, Func):
+                if not isinstance(d, Func) or d not in layout.base:
                     continue
                 vsym = is_sym(d.value_sort)
                 for p, isort in enumerate(d.index_sorts):
@@ -90,8 +103,13 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
                     cells = list(itertools.product(*others))
                     vals = []
                     for idx in cells:
-                        slot = f"s[{layout.slot(d, idx)}]"
+                        k = layout.slot(d, idx)
+                        if k in fixed:
+                            continue
+                        slot = f"s[{k}]"
                         vals.append(f"({slot} >= 0)" if vsym else slot)
+                    if not vals:
+                        continue
                     multiset = any(is_sym(d.index_sorts[q]) for q in range(len(d.index_sorts)) if q != p)
                     if multiset:
                         parts.append(f"tuple(sorted(({', '.join(vals)},)))")
@@ -100,41 +118,105 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
             parts.extend(f"{h}[{x}]" for h in hist_names[name])
             keys.append("(" + ", ".join(parts) + ",)")
         lines.append(f"    k_{name} = ({', '.join(keys)},)")
-        lines.append(f"    o_{name} = sorted(range({n}), key=k_{name}.__getitem__)")
-        lines.append(f"    p_{name} = [0] * {n + 1}")
-        lines.append(f"    p_{name}[{n}] = -1")
-        lines.append(f"    for i, x in enumerate(o_{name}):")
-        lines.append(f"        p_{name}[x] = i")
+        lines.append(f"    o_{name} = tuple(sorted(range({n}), key=k_{name}.__getitem__))")
+        orders.append(name)
+        # the inverse permutation (old label -> new label; -1 "no identity" stays -1)
+        inverse_lines.append(f"    p_{name} = [0] * {n + 1}")
+        inverse_lines.append(f"    p_{name}[{n}] = -1")
+        inverse_lines.append(f"    for i, x in enumerate(o_{name}):")
+        inverse_lines.append(f"        p_{name}[x] = i")
 
-    # 3. the permuted state
-    out: list[str] = []
+    # 3. the permuted state, slot by slot.  A cell is a constant (`FixedCell`) or the source slot
+    #    `offset + sum(order[sort][position] * stride)` (`SourceCell`), whose value is remapped
+    #    through the inverse permutation when the value sort is symmetric.
+    @dataclass(frozen=True)
+    class FixedCell:
+        value: Any
+
+    @dataclass(frozen=True)
+    class SourceCell:
+        offset: int
+        #: (symmetric sort, position in that sort's order, stride)
+        permuted: tuple[tuple[str, int, int], ...]
+        value_sort: str | None
+
+    out_cells: list[FixedCell | SourceCell] = []
     for d in dm.model.state:
+        if d not in layout.base:
+            continue
         vsym = is_sym(d.value_sort if isinstance(d, Func) else d.sort)
         if isinstance(d, StateVar):
-            slot = f"s[{layout.base[d]}]"
-            out.append(f"p_{vsym}[{slot}]" if vsym else slot)
+            k0 = layout.base[d]
+            out_cells.append(FixedCell(fixed[k0]) if k0 in fixed else SourceCell(k0, (), vsym))
             continue
         strides = layout.strides[d]
-        for idx in itertools.product(*(range(k) for k in layout.shape[d])):
-            terms = [str(layout.base[d])]
+        every = list(itertools.product(*(range(k) for k in layout.shape[d])))
+        cells_fixed = all(layout.slot(d, idx) in fixed for idx in every)
+        for idx in every:
+            if cells_fixed:
+                out_cells.append(FixedCell(fixed[layout.slot(d, idx)]))
+                continue
+            offset = layout.base[d]
+            permuted: list[tuple[str, int, int]] = []
             for j, isort, stride in zip(idx, d.index_sorts, strides):
                 iname = is_sym(isort) if isinstance(isort, IdSort) else None
                 if iname:
-                    terms.append(f"o_{iname}[{j}]*{stride}" if stride != 1 else f"o_{iname}[{j}]")
-                elif j:
-                    terms.append(str(j * stride))
+                    permuted.append((iname, j, stride))
+                else:
+                    offset += j * stride
+            out_cells.append(SourceCell(offset, tuple(permuted), vsym))
+
+    def symbolic() -> str:
+        """The permuted state as an expression over the orders `o_<sort>` and inverses `p_<sort>`."""
+        parts = []
+        for c in out_cells:
+            if isinstance(c, FixedCell):
+                parts.append(repr(c.value))
+                continue
+            terms = [str(c.offset)] + [f"o_{n}[{j}]" + (f"*{st}" if st != 1 else "") for n, j, st in c.permuted]
             slot = f"s[{' + '.join(terms)}]"
-            out.append(f"p_{vsym}[{slot}]" if vsym else slot)
-    state_expr = "(" + ", ".join(out) + ",)"
-    body = lines[1:]
-    lines.append(f"    return {state_expr}")
-    # the same, also returning the permutation applied (old label -> new label per sort)
-    lines.append("def canon_perm(s):")
-    lines.extend(body)
+            parts.append(f"p_{c.value_sort}[{slot}]" if c.value_sort else slot)
+        return "(" + ", ".join(parts) + ",)"
+
+    def specialised(order: dict[str, tuple[int, ...]]) -> Callable[[tuple[int, ...]], tuple[int, ...]]:
+        """One permutation as straight-line code with constant slot indices."""
+        maps: dict[str, tuple[int, ...]] = {}
+        for name, o in order.items():
+            p = [0] * (len(o) + 1)
+            p[len(o)] = -1
+            for pos, x in enumerate(o):
+                p[x] = pos
+            maps[name] = tuple(p)
+        parts = []
+        for c in out_cells:
+            if isinstance(c, FixedCell):
+                parts.append(repr(c.value))
+                continue
+            slot = c.offset + sum(order[n][j] * st for n, j, st in c.permuted)
+            parts.append(f"p_{c.value_sort}[s[{slot}]]" if c.value_sort else f"s[{slot}]")
+        env = {f"p_{name}": m for name, m in maps.items()}
+        code = "lambda s: (" + ", ".join(parts) + ",)"
+        return eval(code, env)  # generated from the layout
+
+    identity = " and ".join(f"o_{name} == {tuple(range(sym[name].size(sizes)))!r}" for name in orders)
+    key = "(" + ", ".join(f"o_{name}" for name in orders) + ",)"
+    # canon: compute the orders, then apply the permutation through straight-line code
+    # specialised for that permutation (generated on first use, cached in APPLY)
+    canon_lines = list(lines)
+    if identity:
+        canon_lines.append(f"    if {identity}:")
+        canon_lines.append("        return s")
+    canon_lines.append(f"    key = {key}")
+    canon_lines.append("    f = APPLY.get(key)")
+    canon_lines.append("    if f is None:")
+    canon_lines.append(f"        f = APPLY[key] = SPECIALISE(dict(zip({list(orders)!r}, key)))")
+    canon_lines.append("    return f(s)")
+    # canon_perm (counterexamples only): the general version, also returning the permutation
+    perm_lines = ["def canon_perm(s):", *lines[1:], *inverse_lines]
     perms = ", ".join(f"{name!r}: p_{name}[:{sort.size(sizes)}]" for name, sort in sym.items())
-    lines.append(f"    return {state_expr}, {{{perms}}}")
-    source = "\n".join(lines) + "\n"
-    ns: dict[str, Any] = {}
+    perm_lines.append(f"    return {symbolic()}, {{{perms}}}")
+    source = "\n".join(canon_lines + perm_lines) + "\n"
+    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialised}
     exec(compile(source, f"<canon:{dm.config.describe()}>", "exec"), ns)
     dm.canon_perm = ns["canon_perm"]  # type: ignore[attr-defined]
     return ns["canon"], source
