@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hypothesis import HealthCheck, event, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -148,13 +148,15 @@ class ReferenceMachine(RuleBasedStateMachine):
 
     #: faulty variants switched on (`reference_impl.faults`); subclasses set it
     FAULTS: ClassVar[frozenset[str]] = frozenset()
+    #: runtime threads (rules draw a thread number and take it modulo this)
+    THREADS: ClassVar[int] = THREADS
 
     contexts = Bundle("contexts")
     objects = Bundle("objects")
 
     def __init__(self) -> None:
         super().__init__()
-        self.rt = Runtime(threads=THREADS, monitor=False, models=MODELS, faults=self.FAULTS)
+        self.rt = Runtime(threads=self.THREADS, monitor=False, models=MODELS, faults=self.FAULTS)
         self.rt.monitor = fresh_live_monitor(self.rt)
         self.svc = self.rt.add_worker("w", Empty)
         assert isinstance(self.svc, WorkerService)
@@ -206,14 +208,12 @@ class ReferenceMachine(RuleBasedStateMachine):
         """JS runs in a context only while one of its requests exists (workerd's callers guarantee it)."""
         return self.alive(c) and not c.request.destroyed
 
-    def model_cells(self, func: str) -> dict[str, Any]:
-        return self.monitor.monitor.state("ownership").get(func, {})  # type: ignore[no-any-return]
-
     # ---- rules ---------------------------------------------------------------------------------------------------
-    @rule(target=contexts, thread=st.integers(0, THREADS - 1), actor=st.booleans())
+    @rule(target=contexts, thread=st.integers(0, 7), actor=st.booleans())
     def create_context(self, thread: int, actor: bool) -> Ctx:
         """A context (stateless or an actor's) with one delivered IncomingRequest, created on ``thread``."""
         svc = self.svc
+        thread %= self.THREADS
 
         def make() -> tuple[IoContext, IncomingRequest]:
             a = None
@@ -235,11 +235,11 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.all_contexts.append(c)
         return c
 
-    @initialize(target=contexts, threads=st.lists(st.integers(0, THREADS - 1), min_size=2, max_size=2),
+    @initialize(target=contexts, threads=st.lists(st.integers(0, 7), min_size=2, max_size=2),
                 actor=st.booleans())
     def first_contexts(self, threads: list[int], actor: bool) -> Any:
         """Two contexts to start with (a uniform rule mix would spend the first steps creating them)."""
-        return multiple(self.create_context(threads[0], False), self.create_context(threads[1], actor))
+        return multiple(self.create_context(threads[0], False), self.create_context(threads[1], actor))  # type: ignore[arg-type]
 
     @rule(target=objects, c=contexts)
     def add_object(self, c: Ctx) -> Obj:
@@ -284,7 +284,8 @@ class ReferenceMachine(RuleBasedStateMachine):
             self.expect(outcome["value"] is o.resource, f"access({o}) returned another object")
         else:
             want = message_for(predicted, io_type="Resource")
-            self.expect(outcome["message"] == want, f"access({o}): message {outcome['message']!r}, workerd's is {want!r}")
+            self.expect(outcome["message"] == want,
+                        f"access({o}): message {outcome['message']!r}, workerd's is {want!r}")
 
     @rule(o=consumes(objects))
     def drop_in_owner(self, o: Obj) -> None:
@@ -376,15 +377,16 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.steps += 1
         self.expect(self.monitor.ok, "the live monitor flagged the run")
         with self.rt.recorder.atomic():
-            diffs = compare_with_model(self.rt)
-            node = self.model_cells("node")
-            handle = self.model_cells("handle")
+            model = self.monitor.monitor.state("ownership")
+            diffs = compare_with_model(self.rt, state=model)
+            node, handle = model["node"], model["handle"]
             for o in self.all_objects:
                 name = o.handle.name
                 model_node = node.get(name, "UNBORN")
                 closed = len(o.resource.closed_on)
                 if closed != (1 if model_node == "FREED" else 0):
-                    diffs.append(f"{name}: destroyed {closed} time(s) on {o.resource.closed_on}, model node={model_node}")
+                    diffs.append(f"{name}: destroyed {closed} time(s) on {o.resource.closed_on}, "
+                                 f"model node={model_node}")
                 model_handle = handle.get(name, "NONE")
                 if o.handle.alive != (model_handle == "LIVE"):
                     diffs.append(f"{name}: runtime handle alive={o.handle.alive}, model handle={model_handle}")
@@ -408,8 +410,9 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.expect(not left, f"runtime threads still running after close: {left}")
 
 
-def machine_with_faults(faults: Iterable[str]) -> type[ReferenceMachine]:
-    """A `ReferenceMachine` subclass running the faulty variants ``faults``."""
+def machine_with_faults(faults: Iterable[str], threads: int = THREADS) -> type[ReferenceMachine]:
+    """A `ReferenceMachine` subclass running the faulty variants ``faults`` on ``threads`` runtime threads."""
     fs = frozenset(faults)
-    return type(f"ReferenceMachine_{'_'.join(sorted(fs)) or 'clean'}", (ReferenceMachine,), {"FAULTS": fs})
+    name = f"ReferenceMachine_{'_'.join(sorted(fs)) or 'clean'}_{threads}"
+    return type(name, (ReferenceMachine,), {"FAULTS": fs, "THREADS": threads})
 

@@ -9,10 +9,14 @@ that disagrees, and its failure names the broken rule).  Profiles: IOSPEC_HYPOTH
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
+from properties.tracecheck import check_trace
 from reference_impl.faults import FAULTS
 from tests.stateful_reference import ReferenceMachine, machine_with_faults, profile
 
@@ -36,9 +40,28 @@ CAUGHT = [
 @pytest.mark.parametrize("fault", CAUGHT)
 def test_the_machine_catches_seeded_fault(fault: str) -> None:
     machine = machine_with_faults([fault])
-    fixed = settings(profile("dev"), derandomize=True, max_examples=200, print_blob=False)
+    # generation only: finding the disagreement is the point here (shrinking is tested below)
+    fixed = settings(profile("dev"), derandomize=True, max_examples=300, print_blob=False, phases=[Phase.generate])
     with pytest.raises(AssertionError) as info:
         run_state_machine_as_test(machine, settings=fixed)
     text = str(info.value)
     print(f"{fault} (rule {FAULTS[fault].rule}) caught, derandomized search:\n{text[:2000]}")
     assert "trace (NDJSON" in text, "a failure carries its replayable trace"
+
+
+def test_a_failure_shrinks_to_a_minimal_replayable_trace(tmp_path: Path) -> None:
+    """The shrunk failure of a faulty variant prints a short trace that `iospec check-trace` rejects on its own."""
+    machine = machine_with_faults(["access_check_missing"])
+    fixed = settings(profile("dev"), derandomize=True, max_examples=300, stateful_step_count=15, print_blob=False)
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(machine, settings=fixed)
+    lines = str(info.value).split("trace (NDJSON; `iospec check-trace FILE` replays it):\n", 1)[1].splitlines()
+    assert json.loads(lines[0])["iospec_trace"] == 1
+    events = [json.loads(x) for x in lines[1:]]
+    # two contexts, an object, a foreign access (each with its lock and enter/exit events): a few dozen at most
+    assert len(events) <= 40, f"not shrunk: {len(events)} events"
+    trace = tmp_path / "shrunk.ndjson"
+    trace.write_text("\n".join(lines) + "\n")
+    rep = check_trace(trace)
+    assert rep.violation is not None and "INV-O2" in rep.violation.rules, rep.summary()
+    assert rep.violation.event is not None and rep.violation.event["op"] == "access"
