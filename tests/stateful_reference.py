@@ -71,7 +71,9 @@ _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Healt
 PROFILES: dict[str, settings] = {
     "dev": settings(max_examples=30, stateful_step_count=30, **_common),  # type: ignore[arg-type]
     "ci": settings(max_examples=100, stateful_step_count=50, **_common),  # type: ignore[arg-type]
-    "soak": settings(max_examples=2000, stateful_step_count=100, **_common),  # type: ignore[arg-type]
+    # 10,000 programs of up to 100 steps: about a million steps (IOSPEC_SOAK_EXAMPLES overrides)
+    "soak": settings(max_examples=int(os.environ.get("IOSPEC_SOAK_EXAMPLES", "10000")), stateful_step_count=100,
+                     **_common),  # type: ignore[arg-type]
 }
 
 
@@ -123,6 +125,8 @@ class Obj:
         return self.handle.name
 
 
+#: steps run (every step is followed by the state comparison), over every machine run in this process
+STEPS: collections.Counter[str] = collections.Counter()
 #: outcomes and model states reached, over every machine run in this process
 COVERAGE: collections.Counter[str] = collections.Counter()
 
@@ -375,6 +379,7 @@ class ReferenceMachine(RuleBasedStateMachine):
     @invariant()
     def implementation_matches_the_models(self) -> None:
         self.steps += 1
+        STEPS["steps"] += 1
         self.expect(self.monitor.ok, "the live monitor flagged the run")
         with self.rt.recorder.atomic():
             model = self.monitor.monitor.state("ownership")
@@ -403,7 +408,15 @@ class ReferenceMachine(RuleBasedStateMachine):
                 broken = self.monitor.monitor.check_all()
                 self.expect(not broken, f"invariants broken at the end: {[(m, i.name) for m, i in broken]}")
                 for o in self.all_objects:
-                    self.expect(len(o.resource.closed_on) <= 1, f"{o} destroyed {len(o.resource.closed_on)} times")
+                    # a dead context destroyed everything it owned exactly once; an actor's objects live on with it
+                    want = (1,) if o.owner.context.state == "DEAD" else (0, 1)
+                    self.expect(len(o.resource.closed_on) in want,
+                                f"{o} of {o.owner} destroyed {len(o.resource.closed_on)} times")
+                for c in self.all_contexts:
+                    q = c.context.delete_queue.statistics()
+                    self.expect(not q.mutex_held, f"{c}: the DeleteQueue mutex is still held")
+                    self.expect(c.context.state != "DEAD" or not q.queued_deletions,
+                                f"{c}: a dead context's queue still holds {q.queued_deletions}")
         finally:
             self.rt.close()
         left = [t.name for t in self.rt.threads if t._thread.is_alive()]
@@ -415,4 +428,5 @@ def machine_with_faults(faults: Iterable[str], threads: int = THREADS) -> type[R
     fs = frozenset(faults)
     name = f"ReferenceMachine_{'_'.join(sorted(fs)) or 'clean'}_{threads}"
     return type(name, (ReferenceMachine,), {"FAULTS": fs, "THREADS": threads})
+
 
