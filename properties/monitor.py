@@ -111,7 +111,15 @@ class Monitor:
         check_invariants: bool = True,
     ) -> None:
         self.models = [get_model(m) if isinstance(m, str) else m for m in models]
-        self.watched = [_Watched(m, consts or {}) for m in self.models]
+        # A model another watched model extends is checked by the extension: refinement conjoins
+        # the base's guards and checks and copies its invariants, so stepping both is redundant work.
+        extended = {b for m in self.models for b in m.bases}
+        self.watched = [_Watched(m, consts or {}) for m in self.models if m.name not in extended or m.fault]
+        #: a skipped base model -> the watched extension whose state includes the base's variables
+        self.covered: dict[str, _Watched] = {
+            m.name: next(w for w in self.watched if m.name in w.model.bases)
+            for m in self.models if m.name in extended and not m.fault
+        }
         self.by_op: dict[str, list[_Watched]] = collections.defaultdict(list)
         for w in self.watched:
             for name in w.ops:
@@ -349,11 +357,14 @@ class Monitor:
 
     def state(self, model: str) -> dict[str, Any]:
         """The model state, with identities shown by the implementation's names."""
-        for w in self.watched:
-            if w.model.name == model:
+        watched = [(w, w.model) for w in self.watched]
+        if model in self.covered:  # the base's variables, as the extension tracks them
+            watched = [(self.covered[model], next(m for m in self.models if m.name == model))]
+        for w, declared in watched:
+            if declared.name == model:
                 sm = w.sm
                 out: dict[str, Any] = {}
-                for d in w.model.state:
+                for d in (w.model.decl(x.name) for x in declared.state):
                     if isinstance(d, StateVar):
                         out[d.name] = self._render(d.sort, sm.read_var(d))
                     else:
@@ -374,12 +385,12 @@ class Monitor:
         return [(w.model.name, inv) for w in self.watched for inv in w.sm.check_invariants_fully()]
 
     def func_cells(self, model: str, func: str) -> dict[Any, Any]:
-        for w in self.watched:
-            if w.model.name == model:
-                d = w.model.decl(func)
-                assert isinstance(d, Func)
-                return self.state(model)[func]  # type: ignore[no-any-return]
-        raise KeyError(model)
+        d = get_model(model).decl(func) if model in self.covered else next(
+            (w.model.decl(func) for w in self.watched if w.model.name == model), None)
+        if d is None:
+            raise KeyError(model)
+        assert isinstance(d, Func)
+        return self.state(model)[func]  # type: ignore[no-any-return]
 
 
 def run_events(models: Sequence[str | Model], events: Iterable[Mapping[str, Any]]) -> Monitor:
