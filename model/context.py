@@ -188,6 +188,23 @@ def outer_contexts_are_entered() -> Expr:
         outer[c] != NONE,
         entered[c] & entered[outer[c].some] & (ctx_thread[outer[c].some] == ctx_thread[c])))
 
+@m.invariant(rules=("INV-C6",), source="io/io-context.c++:152-218", lemma=True)
+def unborn_contexts_are_unpinned() -> Expr:
+    """Lemma: an id not yet used has no thread (so creating it is the only pinning)."""
+    return ForAll(Ctx, lambda c: Implies(ctx_state[c] == UNBORN, ctx_thread[c] == NONE))
+
+@m.invariant(rules=("INV-C3",), source="io/io-context.c++:1303-1309", lemma=True)
+def saved_outer_is_unique() -> Expr:
+    """Lemma: a context is the saved outer context of at most one other (the outer links do not branch)."""
+    return ForAll(Ctx, lambda c: ForAll(Ctx, lambda d: Implies(
+        (c != d) & (outer[c] != NONE), outer[d] != outer[c])))
+
+@m.invariant(rules=("INV-C3",), source="io/io-context.c++:1303-1309", lemma=True)
+def current_is_top_of_stack() -> Expr:
+    """Lemma: a thread's current context is no context's saved outer one (it is the top of the stack)."""
+    return ForAll(Thread, lambda t: ForAll(Ctx, lambda d: Implies(
+        current[t] != NONE, outer[d] != current[t])))
+
 m.terminal(ForAll(Ctx, lambda c: ctx_state[c] == DEAD))
 
 MODEL = m.build()

@@ -57,6 +57,7 @@ from model.core import (
     Exists,
     Expr,
     ForAll,
+    Iff,
     Implies,
     Int,
     Ite,
@@ -432,6 +433,29 @@ def mutex_held_only_by_pushers() -> Expr:
     return ForAll(Ctx, lambda c: Implies(
         queue_lock[c] != NONE,
         (pushing[queue_lock[c].some] != NONE) & (owner[pushing[queue_lock[c].some].some] == c)))
+
+
+@m.invariant(rules=("INV-O4", "INV-O8"), source="io/io-context.h:1730-1740,1798-1804", lemma=True)
+def node_matches_kind() -> Expr:
+    """Lemma: once created, an object's node is untracked exactly if it is an IoPtr, and only an IoOwn is released."""
+    return ForAll(Obj, lambda o: (node[o] == NodeState.UNBORN) | (
+        Iff(obj_kind[o] == IO_PTR, node[o] == UNTRACKED) & Implies(node[o] == RELEASED, obj_kind[o] == IO_OWN)))
+
+
+@m.invariant(rules=("INV-O6", "INV-O4"), source="io/io-own.c++:9-20", lemma=True)
+def pushers_dropped_an_io_own() -> Expr:
+    """Lemma: a thread inside scheduleDeletion is deleting an IoOwn whose handle is gone and whose node is
+    still linked unless its owner is being (or was) destroyed."""
+    return ForAll(Thread, lambda t: Implies(pushing[t] != NONE, And(
+        obj_kind[pushing[t].some] == IO_OWN, handle[pushing[t].some] == GONE,
+        (node[pushing[t].some] == LINKED) | (ctx_state[_owner(pushing[t].some)] != ALIVE))))
+
+
+@m.invariant(rules=("INV-O5", "INV-O7"), source="io/io-own.c++:22-55", lemma=True)
+def unborn_contexts_have_empty_queues() -> Expr:
+    """Lemma: a context not yet created has no queued actions, no signal and an unlocked queue."""
+    return ForAll(Ctx, lambda c: Implies(
+        ctx_state[c] == CTX_UNBORN, (actions_pending[c] == 0) & ~signaled[c] & (queue_lock[c] == NONE)))
 
 
 m.terminal(ForAll(Ctx, lambda c: ctx_state[c] == DEAD) & ForAll(Obj, lambda o: handle[o] != LIVE)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -73,7 +74,7 @@ class Trace:
                 lines.append(f"         {ch}")
         if full_last_state and dm is not None:
             lines.append("  final state:")
-            for ln in dm.format_state(self.states[-1]).splitlines():
+            for ln in dm.format_state(dm.compact(self.states[-1])).splitlines():
                 lines.append(f"    {ln}")
         return "\n".join(lines)
 
@@ -104,6 +105,8 @@ class ExploreResult:
     store_bytes: int = 0
     graph: nx.DiGraph | None = None
     symmetric_sorts: list[str] = field(default_factory=list)
+    #: successors skipped because the exact same raw state was generated before (symmetry runs)
+    raw_cache_hits: int = 0
 
     @property
     def ok(self) -> bool:
@@ -175,9 +178,9 @@ Progress = Callable[..., None]
 class Explorer:
     """Compiled machinery for one configuration (shared by `explore` and `replay`)."""
 
-    def __init__(self, config: Config, *, symmetry: bool = False, checked: bool = False) -> None:
+    def __init__(self, config: Config, *, symmetry: bool = False, checked: bool = False, compact: bool = True) -> None:
         self.config = config
-        self.dm: DenseModel = compile_dense(config, checked=checked)
+        self.dm: DenseModel = compile_dense(config, checked=checked, compact=compact)
         self.canon: Callable[[State], State] | None = None
         self.symmetric: list[str] = []
         if symmetry:
@@ -196,6 +199,7 @@ class Explorer:
         progress: Progress | None = None,
         check_deadlocks: bool = True,
         store_capacity: int = 1 << 16,
+        raw_cache_size: int = 1 << 20,
     ) -> ExploreResult:
         dm = self.dm
         canon = self.canon
@@ -225,6 +229,9 @@ class Explorer:
         mask = (1 << 64) - 1
         add = seen.add
         table, cap = seen.table, seen.capacity
+        raw_cache = array("Q", bytes(8 * raw_cache_size)) if canon is not None else array("Q")
+        raw_mask = raw_cache_size - 1
+        raw_hits = 0
         stop = False
 
         def note_violation(v: int, s: State, d: int) -> None:
@@ -262,8 +269,19 @@ class Explorer:
                             violated[1000 + v] = ("transition", depth + 1, (s, t))
                             if stop_on_violation:
                                 stop = True
+                    if canon is not None and g is None:
+                        # An exact raw duplicate of a successor seen before was already checked and
+                        # stored (as its representative): skip canonicalising it again.  The cache is
+                        # direct-mapped and lossy: a miss only costs a canonicalisation.
+                        hr = (hash(t) & mask) or 1
+                        k = hr & raw_mask
+                        if raw_cache[k] == hr:
+                            raw_hits += 1
+                            continue
+                        raw_cache[k] = hr
                     # invariants the step could break, judged on the successor before canonicalising
-                    v = inst_check[i](t)
+                    chk = inst_check[i]
+                    v = chk(t) if chk is not None else -1
                     if canon is not None:
                         t = canon(t)
                     generated += 1
@@ -318,6 +336,7 @@ class Explorer:
         res.depth = depth
         res.pruned = dm.pruned[0]
         res.store_bytes = seen.nbytes
+        res.raw_cache_hits = raw_hits
         per: dict[str, int] = {}
         for inst, n in zip(dm.instances, counts):
             per[inst.action.name] = per.get(inst.action.name, 0) + n
@@ -416,24 +435,25 @@ class Explorer:
                 raise RuntimeError(f"{inst.render()} is not enabled on the concrete path")
             steps.append(TraceStep(inst, tuple(dm.diff(x, t)), dm.outputs(x, inst)))
             states.append(t)
-        return Trace(self.config, tuple(states), tuple(steps), reason)
+        # traces carry full states (every variable), whatever layout the search used
+        return Trace(self.config, tuple(dm.expand(x) for x in states), tuple(steps), reason)
 
     def _extend(self, tr: Trace, post_rep: State, reason: str) -> Trace:
         dm = self.dm
         canon = self.canon
-        cur = tr.states[-1]
+        cur = dm.compact(tr.states[-1])
         for i, t in dm.successors(cur):
             c = canon(t) if canon else t
             if c == post_rep or t == post_rep:
                 if dm.check_transition(cur, t) >= 0:
                     inst = dm.instances[i]
                     st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
-                    return Trace(tr.config, tr.states + (t,), tr.steps + (st,), reason)
+                    return Trace(tr.config, tr.states + (dm.expand(t),), tr.steps + (st,), reason)
         for i, t in dm.successors(cur):
             if dm.check_transition(cur, t) >= 0:
                 inst = dm.instances[i]
                 st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
-                return Trace(tr.config, tr.states + (t,), tr.steps + (st,), reason)
+                return Trace(tr.config, tr.states + (dm.expand(t),), tr.steps + (st,), reason)
         raise RuntimeError("could not recover the violating transition")
 
 
@@ -458,9 +478,16 @@ def explore(
     stop_on_violation: bool = True,
     progress: Progress | None = None,
     checked: bool = False,
+    compact: bool | None = None,
 ) -> ExploreResult:
-    """Explore ``config`` exhaustively (see the module docstring)."""
-    return Explorer(config, symmetry=symmetry, checked=checked).run(
+    """Explore ``config`` exhaustively (see the module docstring).
+
+    ``compact`` (default: on, except with ``graph``) leaves variables no action ever writes out
+    of the stored states; graph nodes are then full states, as callers of the graph expect.
+    """
+    if compact is None:
+        compact = not graph
+    return Explorer(config, symmetry=symmetry, checked=checked, compact=compact).run(
         graph=graph,
         max_depth=max_depth,
         max_states=max_states,
@@ -504,7 +531,7 @@ def replay(
 
     Raises `ConfigError` naming the first step that is not enabled.
     """
-    ex = Explorer(config)
+    ex = Explorer(config, compact=False)
     dm = ex.dm
     insts = parse_steps(config, steps, dm)
     states = [dm.initial]

@@ -48,6 +48,10 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
     if not sym:
         return None, ""
     layout = dm.layout
+    # Slots no action instance ever writes keep their initial value in every reachable state:
+    # they carry no information, so they are left out of the keys and copied as constants.
+    written: set[int] = set().union(*dm.inst_writes.values()) if dm.inst_writes else set()
+    fixed = {k: dm.initial[k] for k in range(layout.n) if k not in written}
     lines = ["def canon(s):"]
 
     def is_sym(sort: Any) -> str | None:
@@ -57,6 +61,8 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
     # 1. reference histograms for functions/vars whose values are symmetric identities
     hist_names: dict[str, list[str]] = {name: [] for name in sym}
     for d in dm.model.state:
+        if d not in layout.base:
+            continue  # never changes (left out of compact states)
         vs = d.value_sort if isinstance(d, Func) else d.sort
         target = is_sym(vs)
         if target is None:
@@ -66,21 +72,26 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
         hist_names[target].append(h)
         lines.append(f"    {h} = [0] * {n + 1}")
         if isinstance(d, StateVar):
-            lines.append(f"    {h}[s[{layout.base[d]}]] += 1")
+            slot_list = [layout.base[d]]
         else:
-            cells = list(itertools.product(*(range(k) for k in layout.shape[d])))
-            slots = ", ".join(f"s[{layout.slot(d, idx)}]" for idx in cells)
-            lines.append(f"    for v in ({slots},):")
-            lines.append(f"        {h}[v] += 1")
+            slot_list = [layout.slot(d, idx) for idx in itertools.product(*(range(k) for k in layout.shape[d]))]
+        live = [k for k in slot_list if k not in fixed]
+        if not live:
+            hist_names[target].pop()
+            lines.pop()
+            continue
+        lines.append(f"    for v in ({', '.join(f's[{k}]' for k in live)},):")
+        lines.append(f"        {h}[v] += 1")
 
     # 2. keys and orders per symmetric sort
+    orders: list[str] = []
     for name, sort in sym.items():
         n = sort.size(sizes)
         keys = []
         for x in range(n):
             parts: list[str] = []
             for d in dm.model.state:
-                if not isinstance(d, Func):
+                if not isinstance(d, Func) or d not in layout.base:
                     continue
                 vsym = is_sym(d.value_sort)
                 for p, isort in enumerate(d.index_sorts):
@@ -90,8 +101,13 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
                     cells = list(itertools.product(*others))
                     vals = []
                     for idx in cells:
-                        slot = f"s[{layout.slot(d, idx)}]"
+                        k = layout.slot(d, idx)
+                        if k in fixed:
+                            continue
+                        slot = f"s[{k}]"
                         vals.append(f"({slot} >= 0)" if vsym else slot)
+                    if not vals:
+                        continue
                     multiset = any(is_sym(d.index_sorts[q]) for q in range(len(d.index_sorts)) if q != p)
                     if multiset:
                         parts.append(f"tuple(sorted(({', '.join(vals)},)))")
@@ -101,6 +117,7 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
             keys.append("(" + ", ".join(parts) + ",)")
         lines.append(f"    k_{name} = ({', '.join(keys)},)")
         lines.append(f"    o_{name} = sorted(range({n}), key=k_{name}.__getitem__)")
+        orders.append(name)
         lines.append(f"    p_{name} = [0] * {n + 1}")
         lines.append(f"    p_{name}[{n}] = -1")
         lines.append(f"    for i, x in enumerate(o_{name}):")
@@ -109,13 +126,24 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
     # 3. the permuted state
     out: list[str] = []
     for d in dm.model.state:
+        if d not in layout.base:
+            continue
         vsym = is_sym(d.value_sort if isinstance(d, Func) else d.sort)
         if isinstance(d, StateVar):
-            slot = f"s[{layout.base[d]}]"
+            k0 = layout.base[d]
+            if k0 in fixed:
+                out.append(repr(fixed[k0]))
+                continue
+            slot = f"s[{k0}]"
             out.append(f"p_{vsym}[{slot}]" if vsym else slot)
             continue
         strides = layout.strides[d]
+        every = list(itertools.product(*(range(k) for k in layout.shape[d])))
+        cells_fixed = all(layout.slot(d, idx) in fixed for idx in every)
         for idx in itertools.product(*(range(k) for k in layout.shape[d])):
+            if cells_fixed:
+                out.append(repr(fixed[layout.slot(d, idx)]))
+                continue
             terms = [str(layout.base[d])]
             for j, isort, stride in zip(idx, d.index_sorts, strides):
                 iname = is_sym(isort) if isinstance(isort, IdSort) else None
@@ -127,6 +155,10 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
             out.append(f"p_{vsym}[{slot}]" if vsym else slot)
     state_expr = "(" + ", ".join(out) + ",)"
     body = lines[1:]
+    identity = " and ".join(f"o_{name} == {list(range(sym[name].size(sizes)))!r}" for name in orders)
+    if identity:
+        lines.append(f"    if {identity}:")
+        lines.append("        return s")
     lines.append(f"    return {state_expr}")
     # the same, also returning the permutation applied (old label -> new label per sort)
     lines.append("def canon_perm(s):")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.modelplay import enabled, play
 
 from model.catalog import get_model
 from model.faults import faults_for
 from properties.explorer import explore
+from tests.modelplay import enabled, play
 
 ONE = {"threads": 1, "contexts": 1, "requests": 2, "max_tasks": 1, "objects": 1, "max_actions": 0,
        "durable_objects": 1, "nesting": 0, "all_kinds": 0}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tests.modelplay import enabled, play
 
 from model.catalog import get_model
 from model.entrypoint import RESPONSES, Response
 from model.faults import faults_for
 from properties.explorer import explore
+from tests.modelplay import enabled, play
 
 FETCH = {"threads": 1, "contexts": 1, "requests": 1, "max_tasks": 1, "actors": 0, "nesting": 0}
 PRODUCTION = {**FETCH, "tunnel_exceptions": 0, "production": 1}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from tests.modelplay import enabled, play
 
 from model.catalog import get_model
 from model.core import compile_dense
 from model.faults import faults_for
 from model.lifecycle import ENDED, Phase, phase
 from properties.explorer import explore
+from tests.modelplay import enabled, play
 
 STATELESS = {"threads": 1, "contexts": 1, "requests": 1, "max_tasks": 2, "actors": 0, "nesting": 0}
 ACTOR = {"threads": 1, "contexts": 1, "requests": 2, "max_tasks": 1, "actors": 1, "nesting": 0}

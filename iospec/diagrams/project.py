@@ -76,7 +76,7 @@ def resolve_cell(dm: DenseModel, text: str) -> Cell:
 
 
 def _explore(config: Config, max_states: int) -> tuple[Explorer, list[tuple[int, ...]]]:
-    ex = Explorer(config)
+    ex = Explorer(config, compact=False)  # projections read cells of full states
     res = ex.run(graph=True, max_states=max_states, stop_on_violation=False, check_deadlocks=False)
     if not res.complete:
         raise ConfigError(f"{config.describe()} has more than {max_states:,} states; choose smaller bounds "
@@ -194,7 +194,7 @@ class Milestone:
 
 def milestone_trace(config: Config, milestones: Sequence[Milestone], *, max_states: int = 500_000) -> Trace:
     """The shortest run from the initial state that reaches each milestone in order (BFS over state x stage)."""
-    ex = Explorer(config)
+    ex = Explorer(config, compact=False)  # projections read cells of full states
     dm = ex.dm
     tests = [m.compile(dm) for m in milestones]
 

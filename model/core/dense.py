@@ -49,14 +49,25 @@ class Instance:
 
 
 class _Layout:
-    def __init__(self, config: Config) -> None:
+    """Slot positions of the state variables; ``keep`` leaves out variables that never change.
+
+    A variable no action instance writes holds its initial value in every reachable state, so
+    a compact layout drops it from the tuple and the code generator folds it as a constant.
+    """
+
+    def __init__(self, config: Config, keep: set[object] | None = None) -> None:
         self.sizes = dict(config.sizes)
         self.base: dict[object, int] = {}
         self.strides: dict[Func, tuple[int, ...]] = {}
         self.shape: dict[Func, tuple[int, ...]] = {}
         self.slot_owner: list[tuple[object, tuple[int, ...]]] = []
+        #: variables left out of the tuple, with their (constant) value
+        self.fixed: dict[object, int] = {}
         n = 0
         for d in config.model.state:
+            if keep is not None and d not in keep:
+                self.fixed[d] = int(d.init)
+                continue
             self.base[d] = n
             if isinstance(d, StateVar):
                 self.slot_owner.append((d, ()))
@@ -77,6 +88,13 @@ class _Layout:
 
     def slot(self, func: Func, args: Sequence[int]) -> int:
         return self.base[func] + sum(a * st for a, st in zip(args, self.strides[func]))
+
+
+class _NeedsVariable(Exception):
+    """A compact layout left out a variable that some action instance can change."""
+
+    def __init__(self, decl: object) -> None:
+        self.decl = decl
 
 
 class _DenseView:
@@ -172,6 +190,8 @@ class _Gen:
         if isinstance(e, Ref):
             d = e.decl
             if isinstance(d, StateVar):
+                if d in self.layout.fixed:
+                    return True, self.layout.fixed[d]
                 k = self.layout.base[d]
                 return self._slot(k, state)
             if isinstance(d, ModelConst):
@@ -181,6 +201,8 @@ class _Gen:
             raise ModelDefinitionError(f"unbound reference {d.name} during compilation")
         if isinstance(e, Select):
             f = e.func
+            if f in self.layout.fixed:
+                return True, self.layout.fixed[f]
             parts = [self.expr(a, env, state) for a in e.args]
             if all(c for c, _ in parts):
                 return self._slot(self.layout.slot(f, [v for _, v in parts]), state)
@@ -361,11 +383,12 @@ class DenseModel:
     check_transition: Callable[[tuple[int, ...], tuple[int, ...]], int]
     terminal: Callable[[tuple[int, ...]], bool]
 
-    def __init__(self, config: Config, *, checked: bool = False) -> None:
+    def __init__(self, config: Config, *, checked: bool = False, compact: bool = False) -> None:
         self.config = config
         self.model = config.model
         self.checked = checked
-        self.layout = _Layout(config)
+        self.full_layout = _Layout(config)
+        self.layout = self.full_layout
         self.consts = dict(config.consts)
         self.state_invariants: tuple[Invariant, ...] = tuple(i for i in self.model.invariants if not i.transition)
         self.transition_invariants: tuple[Invariant, ...] = tuple(i for i in self.model.invariants if i.transition)
@@ -379,18 +402,61 @@ class DenseModel:
                 self.instances.append(Instance(idx, a, tuple(args)))
                 self._instance_index[(a.name, tuple(args))] = idx
         self.inst_writes: dict[int, set[int]] = {}
+        #: per instance: the written slots whose value is the variable's initial constant
+        self.init_writes: dict[int, set[int]] = {}
         self.source = self._generate()
+        if compact:
+            # keep only the variables some instance writes; folding may free more, or show
+            # that a left-out variable does change: iterate to a fixpoint
+            must: set[object] = set()
+            keep = self._changing_variables()
+            settled = keep == set(self.layout.base)
+            for _ in range(2 * len(self.model.state) + 2):
+                if settled:
+                    break
+                self.layout = _Layout(config, keep=keep)
+                self.inst_writes = {}
+                self.init_writes = {}
+                try:
+                    self.source = self._generate()
+                except _NeedsVariable as need:
+                    must.add(need.decl)
+                    keep = keep | {need.decl}
+                    continue
+                now = self._changing_variables() | must
+                settled = now == keep
+                keep = now
+            if not settled:  # pragma: no cover - no fixpoint: fall back to the full layout
+                self.layout = self.full_layout
+                self.inst_writes = {}
+                self.source = self._generate()
         namespace: dict[str, Any] = {"_idx": _idx, "_unwrap": _unwrap, "pruned": self.pruned}
         exec(compile(self.source, f"<dense:{config.describe()}>", "exec"), namespace)
         self.successors = namespace["successors"]
         self.check_state = namespace["check_state"]
         self.check_transition = namespace["check_transition"]
         self.terminal = namespace["terminal"]
-        #: per instance: check the invariants its writes can affect (t is the successor)
-        self.inst_check: list[Callable[[tuple[int, ...]], int]] = namespace["INST_CHECK"]
+        #: per instance: check the invariants its writes can affect (t is the successor), or
+        #: None when it writes nothing any invariant reads
+        self.inst_check: list[Callable[[tuple[int, ...]], int] | None] = namespace["INST_CHECK"]
         #: per instance: its transition-invariant check, or None when none can be affected
         self.inst_tcheck: list[Callable[[tuple[int, ...], tuple[int, ...]], int] | None] = namespace["INST_TCHECK"]
         self.initial: tuple[int, ...] = self._initial()
+
+    def _changing_variables(self) -> set[object]:
+        """Variables some instance may set to a value other than their initial constant.
+
+        A counter whose sort has a single value (e.g. bounded by 0) is constant too.
+        """
+        out: set[object] = set()
+        for inst, w in self.inst_writes.items():
+            for k in w - self.init_writes.get(inst, set()):
+                d = self.layout.slot_owner[k][0]
+                assert isinstance(d, (Func, StateVar))
+                sort = d.value_sort if isinstance(d, Func) else d.sort
+                if sort.size(self.layout.sizes) > 1:
+                    out.add(d)
+        return out
 
     # code generation ---------------------------------------------------------------------
     def _generate(self) -> str:
@@ -450,6 +516,9 @@ class DenseModel:
         for inst in self.instances:
             w: set[int] | frozenset[int] = self.inst_writes.get(inst.index, frozenset())
             rel = tuple(i for i, (_, _, reads) in enumerate(atoms) if reads & w)
+            if not rel and not always:
+                check_names.append("None")
+                continue
             if rel not in groups:
                 name = f"chk{len(groups)}"
                 groups[rel] = name
@@ -541,6 +610,21 @@ class DenseModel:
         written: set[int] = set()
         self.inst_writes[inst] = written
         for n, u in enumerate(a.updates):
+            if u.decl in self.layout.fixed:
+                # a variable left out of compact states: fine only if provably unchanged
+                value = u.value if isinstance(u, Assign) else u.body
+                bindings = [env] if isinstance(u, Assign) else [
+                    {**env, **dict(zip(u.vars, idx))}
+                    for idx in itertools.product(*(s.values(self.layout.sizes) for s in u.func.index_sorts))
+                ]
+                sort = u.decl.value_sort if isinstance(u.decl, Func) else u.decl.sort  # type: ignore[union-attr]
+                for b in bindings:
+                    c, v = gen.expr(value, b)
+                    if c and isinstance(sort, IntSort) and not sort.lo <= int(v) <= sort.upper(self.layout.sizes):
+                        return [f"{indent}pruned[0] += 1"]  # the counter would leave its bound
+                    if not c or int(v) != self.layout.fixed[u.decl]:
+                        raise _NeedsVariable(u.decl)
+                continue
             if isinstance(u, Assign):
                 c, v = gen.expr(u.value, env)
                 code = _code(c, v)
@@ -563,6 +647,8 @@ class DenseModel:
                     continue
                 if tc:
                     written.add(int(tcode))
+                    if c and int(v) == int(u.decl.init):
+                        self.init_writes.setdefault(inst, set()).add(int(tcode))
                 else:
                     f = u.target.func  # type: ignore[union-attr]
                     base = self.layout.base[f]
@@ -578,6 +664,8 @@ class DenseModel:
                     if code == f"s[{slot}]" or (c and gen.facts.get(slot) == int(v)):
                         continue
                     written.add(slot)
+                    if c and int(v) == int(u.func.init):
+                        self.init_writes.setdefault(inst, set()).add(slot)
                     writes.append(f"t[{slot}] = {code}")
         if not writes and not pre:
             return [f"{indent}add(({inst}, s))"]
@@ -608,20 +696,60 @@ class DenseModel:
         return slot.isdigit(), slot
 
     def _initial(self) -> tuple[int, ...]:
+        return self.compact(self._full_initial())
+
+    def _full_initial(self) -> tuple[int, ...]:
         out: list[int] = []
         for d in self.model.state:
             if isinstance(d, StateVar):
                 out.append(_norm(d.sort, d.init))
             else:
                 n = 1
-                for k in self.layout.shape[d]:
+                for k in self.full_layout.shape[d]:
                     n *= k
                 out.extend([_norm(d.value_sort, d.init)] * n)
         return tuple(out)
 
+    @property
+    def is_compact(self) -> bool:
+        return self.layout is not self.full_layout
+
+    def expand(self, s: Sequence[int]) -> tuple[int, ...]:
+        """The state with every variable (compact states leave constant variables out)."""
+        if not self.is_compact:
+            return tuple(s)
+        full = list(self._full_initial())
+        lay, fl = self.layout, self.full_layout
+        for d, b in lay.base.items():
+            n = 1 if isinstance(d, StateVar) else lay.strides[d][0] * lay.shape[d][0]  # type: ignore[index]
+            fb = fl.base[d]
+            full[fb:fb + n] = s[b:b + n]
+        return tuple(full)
+
+    def compact(self, full: Sequence[int]) -> tuple[int, ...]:
+        """The compact form of a full state (identity when the layout is not compact)."""
+        if not self.is_compact:
+            return tuple(full)
+        out: list[int] = []
+        lay, fl = self.layout, self.full_layout
+        for d in self.model.state:
+            if d in lay.base:
+                n = 1 if isinstance(d, StateVar) else lay.strides[d][0] * lay.shape[d][0]  # type: ignore[index]
+                fb = fl.base[d]
+                out.extend(full[fb:fb + n])
+        return tuple(out)
+
+    def slot_of(self, decl: StateVar | Func, args: Sequence[int] = ()) -> int | None:
+        """Position of a cell in this model's states, or None if the variable never changes."""
+        if decl not in self.layout.base:
+            return None
+        if isinstance(decl, StateVar):
+            return self.layout.base[decl]
+        return self.layout.slot(decl, args)
+
     # slow, checked helpers (counterexamples, replay, conformance) ----------------------------
     def view(self, s: Sequence[int]) -> _DenseView:
-        return _DenseView(self.layout, self.consts, s)
+        return _DenseView(self.full_layout, self.consts, self.expand(s))
 
     def evaluate(self, e: Expr, s: Sequence[int], env: Mapping[object, int] | None = None) -> int:
         return evaluate(e, self.view(s), env or {})
@@ -656,24 +784,25 @@ class DenseModel:
         env = inst.env
         if not all(evaluate(g, view, env) for _, g in inst.action.guard):
             return None
-        t = list(s)
+        layout = self.full_layout
+        t = list(view.state)
         for u in inst.action.updates:
             if isinstance(u, Assign):
                 v = evaluate(u.value, view, env)
                 sort = u.target.sort
-                if isinstance(sort, IntSort) and not sort.lo <= v <= sort.upper(self.layout.sizes):
+                if isinstance(sort, IntSort) and not sort.lo <= v <= sort.upper(layout.sizes):
                     return None
                 tgt = u.target
                 if isinstance(tgt, Ref):
-                    t[self.layout.base[tgt.decl]] = _norm(sort, v)
+                    t[layout.base[tgt.decl]] = _norm(sort, v)
                 else:
                     idx = tuple(evaluate(x, view, env) for x in tgt.args)
-                    t[self.layout.slot(tgt.func, idx)] = _norm(sort, v)
+                    t[layout.slot(tgt.func, idx)] = _norm(sort, v)
             else:
-                for idx in itertools.product(*(range(k) for k in self.layout.shape[u.func])):
+                for idx in itertools.product(*(range(k) for k in layout.shape[u.func])):
                     v = evaluate(u.body, view, {**env, **dict(zip(u.vars, idx))})
-                    t[self.layout.slot(u.func, idx)] = _norm(u.func.value_sort, v)
-        return tuple(t)
+                    t[layout.slot(u.func, idx)] = _norm(u.func.value_sort, v)
+        return self.compact(t)
 
     def violated(self, s: Sequence[int]) -> list[Invariant]:
         view = self.view(s)
@@ -682,16 +811,17 @@ class DenseModel:
     # presentation ------------------------------------------------------------------------
     def decode(self, s: Sequence[int]) -> dict[str, Any]:
         """``{var: value}`` with Func values as ``{"c0": "ALIVE", ...}`` (multi-index keys joined by ',')."""
+        s = self.expand(s)
         out: dict[str, Any] = {}
         for d in self.model.state:
-            base = self.layout.base[d]
+            base = self.full_layout.base[d]
             if isinstance(d, StateVar):
                 out[d.name] = d.sort.render(int(s[base]))
             else:
                 cells = {}
-                for idx in itertools.product(*(range(k) for k in self.layout.shape[d])):
+                for idx in itertools.product(*(range(k) for k in self.full_layout.shape[d])):
                     key = ",".join(sort.render(i) for sort, i in zip(d.index_sorts, idx))
-                    cells[key] = d.value_sort.render(int(s[self.layout.slot(d, idx)]))
+                    cells[key] = d.value_sort.render(int(s[self.full_layout.slot(d, idx)]))
                 out[d.name] = cells
         return out
 
@@ -700,7 +830,7 @@ class DenseModel:
         lines = []
         for k, (a, b) in enumerate(zip(s, t)):
             if a != b:
-                d, idx = self.layout.slot_owner[k]
+                d, idx = self.layout.slot_owner[k]  # compact states: changed slots are kept ones
                 if isinstance(d, StateVar):
                     lines.append(f"{d.name}: {d.sort.render(int(a))} -> {d.sort.render(int(b))}")
                 else:
@@ -726,9 +856,9 @@ def _norm(sort: Sort, v: int) -> int:
     return int(v)
 
 
-def compile_dense(config: Config, *, checked: bool = False) -> DenseModel:
-    """Compile ``config`` (see `DenseModel`)."""
-    return DenseModel(config, checked=checked)
+def compile_dense(config: Config, *, checked: bool = False, compact: bool = False) -> DenseModel:
+    """Compile ``config`` (see `DenseModel`); ``compact`` leaves never-written variables out of states."""
+    return DenseModel(config, checked=checked, compact=compact)
 
 
 def iter_instances(dm: DenseModel, names: Iterable[str]) -> list[Instance]:

@@ -46,19 +46,19 @@ FAULTS = [
     Fault("enter_on_any_thread", "context", "run() does not check the context's thread",
           ("runs_on_pinned_thread", "current_is_pinned_here"), _enter_any_thread, SMALL),
     Fault("reenter", "context", "runInContextScope does not refuse re-entry",
-          ("never_reentered",), _reenter, SMALL),
+          ("never_reentered", "current_is_top_of_stack", "saved_outer_is_unique"), _reenter, SMALL),
     Fault("run_after_abort", "context", "run() does not check abortException",
           ("no_js_after_abort",), _run_after_abort, SMALL),
     Fault("abort_overwrites_reason", "context", "a second abort() replaces the first reason",
           ("first_abort_reason_wins",), _abort_overwrites, SMALL),
     Fault("recycle_ids", "context", "a destroyed context's id is reused",
-          ("ids_never_reused",), _recycle_ids, SMALL),
+          ("ids_never_reused", "unborn_contexts_are_unpinned"), _recycle_ids, SMALL),
     Fault("destroy_while_running", "context", "a context is destroyed while entered",
           ("entered_contexts_are_alive",), _destroy_while_running, SMALL),
     Fault("exit_forgets_outer", "context", "leaving a nested context clears current instead of restoring it",
           ("entered_is_on_a_stack",), _exit_forgets_outer, SMALL),
     Fault("exit_keeps_outer", "context", "leaving a context does not clear its saved outer context",
-          ("outer_contexts_are_entered",), _exit_keeps_outer, SMALL),
+          ("outer_contexts_are_entered", "current_is_top_of_stack"), _exit_keeps_outer, SMALL),
 ]
 
 _ = (DEAD, NOT_ABORTED, current, outer)

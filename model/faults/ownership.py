@@ -81,6 +81,18 @@ def _push_keeps_mutex(m: Model) -> list:
     return [m.action("push_deletion").without_update("queue_lock")]
 
 
+def _release_any_kind(m: Model) -> list:
+    return [m.action("release").without_guard("io_own")]
+
+
+def _schedule_before_creation(m: Model) -> list:
+    return [m.action("schedule_action").without_guard("queue_exists")]
+
+
+def _drop_ptr_schedules_deletion(m: Model) -> list:
+    return [m.action("drop_elsewhere").without_guard("io_own")]
+
+
 FAULTS = [
     Fault("create_without_current", "ownership", "addObject does not require the context to be current",
           ("created_in_current_context",), _create_not_current, SMALL),
@@ -112,6 +124,12 @@ FAULTS = [
           ("handles_point_into_their_owner",), _release_keeps_handle, TINY),
     Fault("push_keeps_mutex", "ownership", "scheduleDeletion forgets to unlock the queue",
           ("mutex_held_only_by_pushers",), _push_keeps_mutex, SMALL),
+    Fault("release_any_kind", "ownership", "an IoPtr or ReverseIoOwn can be released into a plain Own",
+          ("node_matches_kind",), _release_any_kind, TINY),
+    Fault("schedule_before_creation", "ownership", "scheduleAction queues into a context that does not exist yet",
+          ("unborn_contexts_have_empty_queues",), _schedule_before_creation, {**TINY, "max_actions": 1}),
+    Fault("drop_ptr_schedules_deletion", "ownership", "dropping an IoPtr elsewhere schedules a deletion of its pointee",
+          ("pushers_dropped_an_io_own",), _drop_ptr_schedules_deletion, SMALL),
 ]
 
 _ = (ALIVE, DEAD, LIVE, ctx_state)
