@@ -259,7 +259,7 @@ def _load_dir(directory: str) -> tuple[Scenario, ...]:
     return tuple(out)
 
 
-def load_all(directory: Path | None = None, *, generated: bool = True) -> list[Scenario]:
+def load_all(directory: Path | None = None, *, generated: bool = False) -> list[Scenario]:
     """Every scenario of the catalogue (hand-written, then generated ones)."""
     out = list(_load_dir(str(directory or SCENARIO_DIR)))
     if generated and directory is None:
