@@ -155,6 +155,9 @@ class ReferenceSession:
         self.reasons: dict[str, BaseException] = {}
         self.actions_run: dict[str, list[int]] = {}
         self.actions_scheduled: dict[str, int] = {}
+        #: in the context core models nothing else owns a context; with requests, its requests (and actor) do
+        self.hold_contexts = setup.model in ("context", "ownership")
+        self.failures: dict[str, int] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
     def _on(self, t: str, fn: Callable[[], Any]) -> Any:
@@ -202,8 +205,8 @@ class ReferenceSession:
             if a is not None:
                 a.set_io_context(ctx)
                 self.actors[actor] = a  # type: ignore[index]
-            else:
-                ctx.add_ref()  # the scenario holds the context until destroy_context
+            elif self.hold_contexts:
+                ctx.add_ref()  # no requests in this model: the scenario holds the context until destroy_context
             ctx._io_pending += 1  # as an in-flight I/O would: no hang detection while the scenario drives it
             self.ctx[c] = ctx
 
@@ -276,7 +279,7 @@ class ReferenceSession:
         ctx = self.ctx[c]
 
         def destroy() -> str:
-            if ctx.actor is None:
+            if ctx.actor is None and self.hold_contexts:
                 ctx.release_ref()
             return str(ctx.state)
 
@@ -326,13 +329,10 @@ class ReferenceSession:
             return Observation(values={"node": "UNTRACKED", "queued": False, "destroyed_on": None, "destructions": 0})
         node = h._node if kind != "REVERSE" else None
         ctx = h._queue.ctx if kind == "IO_OWN" else h._ctx
-        if node is None:  # the handle let go of it: find it in the owner's list or its queue
-            node = next((n for n in ctx.owned.newest_first() if n.value is value), None)
-        queued = False
         st = ctx.delete_queue.state
-        if st is not None and node is None:
-            node = next((n for n in st.deletions if n.value is value), None)
-            queued = node is not None
+        queued = st is not None and any(n.value is value for n in st.deletions)
+        if node is None:  # the handle let go of it: find it in the owner's list
+            node = next((n for n in ctx.owned.newest_first() if n.value is value), None)
         if value.closed_on:
             state = "FREED"
         elif node is not None:
@@ -387,12 +387,13 @@ class ReferenceSession:
     def drain(self, r: str) -> Observation:
         req = self.req[r]
 
-        def start() -> Any:
-            return asyncio.ensure_future(req.drain())
+        def start() -> tuple[Any, str]:  # the phase right after drain()'s synchronous part, before it can end
+            task = asyncio.ensure_future(req.drain())
+            return task, self._phase(r)
 
-        task = self._on(self._req_thread(r), start)
+        task, phase = self._on(self._req_thread(r), start)
         self.drains[r] = asyncio.run_coroutine_threadsafe(_await(task), req.context.loop)
-        return Observation(values={"phase": self._phase(r)})
+        return Observation(values={"phase": phase})
 
     def await_drain(self, r: str) -> Observation:
         fut = self.drains.get(r)
@@ -410,7 +411,9 @@ class ReferenceSession:
 
     def finish_scheduled(self, r: str) -> Observation:
         req = self.req[r]
-        self.scheduled_results[r] = asyncio.run_coroutine_threadsafe(req.finish_scheduled(), req.context.loop)
+        task = self._on(self._req_thread(r), lambda: asyncio.ensure_future(req.finish_scheduled()))
+        self._on(self._req_thread(r), lambda: None)  # its synchronous part has run
+        self.scheduled_results[r] = asyncio.run_coroutine_threadsafe(_await(task), req.context.loop)
         return Observation()
 
     def await_scheduled(self, r: str) -> Observation:
@@ -455,6 +458,7 @@ class ReferenceSession:
 
     def _settle(self, h: str, ok: bool) -> list[str]:
         from reference_impl import JsError
+        from reference_impl.io_context import ExceededWallTime
 
         hd = self.handles[h]
         c = hd["ctx"]
@@ -464,8 +468,9 @@ class ReferenceSession:
             if not hd["future"].done():
                 if ok:
                     hd["future"].set_result(None)
-                else:
-                    hd["future"].set_exception(JsError(f"{h} failed"))
+                else:  # the first failure in a context is an Error, later ones a limit error (see the scenario)
+                    n = self.failures[c] = self.failures.get(c, 0) + 1
+                    hd["future"].set_exception(JsError(f"{h} failed") if n == 1 else ExceededWallTime(f"{h} failed"))
 
         self._on(self._ctx_thread(c), settle)
         task = hd["task"]
@@ -499,6 +504,9 @@ class ReferenceSession:
 
     # -- the run ---------------------------------------------------------------------------------------------
     def trace(self) -> TraceLog | None:
+        for d, t in zip(self.drivers.values(), self.rt.threads):  # let what the last steps started run
+            if not d.turns:
+                t.run(asyncio.sleep(0.005), timeout=TIMEOUT)
         sink = self.rt.trace
         if sink is None:
             return None
