@@ -281,6 +281,8 @@ class ReferenceSession:
         def destroy() -> str:
             if ctx.actor is None and self.hold_contexts:
                 ctx.release_ref()
+            elif ctx.refs == 0 and ctx.state == "ALIVE" and not ctx.entered:
+                ctx.destroy()  # nothing holds it (a context that never had a request): the adapter destroys it
             return str(ctx.state)
 
         return Observation(values={"state": self._on(self._ctx_thread(c), destroy)})
