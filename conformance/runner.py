@@ -29,7 +29,7 @@ from model.catalog import MODELS, get_model
 from properties.monitor import Monitor, MonitorViolation
 
 from .adapter import Implementation, Observation, Session, Setup
-from .expectations import Expectations
+from .expectations_file import Expectations
 from .model_run import Prediction
 from .operations import OPS
 from .results import ScenarioResult
