@@ -33,6 +33,8 @@ from .model_run import REASON_TEXT
 __all__ = ["ReferenceImplementation", "ReferenceSession"]
 
 TIMEOUT = 5.0
+#: how long a lock request may take to be granted (a LIFO queue never grants the expected one)
+LOCK_TIMEOUT = 1.0
 
 #: the reference request states (IncomingRequest.state) as the lifecycle model's phases
 PHASE = {"DRAIN_DONE": "DONE", "DRAIN_TIMEOUT": "TIMED_OUT", "DRAIN_ABORTED": "ABORTED",
@@ -123,13 +125,75 @@ def _error(e: BaseException) -> Observation:
     raise e
 
 
-class _Empty:
-    """A worker with a trivial fetch handler (contexts the scenario creates by hand run no handler)."""
+class _Run:
+    """One handler program's run: where it is (suspended at an await_io, finished, threw)."""
+
+    def __init__(self, session: ReferenceSession, program: Sequence[Mapping[str, Any]], c: str) -> None:
+        self.session = session
+        self.program = list(program)
+        self.c = c
+        self.suspended = threading.Event()
+        self.finished = threading.Event()
+        #: the event's own future (request() or runScheduled())
+        self.future: concurrent.futures.Future[Any] | None = None
+
+
+class _ProgramWorker:
+    """A worker whose fetch and scheduled handlers run the scenario's handler program (operations.HANDLER_STEPS)."""
 
     async def fetch(self, request: Any, env: Any, ctx: Any) -> Any:
-        from reference_impl import Response
+        run: _Run | None = getattr(request, "iospec_run", None)
+        if run is None:
+            from reference_impl import Response
 
-        return Response("empty")
+            return Response("empty")
+        return await _interpret(run, ctx, None)
+
+    async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
+        await _interpret(_ProgramWorker.next_scheduled.pop(0), ctx, controller)
+
+    #: the run of the next scheduled event (one at a time per session: set just before runScheduled())
+    next_scheduled: list[_Run] = []  # noqa: RUF012
+
+
+async def _interpret(run: _Run, ctx: Any, controller: Any) -> Any:
+    from reference_impl import IoContext, JsError, Response
+
+    try:
+        program = run.program
+        for k, step in enumerate(program):
+            do = step["do"]
+            if do == "respond":
+                return Response(step.get("body", "ok"))
+            if do == "respond_stream":
+                message = next((s.get("message", "stream failed") for s in program[k + 1:] if s["do"] == "throw"),
+                               "stream failed")
+                chunks = [c.encode() for c in step.get("chunks", ["first"])]
+
+                async def body() -> Any:
+                    for c in chunks:
+                        yield c
+                    raise JsError(message)
+
+                return Response(body())
+            if do == "throw":
+                raise JsError(step.get("message", "handler threw"))
+            if do == "pass_through_on_exception":
+                ctx.pass_through_on_exception()
+            elif do == "no_retry":
+                controller.no_retry()
+            elif do in ("wait_until", "await_io"):
+                cur = IoContext.current()
+                fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                task = cur.add_wait_until(fut) if do == "wait_until" else cur.await_io(fut)
+                run.session.handles[step["h"]] = {"future": fut, "task": task, "ctx": run.c, "run": run}
+                if do == "await_io":
+                    run.suspended.set()
+                    await task
+                    run.suspended.clear()
+        return None
+    finally:
+        run.finished.set()
 
 
 class ReferenceSession:
@@ -141,7 +205,15 @@ class ReferenceSession:
         self.setup = setup
         self.rt = Runtime(threads=max(1, len(setup.threads)), faults=faults, models=list(setup.trace_models),
                           limits="production" if setup.consts.get("production") else "workerd-serve")
-        self.svc = self.rt.add_worker("w", _Empty)
+        from reference_impl import FailingService, StaticService
+
+        self.rt.add_service(StaticService("fallback-ok", b"fallback"))
+        self.rt.add_service(FailingService("fallback-fail"))
+        self.svc = self.rt.add_worker("w", _ProgramWorker, durable_objects={"NS": _ProgramWorker})
+        self.services = {"none": self.svc,
+                         "ok": self.rt.add_worker("w-ok", _ProgramWorker, global_outbound="fallback-ok"),
+                         "fail": self.rt.add_worker("w-fail", _ProgramWorker, global_outbound="fallback-fail")}
+        self.fetches: dict[str, dict[str, Any]] = {}
         self.drivers: dict[str, _Driver] = {f"t{k}": _Driver(t.name, t.call) for k, t in enumerate(self.rt.threads)}
         self.drivers["gc"] = _Driver("gc", _run_on_gc(self.rt.gc))
         self.thread_names = {d.name: n for n, d in self.drivers.items()}
@@ -485,7 +557,13 @@ class ReferenceSession:
         return [t for _, t in self.rt.logs[before:]]
 
     def complete_task(self, h: str, ok: bool) -> Observation:
+        run = self.handles[h].get("run")
+        if run is not None and run.future is not None:
+            run.suspended.clear()
         logs = self._settle(h, ok)
+        if run is not None and run.future is not None:  # a fetch handler resumes: until it waits again or ends
+            self._wait_run(run, run.future)
+            self._quiet(run.future)
         return Observation(logs=logs)
 
     def complete_wait_until(self, h: str, ok: bool) -> Observation:
@@ -503,6 +581,183 @@ class ReferenceSession:
         actor = self.actors[a]
         dropped = self._on(self.thread_names[actor.thread.name], actor.drop_io_context)
         return Observation() if dropped else Observation(failure="the actor still lists a request")
+
+    # -- the entrypoint ----------------------------------------------------------------------------------------
+    def _wait_run(self, run: _Run, fut: concurrent.futures.Future[Any]) -> None:
+        """Until the handler is suspended at an await_io, or the event is over."""
+        deadline = TIMEOUT
+        step = 0.002
+        while deadline > 0 and not fut.done() and not run.suspended.is_set():
+            run.finished.wait(step)
+            deadline -= step
+
+    def _response(self, r: str) -> str:
+        """What the client of fetch r saw, as the entrypoint model's Response."""
+        f = self.fetches[r]
+        fut, sink = f["future"], f["sink"]
+        if not fut.done():
+            return "PENDING"
+        err = None if fut.cancelled() else fut.exception()
+        if fut.cancelled() or isinstance(err, (asyncio.CancelledError, concurrent.futures.CancelledError)):
+            return "NO_RESPONSE"
+        if sink.status is None:
+            if err is None:
+                return "NO_RESPONSE"
+            return "EXCEPTION_TO_ACTOR_CALLER" if f["actor"] else "LISTENER_500"
+        if not sink.ended:
+            return "TRUNCATED"
+        if sink.body == b"fallback":
+            return "FALLBACK_RESPONSE"
+        if sink.status == 500 and not sink.body:
+            return "FALLBACK_500_EMPTY" if f["fallback"] != "none" else "SYNTHETIC_500"
+        return "WORKER_RESPONSE"
+
+    def fetch(self, r: str, c: str, t: str, handler: Sequence[Mapping[str, Any]], fallback: str,
+              actor: str | None) -> Observation:
+        from reference_impl import Request
+        from reference_impl.api import CollectingResponse
+        from reference_impl.entrypoint import WorkerEntrypoint
+
+        run = _Run(self, handler, c)
+        svc = self.services[fallback]
+        request = Request("GET", f"http://iospec/{r}")
+        request.iospec_run = run  # type: ignore[attr-defined]
+        sink = CollectingResponse()
+
+        def start() -> Any:
+            ep = WorkerEntrypoint(svc, actor=self.actors[actor] if actor is not None else None)
+            self.ctx[c] = ep.context
+            self.req[r] = ep.incoming_request
+            return ep, asyncio.ensure_future(ep.request(request, sink))
+
+        ep, task = self._on(t, start)
+        fut = asyncio.run_coroutine_threadsafe(_await(task), self.rt.threads[int(t[1:])].loop)
+        run.future = fut
+        self.fetches[r] = {"ep": ep, "task": task, "future": fut, "sink": sink, "run": run, "actor": actor is not None,
+                           "fallback": fallback, "t": t}
+        self._wait_run(run, fut)
+        self._quiet(fut)
+        resp = self._response(r)
+        return Observation(values={"response": {r: resp} if resp != "PENDING" else {}})
+
+    @staticmethod
+    def _quiet(fut: concurrent.futures.Future[Any]) -> None:
+        try:
+            fut.result(0.05)
+        except BaseException:  # the outcome is read from the response sink and the exception kind
+            pass
+
+    def fetch_again(self, r: str) -> Observation:
+        from reference_impl.api import CollectingResponse
+
+        f = self.fetches[r]
+        t = f["t"]
+
+        from reference_impl import Request
+
+        return self._checked_async(t, lambda: f["ep"].request(Request(), CollectingResponse()))
+
+    def _checked_async(self, t: str, make: Callable[[], Any]) -> Observation:
+        try:
+            self.rt.threads[int(t[1:])].run(make(), timeout=TIMEOUT)
+        except Exception as e:
+            return _error(e)
+        return Observation(result="OK")
+
+    def cancel_fetch(self, r: str) -> Observation:
+        f = self.fetches[r]
+        t = f["t"]
+        self._on(t, f["task"].cancel)
+        self._quiet(f["future"])
+        self._on(t, lambda: None)
+        resp = self._response(r)
+        return Observation(values={"response": {r: resp} if resp != "PENDING" else {}})
+
+    def scheduled(self, r: str, c: str, t: str, handler: Sequence[Mapping[str, Any]]) -> Observation:
+        from reference_impl.entrypoint import WorkerEntrypoint
+
+        run = _Run(self, handler, c)
+        before = len(self.rt.logs)
+
+        def start() -> Any:
+            ep = WorkerEntrypoint(self.svc)
+            self.ctx[c] = ep.context
+            self.req[r] = ep.incoming_request
+            _ProgramWorker.next_scheduled.append(run)
+            return ep, asyncio.ensure_future(ep.run_scheduled())
+
+        ep, task = self._on(t, start)
+        self.fetches[r] = {"ep": ep, "t": t}
+        self.scheduled_results[r] = asyncio.run_coroutine_threadsafe(_await(task), self.rt.threads[int(t[1:])].loop)
+        run.finished.wait(TIMEOUT)
+        self._on(t, lambda: None)
+        self._on(t, lambda: None)  # the handler task's done callback has logged
+        logs = [line for _, line in self.rt.logs[before:]]
+        failed = any("Uncaught (in promise)" in line for line in logs)
+        return Observation(values={"log": "ASYNC_TASK" if failed else "NO_LOG"}, logs=logs)
+
+    def scheduled_again(self, r: str) -> Observation:
+        f = self.fetches[r]
+        return self._checked_async(f["t"], lambda: f["ep"].run_scheduled())
+
+    # -- locks ------------------------------------------------------------------------------------------------
+    def _queue(self, i: str) -> Any:
+        from reference_impl import IsolateConfig
+
+        return self.rt.isolate_for(IsolateConfig(compatibility_flags=(f"iospec-{i}",))).lock_queue
+
+    def lock(self, t: str, i: str, h: str) -> Observation:
+        q = self._queue(i)
+        thread = self.rt.threads[int(t[1:])]
+
+        def start() -> tuple[Any, str]:
+            w = getattr(thread, "async_waiter", None)
+            joined = "QUEUED" if w is None else ("COALESCED" if w.queue is q else "BLOCKED")
+            return asyncio.ensure_future(q.lock()), joined
+
+        task, joined = self._on(t, start)
+        self._on(t, lambda: None)  # the request's synchronous part has run
+        self.handles[h] = {"lock_task": task, "t": t, "i": i, "future": asyncio.run_coroutine_threadsafe(
+            _await(task), thread.loop)}
+        return Observation(values={"joined": joined})
+
+    def await_grant(self, h: str) -> Observation:
+        try:
+            self.handles[h]["future"].result(LOCK_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            return Observation(failure=f"lock request {h} was not granted")
+        return Observation()
+
+    def unlock(self, h: str) -> Observation:
+        hd = self.handles[h]
+        lock = hd["future"].result(LOCK_TIMEOUT)
+        self._on(hd["t"], lock.release)
+        return Observation()
+
+    def cancel_lock(self, h: str) -> Observation:
+        hd = self.handles[h]
+        self._on(hd["t"], hd["lock_task"].cancel)
+        self._quiet(hd["future"])
+        self._on(hd["t"], lambda: None)
+        return Observation()
+
+    def sync_lock(self, h: str, i: str) -> Observation:
+        from reference_impl.locks import WorkerLock
+
+        hd = self.handles[h]
+        lock = hd["future"].result(LOCK_TIMEOUT)
+
+        def take() -> None:
+            wl = WorkerLock(self._queue(i), lock)
+            wl.__enter__()
+            hd.setdefault("sync", {})[i] = wl
+
+        return self._checked(hd["t"], take)
+
+    def sync_unlock(self, h: str, i: str) -> Observation:
+        hd = self.handles[h]
+        self._on(hd["t"], lambda: hd["sync"].pop(i).__exit__(None, None, None))
+        return Observation()
 
     # -- the run ---------------------------------------------------------------------------------------------
     def trace(self) -> TraceLog | None:
