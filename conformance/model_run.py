@@ -407,6 +407,8 @@ class ModelRun:
             book.io_types[args["o"]] = args.get("io_type", "TestObject")
         if op.name == "abort":
             book.reasons.setdefault(args["c"], args["reason"])
+        if op.name == "await_hang":
+            book.reasons.setdefault(args["c"], "HANG")
         if op.name == "fetch" and args.get("actor") is not None:
             a = args["actor"]
             if book.actor_ctx.get(a) != args["c"]:
@@ -438,6 +440,8 @@ class ModelRun:
         if result == "ERR_ABORTED":
             c = args.get("c")
             reason = self.book.reasons.get(str(c)) if c is not None else None
+            if reason == "HANG":  # aborted by the hang detector: workerd's hang message
+                return MESSAGES["HANG"]
             return REASON_TEXT.get(reason or "", MESSAGES["ERR_ABORTED"])
         text = MESSAGES[result]
         if result == "ERR_CALLED_TWICE":

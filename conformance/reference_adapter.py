@@ -49,7 +49,8 @@ WARNINGS[MESSAGES["TASK_WITHOUT_REQUEST"]] = "TASK_WITHOUT_REQUEST"
 class ReferenceImplementation:
     """The factory: ``reference`` (or with faults switched on)."""
 
-    capabilities = frozenset({"contexts", "objects", "requests", "actors", "inspect", "fetch", "scheduled", "locks"})
+    capabilities = frozenset({"contexts", "objects", "requests", "actors", "inspect", "fetch", "scheduled", "locks",
+                              "hang", "production"})
 
     def __init__(self, faults: Sequence[str] = ()) -> None:
         from reference_impl.faults import check_faults
@@ -186,7 +187,10 @@ async def _interpret(run: _Run, ctx: Any, controller: Any) -> Any:
                 cur = IoContext.current()
                 fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 task = cur.add_wait_until(fut) if do == "wait_until" else cur.await_io(fut)
-                run.session.handles[step["h"]] = {"future": fut, "task": task, "ctx": run.c, "run": run}
+                if do == "wait_until":
+                    cur._io_pending += 1  # the harness's promise is outside I/O: it holds a PendingEvent (no hang)
+                run.session.handles[step["h"]] = {"future": fut, "task": task, "ctx": run.c, "run": run,
+                                                  "keep_alive": do == "wait_until"}
                 if do == "await_io":
                     run.suspended.set()
                     await task
@@ -203,8 +207,11 @@ class ReferenceSession:
         from reference_impl import Runtime
 
         self.setup = setup
+        production = bool(setup.consts.get("production"))
+        # production limits, shortened so a scenario that waits for one does not wait 30 s
         self.rt = Runtime(threads=max(1, len(setup.threads)), faults=faults, models=list(setup.trace_models),
-                          limits="production" if setup.consts.get("production") else "workerd-serve")
+                          limits="production" if production else "workerd-serve",
+                          drain_seconds=0.05 if production else None, scheduled_seconds=0.05 if production else None)
         from reference_impl import FailingService, StaticService
 
         self.rt.add_service(StaticService("fallback-ok", b"fallback"))
@@ -554,6 +561,14 @@ class ReferenceSession:
         except concurrent.futures.TimeoutError:
             pass
         self._on(self._ctx_thread(c), lambda: None)  # let the done callbacks run
+        if hd.pop("keep_alive", False):
+            ctx = self.ctx[c]
+
+            def release() -> None:
+                ctx._io_pending -= 1
+                ctx._pending_event_dropped()
+
+            self._on(self._ctx_thread(c), release)
         return [t for _, t in self.rt.logs[before:]]
 
     def complete_task(self, h: str, ok: bool) -> Observation:
@@ -570,6 +585,37 @@ class ReferenceSession:
         logs = self._settle(h, ok)
         failed = any("Uncaught (in promise)" in line for line in logs)
         return Observation(values={"log": "ASYNC_TASK" if failed else "NO_LOG"}, logs=logs)
+
+    def timer(self, c: str, h: str, ms: int) -> Observation:
+        fired = threading.Event()
+
+        def arm() -> None:  # inside the entered turn: the loop's timer hook makes it a task of c
+            asyncio.get_running_loop().call_later(ms / 1000, fired.set)
+
+        self._on(self._ctx_thread(c), arm)
+        self.handles[h] = {"fired": fired, "ctx": c}
+        return Observation()
+
+    def await_timer(self, h: str) -> Observation:
+        hd = self.handles[h]
+        if not hd["fired"].wait(TIMEOUT):
+            return Observation(failure=f"timer {h} did not fire")
+        self._on(self._ctx_thread(hd["ctx"]), lambda: None)
+        return Observation()
+
+    def await_hang(self, c: str) -> Observation:
+        ctx = self.ctx[c]
+
+        def release() -> None:  # the scenario's keep-alive goes: nothing pending any more
+            ctx._io_pending -= 1
+            ctx._pending_event_dropped()
+
+        self._on(self._ctx_thread(c), release)
+        for _ in range(int(TIMEOUT / 0.005)):
+            if ctx.abort_exception is not None:
+                return Observation()
+            self.rt.threads[int(self._ctx_thread(c)[1:])].run(asyncio.sleep(0.005), timeout=TIMEOUT)
+        return Observation(failure="the hang detector did not abort the context")
 
     # -- actors ---------------------------------------------------------------------------------------------
     def shutdown_actor(self, a: str) -> Observation:
@@ -720,6 +766,17 @@ class ReferenceSession:
         self.handles[h] = {"lock_task": task, "t": t, "i": i, "future": asyncio.run_coroutine_threadsafe(
             _await(task), thread.loop)}
         return Observation(values={"joined": joined})
+
+    def await_retry(self, h: str) -> Observation:
+        hd = self.handles[h]
+        q = self._queue(hd["i"])
+        thread = self.rt.threads[int(hd["t"][1:])]
+        for _ in range(int(LOCK_TIMEOUT / 0.002)):
+            w = getattr(thread, "async_waiter", None)
+            if w is not None and w.queue is q:
+                return Observation(values={"joined": "QUEUED"})
+            thread.run(asyncio.sleep(0.002), timeout=TIMEOUT)
+        return Observation(failure=f"blocked lock request {h} did not retry")
 
     def await_grant(self, h: str) -> Observation:
         try:

@@ -245,3 +245,33 @@ def apply_expectations(results: list[ScenarioResult], expectations: Expectations
             r.differences.append("listed as a known failure but passed: update the expectations file "
                                  f"({expectations.path})")
     return results
+
+
+def kill_faults(scenarios: Sequence[Scenario], faults: Sequence[str], *, first_only: bool = True,
+                progress: Callable[[str, list[str]], None] | None = None) -> dict[str, list[str]]:
+    """For each seeded fault of the reference implementation: the MUST scenarios it fails.
+
+    Scenarios checking the fault's rule run first; with ``first_only`` a fault stops at its
+    first failing scenario (a kill).  An ERROR counts as a kill only if the reference passes.
+    """
+    from reference_impl.faults import FAULTS
+
+    from .reference_adapter import ReferenceImplementation
+
+    must = [s for s in scenarios if s.level == "MUST"]
+    out: dict[str, list[str]] = {}
+    for name in faults:
+        rule = FAULTS[name].rule
+        ordered = sorted(must, key=lambda s: (rule not in s.rules, s.generated, s.id))
+        impl = ReferenceImplementation([name])
+        killed: list[str] = []
+        for sc in ordered:
+            r = run_scenario(sc, impl)
+            if r.outcome in ("FAIL", "ERROR"):
+                killed.append(sc.id)
+                if first_only:
+                    break
+        out[name] = killed
+        if progress is not None:
+            progress(name, killed)
+    return out
