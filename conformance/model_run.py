@@ -24,7 +24,7 @@ from typing import Any
 from model.catalog import get_model
 from model.core import DenseModel, compile_dense
 from model.core.model import Func, Model
-from model.core.sorts import BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
+from model.core.sorts import BoolSort, EnumSort, IntSort, OptSort, Sort
 from model.vocab import IO_TYPE_SUFFIX, MESSAGES
 
 from .operations import OPS, Call, Group, Op, handler_calls, resume_calls
@@ -397,6 +397,7 @@ class ModelRun:
                 raise ScenarioInvalid(f"{where}: {op.name} needs a {' or '.join(op.handle_kinds)} handle; {h} is a "
                                       f"{kind} handle")
         if op.creates:
+            assert isinstance(h, str)
             if h in book.handles:
                 raise ScenarioInvalid(f"{where}: handle {h!r} already exists")
             book.handles[h] = {"kind": op.creates, "ctx": args.get("c"), "thread": args.get("t"),

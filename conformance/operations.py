@@ -342,7 +342,8 @@ def _one(call: Call) -> Group:
     return ((call,),)
 
 
-def _run_program(program: list[Mapping[str, Any]], start: int, r: str, c: str, t: str) -> tuple[list[Group], int | None, bool]:
+def _run_program(program: list[Mapping[str, Any]], start: int, r: str, c: str,
+                 t: str) -> tuple[list[Group], int | None, bool]:
     """Groups for the program from ``start`` to its end or its next ``await_io``.
 
     Returns (groups, the index after the await_io or None if the program ended, whether it threw).

@@ -21,7 +21,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -627,6 +627,9 @@ class ReferenceSession:
         actor = self.actors[a]
         dropped = self._on(self.thread_names[actor.thread.name], actor.drop_io_context)
         return Observation() if dropped else Observation(failure="the actor still lists a request")
+
+    def abort_actor(self, a: str, reason: str) -> Observation:
+        raise NotImplementedError("reference_impl has no Actor::abort (docs/reference-implementation.md)")
 
     # -- the entrypoint ----------------------------------------------------------------------------------------
     def _wait_run(self, run: _Run, fut: concurrent.futures.Future[Any]) -> None:

@@ -72,7 +72,8 @@ class Coverage:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rules": {r: {"scenarios": s, "checks": self.rule_checks.get(r, [])} for r, s in sorted(self.rules.items())},
+            "rules": {r: {"scenarios": s, "checks": self.rule_checks.get(r, [])}
+                      for r, s in sorted(self.rules.items())},
             "transitions": dict(sorted(self.transitions.items())),
             "uncovered_rules": self.uncovered_rules,
             "uncovered_transitions": self.uncovered_transitions,
@@ -126,7 +127,7 @@ def _implementations(results: Sequence[ScenarioResult]) -> list[dict[str, str]]:
 
 
 def totals(results: Sequence[ScenarioResult]) -> dict[str, int]:
-    c = Counter(r.outcome for r in results)
+    c: Counter[str] = Counter(r.outcome for r in results)
     return {o: c.get(o, 0) for o in OUTCOMES}
 
 
@@ -166,7 +167,8 @@ def junit_xml(results: Sequence[ScenarioResult]) -> str:
                  ET.Element("property", name="outcome", value=r.outcome)])
             text = "\n".join(r.differences)
             if r.outcome in ("FAIL", "XPASS"):
-                ET.SubElement(tc, "failure", message=(r.differences[0] if r.differences else r.outcome)[:500]).text = text
+                first = r.differences[0] if r.differences else r.outcome
+                ET.SubElement(tc, "failure", message=first[:500]).text = text
             elif r.outcome == "ERROR":
                 ET.SubElement(tc, "error", message=r.reason[:500]).text = r.reason
             elif r.outcome in ("NOT-IMPLEMENTED", "XFAIL"):

@@ -115,7 +115,7 @@ def run_scenario(sc: Scenario, impl: Implementation, *, seed: int = 0, timing: T
     session: Session | None = None
     try:
         t0 = time.perf_counter()
-        trace_models = (sc.model,)
+        trace_models: tuple[str, ...] = (sc.model,)
         if any(st.op == "fetch" and st.args.get("actor") for st in sc.steps):
             trace_models += ("actor",)  # the actor model checks the actor's one context (setIoContext)
         session = impl.open(Setup(scenario=sc.id, model=sc.model, trace_models=trace_models,

@@ -38,8 +38,10 @@ def register(sub: Any) -> None:
                         "'package.module:factory' (repeatable)")
     p.add_argument("--trace", nargs="+", default=[], type=Path, metavar="FILE",
                    help="check recorded NDJSON traces (docs/trace-format.md) instead of, or besides, --impl")
-    p.add_argument("--scenarios", type=Path, metavar="PATH", help="a scenario file or directory (default: the catalogue)")
-    p.add_argument("--id", action="append", default=[], metavar="PATTERN", help="select scenario ids (glob; repeatable)")
+    p.add_argument("--scenarios", type=Path, metavar="PATH",
+                   help="a scenario file or directory (default: the catalogue)")
+    p.add_argument("--id", action="append", default=[], metavar="PATTERN",
+                   help="select scenario ids (glob; repeatable)")
     p.add_argument("--rule", action="append", default=[], metavar="ID", help="select scenarios checking a rule id")
     p.add_argument("--level", action="append", default=[], metavar="LEVEL", help="MUST, SHOULD or INFORMATIONAL")
     p.add_argument("--expectations", type=Path, metavar="FILE", help="known failures, each with a reason")
