@@ -52,14 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for rid, rule in RULES.items():
         config.addinivalue_line("markers", f"{rid.replace('-', '_')}: conformance scenarios checking {rule.title}")
     if config.getoption("--impl", default=None) or config.getoption("--trace-file", default=None):
-        from iospec.errors import UserError
-
-        from .scenario import Selection
-
-        try:  # bad options are a usage error (one line), not a collection error
-            Selection.parse(config.getoption("--scenario"), config.getoption("--rule"), config.getoption("--level"))
-        except UserError as e:
-            raise pytest.UsageError(str(e)) from None
+        _state(config)  # bad options are a usage error (one line), not a collection error
 
 
 def _state(config: pytest.Config) -> dict[str, Any]:
