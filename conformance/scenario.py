@@ -24,6 +24,7 @@ from typing import Any
 import jsonschema
 
 from iospec.errors import UserError
+from model.core.errors import EvaluationError
 from model.rules import RULES, Rule
 
 from .jsonpos import JsonError, line_of, parse
@@ -37,6 +38,8 @@ __all__ = ["LEVELS", "SCENARIO_DIR", "Scenario", "ScenarioError", "Selection", "
 HERE = Path(__file__).resolve().parent
 SCENARIO_DIR = HERE / "scenarios"
 LEVELS = ("MUST", "SHOULD", "INFORMATIONAL")
+#: at most this many identities of one sort per scenario (the model configuration is sized by them)
+MAX_IDENTITIES = 6
 
 
 class ScenarioError(UserError):
@@ -200,6 +203,10 @@ def _scenario(sd: Mapping[str, Any], file: str, lines: dict[Any, int], path: tup
 
 def check_against_model(sc: Scenario) -> ModelRun:
     """Run the steps through the model: every step must be possible and every pin must hold."""
+    for sort, names in sc.identities().items():
+        if len(names) > MAX_IDENTITIES:
+            raise ScenarioError(f"{sc.where}: {sc.id}: {len(names)} identities of sort {sort} ({', '.join(names[:4])}, "
+                                f"...); a scenario may use at most {MAX_IDENTITIES} (the model is sized by them)")
     try:
         run = sc.model_run()
     except Exception as e:  # a configuration the model rejects (ConfigError), kept to one line
@@ -214,6 +221,8 @@ def check_against_model(sc: Scenario) -> ModelRun:
             pred = run.perform(st.op, st.args, where=where)
         except ScenarioInvalid as e:
             raise ScenarioError(str(e) if str(e).startswith(sc.file) else f"{where}: {e}") from None
+        except (KeyError, ValueError, TypeError, EvaluationError) as e:  # an argument the model cannot read
+            raise ScenarioError(f"{where}: the model cannot perform this step ({type(e).__name__}: {e})") from None
         if pred.allowed:
             run.choose(pred, 0)
         if st.pin is not None:
