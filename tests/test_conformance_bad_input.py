@@ -85,7 +85,8 @@ def random_step(draw: st.DrawFn) -> dict[str, Any]:
        st.lists(random_step(), min_size=1, max_size=8))
 def test_scenario_parser_on_random_operations(model: str, steps: list[dict[str, Any]]) -> None:
     text = json.dumps({"description": "d", "scenarios": [
-        {"id": "random", "title": "t", "rules": ["INV-C1"], "level": "MUST", "model": model, "steps": steps}]}, indent=1)
+        {"id": "random", "title": "t", "rules": ["INV-C1"], "level": "MUST", "model": model, "steps": steps}]},
+        indent=1)
     try:
         load_text(text, "random.json")
     except ScenarioError as e:
@@ -118,7 +119,8 @@ def test_expectations_parser_on_arbitrary_text(text: str) -> None:
     ('{"description": "d", "scenarios": [\n{"id": "x", "title": "t", "rules": ["INV-Z9"], "level": "MUST", '
      '"model": "context", "steps": [{"op": "exit", "c": "c0", "t": "t0"}]}]}', "rule id INV-Z9 is not in"),
     ('{"description": "d", "scenarios": [\n{"id": "x", "title": "t", "rules": ["INV-C1"], "level": "MUST", '
-     '"model": "context", "steps": [\n{"op": "exit", "c": "c0", "t": "t0"}]}]}', ":3: x step 1 exit: the model allows none of its alternatives: exit(c=c0, t=t0): guard innermost is false"),
+     '"model": "context", "steps": [\n{"op": "exit", "c": "c0", "t": "t0"}]}]}',
+     ":3: x step 1 exit: the model allows none of its alternatives: exit(c=c0, t=t0): guard innermost is false"),
     ('{"description": "d", "scenarios": [\n{"id": "x", "title": "t", "rules": ["INV-C1"], "level": "MUST", '
      '"model": "context", "steps": [\n{"op": "teleport"}]}]}', "'teleport' is not one of"),
     ('{"description": "d", "scenarios": [\n{"id": "x", "title": "t", "rules": ["INV-C1"], "level": "MUST", '
@@ -134,8 +136,10 @@ def test_malformed_scenarios_name_file_line_and_problem(text: str, problem: str)
 
 
 @pytest.mark.parametrize(("text", "problem"), [
-    ('{"known_failures": [\n{"id": "context.reentry-fails"}]}', ":2: known failure 'context.reentry-fails' has no reason"),
-    ('{"known_failures": [\n{"id": "a", "reason": "r"},\n{"id": "a", "reason": "r"}]}', ":3: scenario 'a' is listed twice"),
+    ('{"known_failures": [\n{"id": "context.reentry-fails"}]}',
+     ":2: known failure 'context.reentry-fails' has no reason"),
+    ('{"known_failures": [\n{"id": "a", "reason": "r"},\n{"id": "a", "reason": "r"}]}',
+     ":3: scenario 'a' is listed twice"),
     ('{"known_failures": {}}', "known_failures must be a list"),
     ('{"known_failure": []}', "unknown key 'known_failure'"),
     ('[1,', "not JSON"),
