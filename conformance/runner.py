@@ -67,6 +67,18 @@ def transition_name(action: str) -> str:
     return f"{defining_model(action)}.{action}"
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_monitor(models: tuple[str, ...], consts: tuple[tuple[str, int], ...]) -> Monitor:
+    return Monitor(list(models), history=12, consts=dict(consts))
+
+
+def _monitor(models: tuple[str, ...], consts: tuple[tuple[str, int], ...]) -> Monitor:
+    """A monitor in its initial state (compiling the models' monitors is most of a monitor's cost: reuse)."""
+    mon = _compiled_monitor(models, consts)
+    mon.reset()
+    return mon
+
+
 def _compare(pred: Prediction, obs: Observation) -> list[str]:
     seen = obs.to_json()
     diffs = []
@@ -156,7 +168,7 @@ def run_scenario(sc: Scenario, impl: Implementation, *, seed: int = 0, timing: T
         if trace is not None and trace.events:
             t0 = time.perf_counter()
             models = [m for m in trace.header.get("models", [sc.model]) if m in MODELS] or [sc.model]
-            mon = Monitor(models, history=12, consts=dict(sc.consts))
+            mon = _monitor(tuple(models), tuple(sorted(sc.consts.items())))
             try:
                 for n, event in enumerate(trace.events, 1):
                     mon.step(event, line=n)

@@ -114,6 +114,17 @@ class Monitor:
         #: ``"model.action"`` -> how often that transition was taken (rejected twins counted separately)
         self.per_action: collections.Counter[str] = collections.Counter()
 
+    def reset(self) -> None:
+        """Back to the initial state with no identities seen: reuse the compiled models for another run."""
+        for w in self.watched:
+            w.sm.reset()
+        self.ids.clear()
+        self.names.clear()
+        self.recent.clear()
+        self.events = 0
+        self.per_op.clear()
+        self.per_action.clear()
+
     # -- the step ----------------------------------------------------------------------------
     def step(self, event: Mapping[str, Any], line: int | None = None) -> None:
         try:
