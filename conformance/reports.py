@@ -16,6 +16,7 @@ writes into one directory:
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import xml.etree.ElementTree as ET
@@ -214,6 +215,38 @@ def _path_diagram(trace: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@functools.cache
+def _lifecycle_mermaid(production: bool) -> str | None:
+    """The IncomingRequest lifecycle diagram (iospec diagrams), or None if it cannot be built here."""
+    try:
+        from iospec.diagrams.catalog import spec
+        from iospec.diagrams.document import build
+
+        return build(spec("lifecycle-production" if production else "lifecycle")).mermaid
+    except Exception:  # diagrams are a nicety of the report; a failure to draw one must not fail the run
+        return None
+
+
+def _lifecycle_path(r: ScenarioResult) -> str | None:
+    """The failing request's phases highlighted on the lifecycle diagram (the last one as the failure)."""
+    phases: list[str] = []
+    for step in r.prediction if isinstance(r.prediction, list) else []:
+        for phase in (step.get("lifecycle_phase") or {}).values():
+            if not phases or phases[-1] != phase:
+                phases.append(phase)
+    if not phases:
+        return None
+    production = "production" in json.dumps(r.prediction)
+    base = _lifecycle_mermaid(production)
+    if base is None:
+        return None
+    lines = ["```mermaid", base.rstrip("\n"), "    classDef visited fill:#ffd966,stroke:#b8860b",
+             "    classDef failed fill:#f66,stroke:#900,color:#fff"]
+    lines += [f"    class {p} visited" for p in dict.fromkeys(phases[:-1]) if p != phases[-1]]
+    lines += [f"    class {phases[-1]} failed", "```"]
+    return "\n".join(lines)
+
+
 def render_markdown(results: Sequence[ScenarioResult], cov: Coverage, meta: Mapping[str, Any]) -> str:
     impls = [i["name"] for i in _implementations(results)]
     t = totals(results)
@@ -253,6 +286,9 @@ def render_markdown(results: Sequence[ScenarioResult], cov: Coverage, meta: Mapp
                 out.append(f"- {d.splitlines()[0] if d else d}")
             if r.trace:
                 out += ["", "Minimal trace (the last steps; the failing one highlighted):", "", _path_diagram(r.trace)]
+            path = _lifecycle_path(r)
+            if path is not None:
+                out += ["", "The request's path on the IncomingRequest lifecycle (where it failed in red):", "", path]
             out.append("")
     out += ["", "## Rule coverage", ""]
     covered = len([r for r in RULES if r in cov.rules])

@@ -124,6 +124,8 @@ def run_scenario(sc: Scenario, impl: Implementation, *, seed: int = 0, timing: T
     timing.model += time.perf_counter() - t0
     steps: list[dict[str, Any]] = []
     res.prediction, res.observation = [], []
+    # the first request's phase after each step: the failure report draws its path on the lifecycle diagram
+    first_request = next(iter(sc.identities().get("Req", [])), None) if run.has("phase") else None
     session: Session | None = None
     try:
         t0 = time.perf_counter()
@@ -159,6 +161,8 @@ def run_scenario(sc: Scenario, impl: Implementation, *, seed: int = 0, timing: T
             else:
                 diffs = _compare(pred, obs)
             res.prediction.append({"step": k, "op": st.render(), **pred.to_json()})
+            if first_request is not None:
+                res.prediction[-1]["lifecycle_phase"] = {first_request: run.cell("phase", first_request)}
             res.observation.append({"step": k, "op": st.render(), **obs.to_json()})
             steps.append({"step": k, "op": st.render(), "line": st.line})
             if diffs:

@@ -230,3 +230,15 @@ def test_every_scenario_rule_exists_and_every_model_rule_is_reachable() -> None:
     assert checked <= set(RULES)
     missing = set(RULES) - checked - set(LEFT_OUT) - set(explained_gaps())
     assert missing == set(), f"rule ids no scenario checks: {sorted(missing)}"
+
+
+def test_a_failing_request_is_drawn_on_the_lifecycle_diagram() -> None:
+    from conformance.reference_adapter import ReferenceImplementation
+    from conformance.reports import render_markdown
+
+    sc = _one("lifecycle.drain-does-not-wait-for-plain-tasks")
+    r = run_scenario(sc, ReferenceImplementation(["drain_waits_for_tasks"]))
+    assert r.outcome == "FAIL"
+    md = render_markdown([r], coverage([r]), {"seed": 0})
+    assert "IncomingRequest lifecycle" in md
+    assert "CURRENT --> DRAINING" in md and "class DRAINING failed" in md and "class CURRENT visited" in md
