@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ __all__ = ["ReferenceImplementation", "ReferenceSession"]
 
 TIMEOUT = 5.0
 #: how long a lock request may take to be granted (a LIFO queue never grants the expected one)
-LOCK_TIMEOUT = 1.0
+LOCK_TIMEOUT = 2.0
 
 #: the reference request states (IncomingRequest.state) as the lifecycle model's phases
 PHASE = {"DRAIN_DONE": "DONE", "DRAIN_TIMEOUT": "TIMED_OUT", "DRAIN_ABORTED": "ABORTED",
@@ -634,11 +635,9 @@ class ReferenceSession:
     # -- the entrypoint ----------------------------------------------------------------------------------------
     def _wait_run(self, run: _Run, fut: concurrent.futures.Future[Any]) -> None:
         """Until the handler is suspended at an await_io, or the event is over."""
-        deadline = TIMEOUT
-        step = 0.002
-        while deadline > 0 and not fut.done() and not run.suspended.is_set():
-            run.finished.wait(step)
-            deadline -= step
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and not fut.done() and not run.suspended.is_set():
+            concurrent.futures.wait([fut], timeout=0.002)
 
     def _response(self, r: str) -> str:
         """What the client of fetch r saw, as the entrypoint model's Response."""
