@@ -438,11 +438,13 @@ class ReferenceSession:
 
     def await_actions(self, c: str) -> Observation:
         ctx = self.ctx[c]
-        self.rt.threads[int(self._ctx_thread(c)[1:])].run(asyncio.sleep(0.01), timeout=TIMEOUT)
-        self._on(self._ctx_thread(c), lambda: None)
-        if ctx.delete_queue.signaled:
-            return Observation(failure="the DeleteQueue's signal task did not run")
-        return Observation()
+        thread = self.rt.threads[int(self._ctx_thread(c)[1:])]
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            thread.run(asyncio.sleep(0.002), timeout=TIMEOUT)
+            if not ctx.delete_queue.signaled:  # the signal task took the queued actions (or was refused)
+                return Observation()
+        return Observation(failure="the DeleteQueue's signal task did not run the queued actions")
 
     # -- requests ---------------------------------------------------------------------------------------
     def create_request(self, r: str, c: str) -> Observation:
