@@ -168,7 +168,9 @@ def run_scenario(sc: Scenario, impl: Implementation, *, seed: int = 0, timing: T
             if diffs:
                 res.differences = [f"step {k} {st.render()} ({sc.file}:{st.line}): {d}" for d in diffs]
                 break
+        t0 = time.perf_counter()
         trace = session.trace()
+        timing.implementation += time.perf_counter() - t0
         if trace is not None and trace.events:
             t0 = time.perf_counter()
             models = [m for m in trace.header.get("models", [sc.model]) if m in MODELS] or [sc.model]
@@ -191,11 +193,13 @@ def run_scenario(sc: Scenario, impl: Implementation, *, seed: int = 0, timing: T
         res.trace = steps
     finally:
         if session is not None:
+            t0 = time.perf_counter()
             try:
                 session.close()
             except Exception as e:
                 if res.outcome == "PASS":
                     res.outcome, res.reason = "ERROR", f"closing the session: {type(e).__name__}: {e}"
+            timing.implementation += time.perf_counter() - t0
     res.transitions = [transition_name(t.action) for t in run.path]
     res.duration = time.perf_counter() - start
     return res
