@@ -152,10 +152,11 @@ class _ProgramWorker:
         return await _interpret(run, ctx, None)
 
     async def scheduled(self, controller: Any, env: Any, ctx: Any) -> None:
-        await _interpret(_ProgramWorker.next_scheduled.pop(0), ctx, controller)
+        await _interpret(_SCHEDULED_RUNS.pop(controller.cron), ctx, controller)
 
-    #: the run of the next scheduled event (one at a time per session: set just before runScheduled())
-    next_scheduled: list[_Run] = []  # noqa: RUF012
+
+#: handler programs of scheduled events, by the cron string the session passes to runScheduled()
+_SCHEDULED_RUNS: dict[str, _Run] = {}
 
 
 async def _interpret(run: _Run, ctx: Any, controller: Any) -> Any:
@@ -729,12 +730,14 @@ class ReferenceSession:
         run = _Run(self, handler, c)
         before = len(self.rt.logs)
 
+        key = f"iospec-{id(self)}-{r}"
+
         def start() -> Any:
             ep = WorkerEntrypoint(self.svc)
             self.ctx[c] = ep.context
             self.req[r] = ep.incoming_request
-            _ProgramWorker.next_scheduled.append(run)
-            return ep, asyncio.ensure_future(ep.run_scheduled())
+            _SCHEDULED_RUNS[key] = run
+            return ep, asyncio.ensure_future(ep.run_scheduled(cron=key))
 
         ep, task = self._on(t, start)
         self.fetches[r] = {"ep": ep, "t": t}
