@@ -231,7 +231,8 @@ def run_traces(paths: Iterable[str | Path]) -> list[ScenarioResult]:
         except OSError as e:
             raise UserError(f"{p}: cannot read: {e.strerror or e}") from None
         v = rep.violation
-        rules = list(v.rules) if v is not None and v.rules else ["G1"]
+        # a violation names its rules; a clean trace checked the rules of every action it took
+        rules = list(v.rules) if v is not None and v.rules else _rules_of_ops(rep.per_op)
         res = ScenarioResult(
             scenario_id=f"trace:{Path(p).name}", title=f"recorded trace {p}", rules=rules, level="MUST",
             suite="trace", implementation=rep.implementation or "trace", implementation_version="",
@@ -247,6 +248,18 @@ def run_traces(paths: Iterable[str | Path]) -> list[ScenarioResult]:
             res.differences = [f"invariants violated at the end: {', '.join(rep.end_violations)}"]
         out.append(res)
     return out
+
+
+def _rules_of_ops(ops: Iterable[str]) -> list[str]:
+    out: dict[str, None] = {}
+    for op in ops:
+        model = defining_model(op)
+        if model == "?":
+            continue
+        action = next((a for a in get_model(model).actions if a.name == op), None)
+        for r in (action.rules if action is not None else ()):
+            out.setdefault(r, None)
+    return sorted(out)
 
 
 def apply_expectations(results: list[ScenarioResult], expectations: Expectations | None) -> list[ScenarioResult]:

@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from conformance.reports import coverage, write_reports
     from conformance.runner import apply_expectations
 
-    if args.expectations is None and (not args.impl or all(i.strip() == "reference" for i in args.impl)):
+    reference_only = all(i.strip() == "reference" for i in args.impl) and (args.impl or not args.trace)
+    if args.expectations is None and reference_only:
         default = Path(__file__).resolve().parents[2] / "conformance" / "expectations" / "reference.json"
         if default.exists():  # the reference's own known failures (each with its reason)
             args.expectations = default
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     took = sum(1 for n in cov.transitions.values() if n)
     failing = sum(n for o, n in counts.items() if o in FAILING_OUTCOMES)
     print(f"{len(results)} results in {elapsed:.1f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    selected = bool(args.id or args.rule or args.level or args.scenarios or args.no_generated)
+    selected = bool(args.id or args.rule or args.level or args.scenarios or args.no_generated or not args.impl)
     gaps = [] if selected else cov.unexplained  # a selection covers less on purpose
     shown = ", ".join(gaps) if len(gaps) <= 8 else f"{', '.join(gaps[:8])} and {len(gaps) - 8} more"
     print(f"coverage: {len(cov.rules)} rule ids checked, {took}/{len(cov.transitions)} transitions exercised"
