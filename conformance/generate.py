@@ -40,7 +40,19 @@ UNIVERSE: dict[str, dict[str, list[str]]] = {
     "ownership": {"Thread": ["t0", "t1", "gc"], "Ctx": ["c0", "c1"], "Obj": ["o1"]},
     "lifecycle": {"Thread": ["t0"], "Ctx": ["c0"], "Req": ["r0", "r1"]},
     "actor": {"Thread": ["t0"], "Ctx": ["c0"], "Req": ["r0", "r1"], "Actor": ["a0"]},
+    "locks": {"Thread": ["t0", "t1"], "Isolate": ["i0", "i1"]},
+    "entrypoint": {"Thread": ["t0"], "Ctx": ["c0"], "Req": ["r0"]},
 }
+
+#: handler programs the entrypoint search tries (each with the fallbacks that matter for it)
+PROGRAMS: list[tuple[list[dict[str, Any]], str]] = [
+    ([{"do": "respond"}], "none"),
+    ([{"do": "throw", "message": "boom"}], "none"),
+    ([{"do": "pass_through_on_exception"}, {"do": "throw", "message": "boom"}], "ok"),
+    ([{"do": "pass_through_on_exception"}, {"do": "throw", "message": "boom"}], "fail"),
+    ([{"do": "respond_stream", "chunks": ["first"]}, {"do": "throw", "message": "broke"}], "none"),
+    ([{"do": "await_io", "h": "k1"}, {"do": "respond"}], "none"),
+]
 COUNTERS = {"max_tasks": 3, "max_actions": 2, "lock_requests": 1}
 MAX_DEPTH = 9
 MAX_STATES = 2500
@@ -48,9 +60,24 @@ MAX_STATES = 2500
 
 def _candidates(model: str) -> list[tuple[str, dict[str, Any]]]:
     u = UNIVERSE[model]
-    threads, ctxs = u["Thread"], u["Ctx"]
+    threads, ctxs = u["Thread"], u.get("Ctx", [])
     workers = [t for t in threads if t != "gc"]
     out: list[tuple[str, dict[str, Any]]] = []
+    if model == "locks":
+        handles = {("t0", "i0"): "l1", ("t0", "i1"): "l2", ("t1", "i0"): "l3"}
+        for (t, i), h in handles.items():
+            out += [("lock", {"t": t, "i": i, "h": h}), ("await_grant", {"h": h}), ("await_retry", {"h": h}),
+                    ("unlock", {"h": h}), ("cancel_lock", {"h": h})]
+            out += [("sync_lock", {"h": h, "i": j}) for j in ("i0", "i1")]
+            out += [("sync_unlock", {"h": h, "i": j}) for j in ("i0", "i1")]
+        return out
+    if model == "entrypoint":
+        out += [("fetch", {"r": "r0", "c": "c0", "t": "t0", "handler": prog, "fallback": fb}) for prog, fb in PROGRAMS]
+        out += [("scheduled", {"r": "r0", "c": "c0", "t": "t0", "handler": [{"do": "respond"}]}),
+                ("scheduled", {"r": "r0", "c": "c0", "t": "t0", "handler": [{"do": "throw", "message": "x"}]}),
+                ("fetch_again", {"r": "r0"}), ("scheduled_again", {"r": "r0"}), ("cancel_fetch", {"r": "r0"}),
+                ("complete_task", {"h": "k1", "ok": True}), ("await_scheduled", {"r": "r0"})]
+        return out
     if model == "actor":
         out.append(("create_actor", {"a": "a0", "c": "c0", "t": "t0"}))
     else:
