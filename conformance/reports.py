@@ -9,6 +9,7 @@ writes into one directory:
   (FAIL/XPASS/ERROR are failures, NOT-IMPLEMENTED skipped), for CI dashboards;
 * ``summary.md``: totals, the implementation x rule matrix, failure details with the minimal
   event trace and the failing path drawn as a Mermaid state diagram;
+* ``summary.html``: the same summary as a self-contained page;
 * ``coverage.json``: rule coverage (each rule id: the scenarios and checks that exercise it)
   and transition coverage (each model transition: how often the run took it; uncovered ones
   with the reason the catalogue gives, ``conformance/uncovered.json``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -310,6 +312,62 @@ def render_markdown(results: Sequence[ScenarioResult], cov: Coverage, meta: Mapp
     return "\n".join(out)
 
 
+def render_html(markdown: str) -> str:
+    """``summary.html``: the Markdown summary as a self-contained page (tables, headings, lists, code blocks).
+
+    A small converter for exactly what `render_markdown` writes; Mermaid blocks stay as
+    ``<pre class="mermaid">`` for a page that loads Mermaid (none is fetched from here).
+    """
+    import html
+
+    out = ['<!doctype html><html><head><meta charset="utf-8"><title>iospec conformance</title><style>',
+           "body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse}"
+           "td,th{border:1px solid #ccc;padding:2px 6px}pre{background:#f6f6f6;padding:6px;overflow:auto}",
+           "</style></head><body>"]
+    lines = markdown.splitlines()
+    k = 0
+
+    def inline(text: str) -> str:
+        t = html.escape(text)
+        t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+        t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+        return re.sub(r"\[(.+?)\]\((.+?)\)", r'<a href="\2">\1</a>', t)
+
+    while k < len(lines):
+        line = lines[k]
+        if line.startswith("```"):
+            cls = ' class="mermaid"' if line.strip() == "```mermaid" else ""
+            body = []
+            k += 1
+            while k < len(lines) and not lines[k].startswith("```"):
+                body.append(lines[k])
+                k += 1
+            out.append(f"<pre{cls}>{html.escape(chr(10).join(body))}</pre>")
+        elif line.startswith("|"):
+            rows = []
+            while k < len(lines) and lines[k].startswith("|"):
+                rows.append(lines[k])
+                k += 1
+            k -= 1
+            cells = [[c.strip() for c in re.split(r"(?<!\\)\|", r.strip("|"))] for r in rows
+                     if not re.fullmatch(r"\|(-+\|)+", r.replace(" ", ""))]
+            out.append("<table>" + "".join(
+                "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{inline(c)}</{'th' if i == 0 else 'td'}>"
+                                 for c in row) + "</tr>" for i, row in enumerate(cells)) + "</table>")
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{inline(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("- "):
+            out.append(f"<ul><li>{inline(line[2:])}</li></ul>")
+        elif line.strip() and not line.startswith("<"):
+            out.append(f"<p>{inline(line)}</p>")
+        elif line.startswith("<"):
+            out.append(line)
+        k += 1
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
 def write_reports(results: Sequence[ScenarioResult], directory: str | Path, meta: Mapping[str, Any]) -> dict[str, Path]:
     """Write every report into ``directory`` (created); returns the paths by kind."""
     d = Path(directory)
@@ -319,6 +377,9 @@ def write_reports(results: Sequence[ScenarioResult], directory: str | Path, meta
              "coverage": d / "coverage.json"}
     paths["json"].write_text(json.dumps(report_json(results, cov, meta), indent=1, default=str) + "\n")
     paths["junit"].write_text(junit_xml(results))
-    paths["markdown"].write_text(render_markdown(results, cov, meta))
+    markdown = render_markdown(results, cov, meta)
+    paths["markdown"].write_text(markdown)
+    paths["html"] = d / "summary.html"
+    paths["html"].write_text(render_html(markdown))
     paths["coverage"].write_text(json.dumps(cov.to_json(), indent=1) + "\n")
     return paths

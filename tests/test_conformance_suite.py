@@ -70,6 +70,8 @@ def test_reports_are_written(reference_run: tuple[int, Path]) -> None:
     assert not suites.findall(".//failure")
     md = (out / "summary.md").read_text()
     assert "## Implementation x rule" in md and "| [INV-O2]" in md and "`reference`" in md
+    page = (out / "summary.html").read_text()
+    assert page.startswith("<!doctype html>") and "<table>" in page and ">INV-O2</a>" in page
     cov = json.loads((out / "coverage.json").read_text())
     assert cov["rules"]["INV-O2"]["scenarios"] and cov["rules"]["INV-O2"]["checks"]
 

@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
         help="run the conformance suite against an implementation and write reports",
         description=(
             "Run the data-driven scenario catalogue against an implementation; what it must observe is predicted "
-            "by the models. Writes report.json, junit.xml, summary.md and coverage.json into --reports. "
+            "by the models. Writes report.json, junit.xml, summary.md, summary.html and coverage.json into --reports. "
             "Exit 0: no FAIL, XPASS or ERROR; 1: some; 2: bad input."
         ),
     )
