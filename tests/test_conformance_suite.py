@@ -244,3 +244,12 @@ def test_a_failing_request_is_drawn_on_the_lifecycle_diagram() -> None:
     md = render_markdown([r], coverage([r]), {"seed": 0})
     assert "IncomingRequest lifecycle" in md
     assert "CURRENT --> DRAINING" in md and "class DRAINING failed" in md and "class CURRENT visited" in md
+
+
+def test_coverage_check_fails_when_a_transition_loses_its_scenarios(reference_run: tuple[int, Path]) -> None:
+    """The gap check above can fail: drop the scenarios that take drain_superseded and it reports the gap."""
+    results = [ScenarioResult(**{k: v for k, v in r.items()}) for r in _report(reference_run[1])["results"]]
+    kept = [r for r in results if "lifecycle.drain_superseded" not in r.transitions]
+    cov = coverage(kept)
+    assert "lifecycle.drain_superseded" in cov.unexplained
+    assert coverage(results).unexplained == []
