@@ -12,14 +12,16 @@
 Isolates are shared by workers with identical configuration (`IsolateConfig`); a stateless
 request runs on the runtime thread it arrives on; an actor lives on one thread chosen when it
 is first used.  ``faults`` selects faulty variants (`reference_impl.faults`); ``limits``
-selects the limit profile; ``trace`` adds trace sinks; ``monitor`` runs the models alongside.
+selects the limit profile; ``trace`` adds trace sinks; ``monitor`` runs the models alongside;
+``on_log(level, text)`` sees every log line as it is written (levels: error, warning, info;
+workerd prints info lines only with ``--verbose``).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +58,8 @@ class Runtime:
     def __init__(self, *, threads: int = 2, faults: Iterable[str] = (), limits: str = "workerd-serve",
                  drain_seconds: float | None = None, scheduled_seconds: float | None = None,
                  trace: Iterable[Sink] = (), memory_trace: bool = True, monitor: bool = False,
-                 models: Iterable[str] | None = None, log_to_stderr: bool = False) -> None:
+                 models: Iterable[str] | None = None, log_to_stderr: bool = False,
+                 on_log: Callable[[str, str], None] | None = None) -> None:
         self.faults = check_faults(list(faults))
         self.limits = make_limits(limits, drain_seconds=drain_seconds, scheduled_seconds=scheduled_seconds)
         self.trace = MemorySink() if memory_trace else None
@@ -85,6 +88,7 @@ class Runtime:
         self.logs: list[tuple[str, str]] = []
         self._log_lock = threading.Lock()
         self._log_to_stderr = log_to_stderr
+        self._on_log = on_log
         self._actor_rr = itertools.count()
         self.listeners: list[HttpListener] = []
         self._closed = False
@@ -170,6 +174,8 @@ class Runtime:
     def log(self, level: str, text: str) -> None:
         with self._log_lock:
             self.logs.append((level, text))
+        if self._on_log is not None:
+            self._on_log(level, text)
         if self._log_to_stderr:
             import sys
 
