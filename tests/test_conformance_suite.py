@@ -188,11 +188,33 @@ def test_results_of_any_suite_go_into_the_reports(tmp_path: Path) -> None:
     assert coverage([http]).rules == {"INV-E7": ["http.throw-500"]}
 
 
-def test_workerd_dispatches_to_the_http_suite_or_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_workerd_dispatches_to_the_http_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--impl workerd`` hands the HTTP suite its options and reports its results with the rest."""
     import conformance.http as http
 
-    if hasattr(http, "run_for_conformance"):
-        pytest.skip("the HTTP suite provides run_for_conformance: covered by its own tests")
+    seen: list[Any] = []
+
+    def fake(args: Any) -> list[ScenarioResult]:
+        seen.append(args)
+        return [ScenarioResult(scenario_id="pass-through-fallback-serves", title="t", rules=["INV-E4"], level="MUST",
+                               suite="http", implementation="workerd", implementation_version="1.2",
+                               outcome="PASS")]
+
+    monkeypatch.setattr(http, "run_for_conformance", fake)
+    code = main(["conformance", "--impl", "workerd", "--impl", "reference", "--id", "context.*",
+                 "--reports", str(tmp_path), "-q"])
+    assert code == 0
+    assert seen[0].impl == "workerd" and seen[0].ids == ["context.*"]
+    report = _report(tmp_path)
+    assert {i["name"] for i in report["implementations"]} == {"workerd", "reference"}
+    assert "`workerd`" in (tmp_path / "summary.md").read_text()
+
+
+def test_workerd_without_the_http_suite_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import conformance.http as http
+
+    monkeypatch.delattr(http, "run_for_conformance")
     code = main(["conformance", "--impl", "workerd", "--reports", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "run_for_conformance" in err[0]
