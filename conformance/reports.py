@@ -86,7 +86,7 @@ class Coverage:
 
 def coverage(results: Iterable[ScenarioResult]) -> Coverage:
     """Rule and transition coverage of a run (only results that ran count: not NOT-IMPLEMENTED or ERROR)."""
-    from .runner import defining_model
+    from .runner import defining_model, transition_name
 
     gaps = explained_gaps()
     cov = Coverage()
@@ -103,8 +103,9 @@ def coverage(results: Iterable[ScenarioResult]) -> Coverage:
         for rid in r.rules:
             rules[rid].add(r.scenario_id)
         for t in r.transitions:
-            counts[t] += 1
-            action = t.split(".", 1)[1]
+            action = t.split(".", 1)[-1]
+            # suites name a transition by the model that took it (an extension); count it for the defining model
+            counts[transition_name(action) if defining_model(action) != "?" else t] += 1
             for rid in action_rules.get(action, ()):
                 checks[rid].add(action)
     cov.rules = {k: sorted(v) for k, v in rules.items()}
