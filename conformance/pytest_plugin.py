@@ -4,7 +4,8 @@
 has one item per scenario (its id is the scenario id, so ``-k`` works on ids; rule ids and the
 level are keywords too).  Options:
 
-* ``--impl SPEC``: ``reference``, ``reference[fault,...]``, ``package.module:factory``;
+* ``--impl SPEC``: ``reference``, ``reference[fault,...]``, ``package.module:factory``, or ``workerd``
+  (the HTTP-level suite against the real binary, run as one batch whose results become the items);
 * ``--trace-file FILE`` (repeatable): check recorded NDJSON traces, one item each (pytest's own
   ``--trace`` starts the debugger, hence the name);
 * ``--scenario PATTERN``, ``--rule ID``, ``--level LEVEL``: selection, as ``iospec conformance``;
@@ -68,9 +69,14 @@ def _state(config: pytest.Config) -> dict[str, Any]:
 
     try:
         spec = config.getoption("--impl")
-        impl = load_implementation(spec) if spec else None
+        http_results: list[ScenarioResult] = []
         sel = Selection.parse(config.getoption("--scenario"), config.getoption("--rule"),
                               config.getoption("--level"))
+        if spec and spec.strip() == "workerd":  # the HTTP suite runs as one batch; its results become items
+            http_results = [r for r in _http_results() if sel({"id": r.scenario_id, "rules": r.rules,
+                                                                "level": r.level})]
+            spec = None
+        impl = load_implementation(spec) if spec else None
         exp_path = config.getoption("--expectations")
         if exp_path is None and spec and spec.strip() == "reference":
             default = Path(__file__).with_name("expectations") / "reference.json"
@@ -80,9 +86,24 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     except UserError as e:
         raise pytest.UsageError(str(e)) from None
     state = {"impl": impl, "scenarios": scenarios, "expectations": expectations,
-             "traces": list(config.getoption("--trace-file"))}
+             "traces": list(config.getoption("--trace-file")), "http": http_results}
     config._iospec_state = state  # type: ignore[attr-defined]
     return state
+
+
+def _http_results() -> list[ScenarioResult]:
+    """``--impl workerd``: the HTTP-level suite against the real binary (conformance.http)."""
+    import argparse
+
+    from iospec.errors import UserError
+
+    try:
+        from .http import run_for_conformance
+    except ImportError as e:
+        raise UserError(f"--impl workerd: the HTTP-level suite is not available ({e})") from None
+    results: list[ScenarioResult] = run_for_conformance(
+        argparse.Namespace(impl="workerd", workerd_bin=None, ids=[], slow=False, keep=None, seed=0))
+    return results
 
 
 def scenario_params(config: pytest.Config) -> list[Any]:
@@ -93,6 +114,8 @@ def scenario_params(config: pytest.Config) -> list[Any]:
         marks = [pytest.mark.conformance, getattr(pytest.mark, sc.level.lower().replace("-", "_"))]
         marks += [getattr(pytest.mark, r.replace("-", "_")) for r in sc.rules]
         params.append(pytest.param(("scenario", sc), id=sc.id, marks=marks))
+    for r in state["http"]:
+        params.append(pytest.param(("result", r), id=f"http:{r.scenario_id}", marks=[pytest.mark.conformance]))
     for t in state["traces"]:
         params.append(pytest.param(("trace", t), id=f"trace:{Path(t).name}", marks=[pytest.mark.conformance]))
     return params
@@ -103,7 +126,12 @@ def run_param(config: pytest.Config, param: tuple[str, Any]) -> ScenarioResult:
 
     state = _state(config)
     kind, what = param
-    res = run_scenario(what, state["impl"]) if kind == "scenario" else run_traces([what])[0]
+    if kind == "scenario":
+        res = run_scenario(what, state["impl"])
+    elif kind == "result":
+        res = what
+    else:
+        res = run_traces([what])[0]
     apply_expectations([res], state["expectations"])
     config.stash[_RESULTS_KEY].append(res)
     return res
