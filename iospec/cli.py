@@ -19,7 +19,7 @@ from .errors import UserError
 __all__ = ["main"]
 
 #: modules under iospec.commands, in the order ``--help`` lists them
-COMMANDS = ["explore", "check-trace", "diagrams", "verify", "differential"]
+COMMANDS = ["explore", "check-trace", "diagrams", "verify", "differential", "conformance"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -130,6 +130,8 @@ class Monitor:
         self.check_invariants = check_invariants
         self.events = 0
         self.per_op: collections.Counter[str] = collections.Counter()
+        #: ``"model.action"`` -> how often that transition was taken (rejected twins counted separately)
+        self.per_action: collections.Counter[str] = collections.Counter()
 
     # -- the step ----------------------------------------------------------------------------
     def step(self, event: Mapping[str, Any], line: int | None = None, *, predict: bool = False) -> dict[str, str]:
@@ -168,6 +170,9 @@ class Monitor:
         self.ids.clear()
         self.names.clear()
         self.recent.clear()
+        self.events = 0
+        self.per_op.clear()
+        self.per_action.clear()
 
     def _step(self, event: Mapping[str, Any], *, predict: bool = False) -> dict[str, str]:
         op = event.get("op")
@@ -300,6 +305,7 @@ class Monitor:
                             rules=chosen.rules, event=event, model=w.model.name,
                         )
         w.apply[chosen_index](*vals)
+        self.per_action[f"{w.model.name}.{chosen.name}"] += 1
         if self.check_invariants:
             broken: list[Invariant] = sm.check_invariants_incrementally() + sm.check_transition_invariants()
             if broken:
