@@ -15,7 +15,8 @@ The method, for one `Encoding` (a bounded configuration, or the parametric unive
    simple paths, with the proved invariants as facts at every step; a success is a new fact
    and Houdini runs again on the rest.
 5. **Transition invariants** (``Post``): every action from a state satisfying the proved
-   state invariants, into a state satisfying them, keeps the invariant.
+   state invariants, into a state satisfying them, keeps the invariant; failing that,
+   k-induction over steps (the invariant on the k-1 previous steps is a hypothesis).
 
 One query per (action, invariant) keeps the post-state a substitution of the pre-state (no
 frame axioms, no fresh state), which is what keeps the parametric queries in the decidable
@@ -302,6 +303,41 @@ class _Prover:
         s.add(z3.Not(enc.invariant(inv, k)))
         return self.check(s, [], [inv.name])
 
+    def k_induction_transition(self, inv: Invariant, facts: Sequence[Invariant], k: int) -> Any:
+        """``unsat`` if the transition invariant ``inv`` is k-inductive: it holds on each of the
+        first k steps from the initial state, and on every simple path of k steps through
+        states satisfying the ``facts`` whose first k-1 steps satisfy it, on the last step too.
+        (A transition invariant with a state part, e.g. a ghost flag that must stay false, needs
+        its own previous step as a hypothesis: k = 2.)"""
+        enc = self.enc
+        base = self.new_solver()
+        if isinstance(enc, ParametricEncoding):
+            base.add(enc.background())
+        base.add(enc.init(0))
+        for i in range(k):
+            base.add(enc.transition(i))
+        base.add(z3.Or(*[z3.Not(enc.invariant(inv, j)) for j in range(k)]))
+        r = self.check(base, [], [inv.name])
+        if r != z3.unsat:
+            return z3.sat if r == z3.sat else r
+        s = self.new_solver()
+        if isinstance(enc, ParametricEncoding):
+            s.add(enc.background())
+        for i in range(k + 1):
+            s.add(enc.types(i))
+            for f in facts:
+                s.add(enc.invariant(f, i))
+        for i in range(k):
+            s.add(enc.transition(i))
+        for j in range(k - 1):
+            s.add(enc.invariant(inv, j))
+        if isinstance(enc, BoundedEncoding):
+            for i in range(k + 1):
+                for j in range(i + 1, k + 1):
+                    s.add(z3.Or(*[a != b for a, b in zip(enc.state(i).slots, enc.state(j).slots)]))
+        s.add(z3.Not(enc.invariant(inv, k - 1)))
+        return self.check(s, [], [inv.name])
+
 
 def prove(
     enc: Encoding,
@@ -392,7 +428,20 @@ def prove(
     for inv in p.trans_invs:
         tsup = p.support(inv, facts)
         if isinstance(tsup, str):
-            proofs[inv.name] = Proof(inv.name, "unknown", "", detail=tsup)
+            kind = None
+            for k in range(2, max_k + 1):
+                r3 = p.k_induction_transition(inv, facts, k)
+                if r3 == z3.unsat:
+                    kind = k
+                    break
+                if r3 == z3.unknown:
+                    tsup += f"; {k}-induction: z3 returned unknown"
+                    break
+            if kind is None:
+                proofs[inv.name] = Proof(inv.name, "unknown", "", detail=tsup)
+            else:
+                support = tuple(sorted(f.name for f in facts if methods[f.name][0] == "induction"))
+                proofs[inv.name] = Proof(inv.name, "proved", "k-induction", kind, support, support_minimal=False)
         else:
             proofs[inv.name] = Proof(inv.name, "proved", "induction", 1, tsup[0], support_minimal=tsup[1])
 
