@@ -78,6 +78,7 @@ from model.context import (
     ctx_thread,
     current,
     entered,
+    outer,
     record_abort,
 )
 from model.context import MODEL as CONTEXT
@@ -101,6 +102,7 @@ from model.core import (
     Opt,
     Or,
     Post,
+    Some,
     Step,
 )
 from model.vocab import Ctx, Req, Result
@@ -698,12 +700,19 @@ def unborn_contexts_have_no_tasks() -> Expr:
                                          (tasks[c] == 0) & (wait_until[c] == 0) & ~actor_holds[c]))
 
 
+@m.invariant(rules=("INV-C3",), source="io/io-context.c++:1303-1309", lemma=True)
+def no_context_is_its_own_outer() -> Expr:
+    """Lemma: a context's saved outer context is another context (entry refuses re-entry)."""
+    return ForAll(Ctx, lambda c: (outer[c] == NONE) | (outer[c] != Some(c)))
+
+
 @m.invariant(rules=("INV-C3",), source=("io/io-context.c++:1293-1331", "io/io-context.c++:1303-1309"), lemma=True)
 def threads_with_entered_contexts_are_busy() -> Expr:
     """Lemma: while a context is entered, its thread has a current context (so no KJ event of it runs).
 
-    Inductive on its own when a thread has at most one context; with more, the argument follows
-    the chain of saved outer contexts (see docs/verification.md)."""
+    Inductive on its own when a thread has one context, with `no_context_is_its_own_outer` when it
+    has two; with more, the argument follows the chain of saved outer contexts (a cycle of them
+    must be excluded: see docs/verification.md)."""
     return ForAll(Ctx, lambda c: Implies(entered[c], current[ctx_thread[c].some] != NONE))
 
 
