@@ -108,7 +108,7 @@ class _ActionContext:
         return f
 
     def affects(self, inv: Invariant) -> bool:
-        return inv.transition or bool(self.written & decls_read(inv.expr))
+        return inv.transition or bool(self.written & self.prover.reads(inv))
 
     def goal(self, key: str, formula: Any) -> Any:
         """An assumption literal that, when assumed, asserts ``formula``."""
@@ -127,11 +127,21 @@ class _Prover:
         self.trans_invs = [i for i in self.invs if i.transition]
         self.timeout_ms = timeout_ms
         self.minimize_timeout_ms = min(timeout_ms, 1000)
+        self.minimize = True
         self.max_k = max_k
         self.hyp = {i.name: z3.Bool(f"hyp:{i.name}") for i in self.state_invs}
+        self.hyp_name = {lit.get_id(): name for name, lit in self.hyp.items()}
+        self._reads: dict[str, set[object]] = {}
         self.queries = 0
         self.spent: dict[str, float] = {i.name: 0.0 for i in self.invs}
         self._contexts: dict[str, _ActionContext] = {}
+
+    def reads(self, inv: Invariant) -> set[object]:
+        """The state declarations ``inv`` reads (cached: asked once per action and round)."""
+        r = self._reads.get(inv.name)
+        if r is None:
+            r = self._reads[inv.name] = decls_read(inv.expr)
+        return r
 
     def new_solver(self) -> Any:
         s = z3.Solver()
@@ -226,14 +236,15 @@ class _Prover:
                 return f"not inductive: {self.describe_cti(ctx, ctx.solver.model(), [inv])}"
             if r != z3.unsat:
                 return f"z3 returned unknown ({ctx.solver.reason_unknown()}) for action {a.name}"
-            core = {str(c) for c in ctx.solver.unsat_core()}
-            needed = [h for h in hyps if str(h) in core]
+            core = {c.get_id() for c in ctx.solver.unsat_core()}  # ids: printing z3 terms is slow
+            needed = [h for h in hyps if h.get_id() in core]
             # deletion-based minimisation of the core
             # (a short timeout: a query that is not quickly unsat keeps the hypothesis, which
             # leaves the support sufficient, if perhaps not minimal)
             ctx.solver.set("timeout", self.minimize_timeout_ms)
             k = 0
-            while k < len(needed):
+            minimal = minimal and self.minimize
+            while self.minimize and k < len(needed):
                 trial = needed[:k] + needed[k + 1:]
                 r = self.check(ctx.solver, base + trial, [inv.name])
                 if r == z3.unsat:
@@ -242,7 +253,7 @@ class _Prover:
                     minimal = minimal and r == z3.sat
                     k += 1
             ctx.solver.set("timeout", self.timeout_ms)
-            used.update(str(h).removeprefix("hyp:") for h in needed)
+            used.update(self.hyp_name[h.get_id()] for h in needed)
         return tuple(sorted(used)), minimal
 
     def describe_cti(self, ctx: _ActionContext, m: Any, invs: Sequence[Invariant] = ()) -> str:
@@ -346,6 +357,7 @@ def prove(
     timeout_ms: int = 20000,
     max_k: int = 3,
     skip: Mapping[str, str] | None = None,
+    minimize: bool = True,
 ) -> ProofRun:
     """Prove the model's invariants (or those named) for every depth; see the module docstring.
 
@@ -353,12 +365,15 @@ def prove(
     inductive in the bounded configuration"): a counterexample to induction of a bounded
     configuration is one of the parametric universe too, so the parametric proof starts from
     what the bounded Houdini kept and spends no time on quantified satisfiable queries.
+    ``minimize=False`` reports each support as z3's unsat core, unminimised (sufficient, not
+    necessarily minimal): the proof alone, without the deletion queries that name the lemmas used.
     """
     start = time.perf_counter()
     model = enc.model
     names = set(invariants) if invariants is not None else None
     chosen = [i for i in model.invariants if names is None or i.name in names]
     p = _Prover(enc, chosen, timeout_ms, max_k)
+    p.minimize = minimize
     proofs: dict[str, Proof] = {}
     notes: list[str] = []
 
