@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from model.catalog import MODELS, get_model
+from model.catalog import MODELS, get_model, standard_configs
 from model.faults import FAULTS
 from properties.z3.bmc import bmc
 from properties.z3.encoding import BoundedEncoding, ParametricEncoding
@@ -122,6 +122,12 @@ def test_the_parametric_proof_fails_on_every_fault(fault) -> None:  # type: igno
         pytest.skip(f"{fault.name} breaks no invariant")
     proofs = prove(ParametricEncoding(variant), max_k=1, timeout_ms=5000).proofs
     assert {n for n, p in proofs.items() if not p.proved} & set(breaks)
+
+
+@pytest.mark.parametrize("sc", [pytest.param(c, marks=SLOW) for c in standard_configs()], ids=lambda c: c.name)
+def test_every_invariant_is_proved_in_every_standard_configuration(sc) -> None:  # type: ignore[no-untyped-def]
+    run = prove(BoundedEncoding(sc.config()), max_k=2, minimize=False)
+    assert not {n: p.detail for n, p in run.proofs.items() if not p.proved}
 
 
 def test_lifecycle_lemmas_are_what_the_proofs_need() -> None:
