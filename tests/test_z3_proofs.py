@@ -56,7 +56,7 @@ def test_every_invariant_is_proved_in_the_default_configuration(name: str) -> No
 @pytest.mark.parametrize("name", FULLY_PROVED)
 def test_every_invariant_is_proved_for_any_number_of_identities(name: str) -> None:
     model = get_model(name)
-    run = prove(ParametricEncoding(model), max_k=1)
+    run = prove(ParametricEncoding(model), max_k=1, minimize=False)
     unproved = {n: p.detail for n, p in run.proofs.items() if not p.proved}
     assert not unproved
     assert not relative_ctis(ParametricEncoding(model, tag="#rel")), "every invariant is inductive relative to all"
@@ -64,7 +64,7 @@ def test_every_invariant_is_proved_for_any_number_of_identities(name: str) -> No
 
 def test_constants_can_be_fixed_in_a_parametric_proof() -> None:
     model = get_model("ownership")
-    run = prove(ParametricEncoding(model, {"all_kinds": 0, "max_actions": 2}), max_k=1)
+    run = prove(ParametricEncoding(model, {"all_kinds": 0, "max_actions": 2}), max_k=1, minimize=False)
     assert all(p.proved for p in run.proofs.values())
 
 
@@ -74,7 +74,7 @@ def test_lemmas_are_what_the_proofs_need() -> None:
 
     model = get_model("ownership")
     bare = replace(model, invariants=tuple(i for i in model.invariants if not i.lemma))
-    run = prove(BoundedEncoding(bare.config()), max_k=1)
+    run = prove(BoundedEncoding(bare.config()), max_k=1, minimize=False)
     assert not all(p.proved for p in run.proofs.values())
     full = prove(BoundedEncoding(model.config()), max_k=1)
     used = {s for p in full.proofs.values() for s in p.support}
@@ -91,7 +91,7 @@ def test_the_induction_proof_fails_on_every_fault(fault) -> None:  # type: ignor
     breaks = [b for b in fault.breaks if b in invs]
     if not breaks:
         pytest.skip(f"{fault.name} breaks no invariant ({', '.join(fault.breaks)})")
-    proofs = prove(BoundedEncoding(cfg), max_k=1).proofs
+    proofs = prove(BoundedEncoding(cfg), max_k=1, minimize=False).proofs
     unproved = {n for n, p in proofs.items() if not p.proved}
     assert unproved & set(breaks), f"{fault.name}: {breaks} proved on the faulty model"
     violated = set(bmc(cfg, 12, invariants=breaks).traces)
@@ -104,7 +104,7 @@ def test_k_induction_checks_its_base_case() -> None:
     fault = next(f for f in FAULTS if f.name == "schedule_before_creation")
     cfg = fault.variant(get_model(fault.model)).config(**fault.bounds)
     assert set(bmc(cfg, 3).traces) == {"unborn_contexts_have_empty_queues"}
-    proofs = prove(BoundedEncoding(cfg), max_k=3).proofs
+    proofs = prove(BoundedEncoding(cfg), max_k=3, minimize=False).proofs
     assert not proofs["unborn_contexts_have_empty_queues"].proved
     assert proofs["pending_actions_are_signaled"].proved  # holds in this variant (the explorer agrees)
     assert proofs["pending_actions_are_signaled"].method == "k-induction"
@@ -120,7 +120,7 @@ def test_the_parametric_proof_fails_on_every_fault(fault) -> None:  # type: igno
     breaks = [b for b in fault.breaks if b in {i.name for i in variant.invariants}]
     if not breaks:
         pytest.skip(f"{fault.name} breaks no invariant")
-    proofs = prove(ParametricEncoding(variant), max_k=1, timeout_ms=5000).proofs
+    proofs = prove(ParametricEncoding(variant), max_k=1, timeout_ms=5000, minimize=False).proofs
     assert {n for n, p in proofs.items() if not p.proved} & set(breaks)
 
 
