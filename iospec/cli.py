@@ -19,7 +19,7 @@ from .errors import UserError
 __all__ = ["main"]
 
 #: modules under iospec.commands, in the order ``--help`` lists them
-COMMANDS = ["explore", "check-trace", "diagrams", "verify"]
+COMMANDS = ["explore", "check-trace", "diagrams", "verify", "differential"]
 
 
 def build_parser() -> argparse.ArgumentParser:

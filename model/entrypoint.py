@@ -62,7 +62,7 @@ from model.lifecycle import (
 )
 from model.vocab import Ctx, Req, Result
 
-__all__ = ["MODEL", "RESPONSES", "EpStage", "Response", "ep_stage", "response", "sent"]
+__all__ = ["MODEL", "RESPONSES", "RESPONSE_WIRE", "EpStage", "Response", "ep_stage", "response", "sent"]
 
 EpStage = Enum(
     "EpStage",
@@ -95,6 +95,25 @@ RESPONSES: dict[str, str] = {
     "EXCEPTION_TO_ACTOR_CALLER": "the Durable Object's exception propagates to the caller's stub.fetch(), which "
     "rejects with e.remote === true",
     "NO_RESPONSE": "the request was cancelled: no response on this request",
+}
+
+#: `RESPONSES` in machine-readable form: the wire observation (the conformance suite's expectation format,
+#: conformance/http/scenario.schema.json ``expect.responses``) each `Response` fixes on its own.  The
+#: handler's (or fallback's) own status, headers and body complete WORKER_RESPONSE, TRUNCATED and
+#: FALLBACK_RESPONSE; EXCEPTION_TO_ACTOR_CALLER and PENDING are not HTTP responses of their own (the caller's
+#: stub.fetch() rejects; no response was decided).  SYNTHETIC_500 is never sent by standalone workerd.
+RESPONSE_WIRE: dict[str, dict[str, Any] | None] = {
+    "PENDING": None,
+    "WORKER_RESPONSE": {"outcome": "response", "complete": True, "connection": "kept"},
+    "TRUNCATED": {"outcome": "response", "complete": False, "connection": "closed"},
+    "LISTENER_500": {"outcome": "response", "status": 500, "headers": {"connection": "close", "content-length": "21"},
+                     "headers_exact": True, "body": {"equals": "{msg:LISTENER_500_BODY}"}, "connection": "closed"},
+    "FALLBACK_RESPONSE": {"outcome": "response"},
+    "FALLBACK_500_EMPTY": {"outcome": "response", "status": 500, "headers": {"content-length": "0"},
+                           "headers_exact": True, "body": {"equals": ""}, "connection": "kept"},
+    "SYNTHETIC_500": {"outcome": "response", "status": 500, "body": {"equals": ""}},
+    "EXCEPTION_TO_ACTOR_CALLER": None,
+    "NO_RESPONSE": {"outcome": "no_response"},
 }
 
 FETCH_STARTED, HANDLER_RUNNING = EpStage.FETCH_STARTED, EpStage.HANDLER_RUNNING

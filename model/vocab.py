@@ -74,6 +74,7 @@ MESSAGES: dict[str, str] = {
     # api/global-scope.c++:50-63 (the neutered request body) and the pinned workerd's text for a
     # promise saved from an ended request (workerd-observed.md "Cross-request I/O").
     "REQUEST_BODY_AFTER_RESPONSE": "Can't read from request stream after response has been sent.",
+    "REQUEST_BODY_AFTER_EXCEPTION": "Can't read from request stream after responding with an exception.",
     "PROMISE_FROM_ENDED_REQUEST": "This promise was created by a request that has since ended, so it can never settle. "
     "With the handle_cross_request_promise_resolution compatibility flag, a promise can only settle in the request "
     "that created it, and settling it after that request ends is dropped.",

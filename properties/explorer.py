@@ -20,7 +20,9 @@ Stateright's.
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import sys
 import time
 from array import array
@@ -174,6 +176,62 @@ class ProgressPrinter:
 
 Progress = Callable[..., None]
 
+#: slots of the direct-mapped cache of raw (not yet canonical) successors, per process
+RAW_CACHE_SLOTS = 1 << 20
+#: frontiers smaller than this are expanded in this process even when workers are available
+PARALLEL_MIN_FRONTIER = 2_000
+
+
+@dataclass
+class Batch:
+    """What expanding a slice of the frontier produced (in this process or in a worker).
+
+    ``found`` holds, per successor, its 64-bit fingerprint, the (canonical) state and the index
+    of a state invariant it violates (-1: none); the merge keeps those not seen before.
+    """
+
+    found: list[tuple[int, State, int]]
+    counts: list[int]
+    transitions: int
+    #: (transition invariant index, pre, post)
+    tviolations: list[tuple[int, State, State]]
+    deadlocks: int
+    deadlock: State | None
+    raw_hits: int
+    #: every (pre, post, instance) edge, when building the graph
+    edges: list[tuple[State, State, int]] | None = None
+
+
+_WORKER_EXPLORER: Explorer | None = None
+
+
+def _expand_in_worker(states: list[State]) -> Batch:
+    assert _WORKER_EXPLORER is not None
+    return _WORKER_EXPLORER.expand(states, dedup=True)
+
+
+class _WorkerPool:
+    """Forked processes that inherit the compiled model (generated code cannot be pickled)."""
+
+    def __init__(self, explorer: Explorer, workers: int) -> None:
+        global _WORKER_EXPLORER
+        self.explorer = explorer
+        self.workers = workers
+        _WORKER_EXPLORER = explorer
+        self.pool = multiprocessing.get_context("fork").Pool(workers)
+
+    def expand(self, frontier: list[State]) -> Iterable[Batch]:
+        if len(frontier) < PARALLEL_MIN_FRONTIER:
+            return [self.explorer.expand(frontier)]
+        n = self.workers * 4
+        size = -(-len(frontier) // n)
+        slices = [frontier[k : k + size] for k in range(0, len(frontier), size)]
+        return self.pool.imap(_expand_in_worker, slices)  # in order: deterministic merge
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
 
 class Explorer:
     """Compiled machinery for one configuration (shared by `explore` and `replay`)."""
@@ -183,12 +241,85 @@ class Explorer:
         self.dm: DenseModel = compile_dense(config, checked=checked, compact=compact)
         self.canon: Callable[[State], State] | None = None
         self.symmetric: list[str] = []
+        self._raw_cache: array | None = None  # see expand(); one per process
         if symmetry:
             self.canon, _ = compile_canonicalizer(self.dm)
             sizes = dict(config.sizes)
             self.symmetric = [s.name for s in symmetric_sorts(config.model) if s.size(sizes) > 1]
 
     # -- the fast search ---------------------------------------------------------------------
+    def expand(self, states: Sequence[State], *, graph: bool = False, dedup: bool = False) -> Batch:
+        """Successors of ``states``: each canonicalised, fingerprinted and checked (see `Batch`).
+
+        This is the half of a BFS level that needs no global knowledge, so worker processes
+        run it on slices of the frontier.  ``dedup`` drops successors already produced by this
+        call (it shrinks what a worker sends back).
+        """
+        dm = self.dm
+        canon = self.canon
+        successors = dm.successors
+        inst_check = dm.inst_check
+        inst_tcheck = dm.inst_tcheck
+        terminal = dm.terminal
+        counts = [0] * len(dm.instances)
+        found: list[tuple[int, State, int]] = []
+        add_found = found.append
+        edges: list[tuple[State, State, int]] | None = [] if graph else None
+        tviolations: list[tuple[int, State, State]] = []
+        sent: set[int] = set()
+        transitions = deadlocks = raw_hits = 0
+        deadlock: State | None = None
+        mask = (1 << 64) - 1
+        use_raw_cache = canon is not None and not graph
+        if use_raw_cache and self._raw_cache is None:
+            self._raw_cache = array("Q", bytes(8 * RAW_CACHE_SLOTS))
+        raw_cache = self._raw_cache if use_raw_cache else None
+        raw_mask = RAW_CACHE_SLOTS - 1
+        for s in states:
+            progressed = False
+            for i, t in successors(s):
+                counts[i] += 1
+                if t is s:
+                    continue
+                if not progressed:
+                    if t == s:
+                        continue
+                    progressed = True
+                transitions += 1
+                tc = inst_tcheck[i]
+                if tc is not None:
+                    v = tc(s, t)
+                    if v >= 0:
+                        tviolations.append((v, s, t))
+                if raw_cache is not None:
+                    # An exact raw duplicate of a successor seen before (by this process) was already
+                    # checked and sent as its representative: skip canonicalising it again.  The cache
+                    # is direct-mapped and lossy: a miss only costs a canonicalisation.
+                    hr = (hash(t) & mask) or 1
+                    k = hr & raw_mask
+                    if raw_cache[k] == hr:
+                        raw_hits += 1
+                        continue
+                    raw_cache[k] = hr
+                # invariants the step could break, judged on the successor before canonicalising
+                chk = inst_check[i]
+                v = chk(t) if chk is not None else -1
+                if canon is not None:
+                    t = canon(t)
+                h = (hash(t) & mask) or 1
+                if edges is not None:
+                    edges.append((s, t, i))
+                if dedup:
+                    if h in sent:
+                        continue
+                    sent.add(h)
+                add_found((h, t, v))
+            if not progressed and not terminal(s):
+                deadlocks += 1
+                if deadlock is None:
+                    deadlock = s
+        return Batch(found, counts, transitions, tviolations, deadlocks, deadlock, raw_hits, edges)
+
     def run(
         self,
         *,
@@ -198,19 +329,22 @@ class Explorer:
         stop_on_violation: bool = True,
         progress: Progress | None = None,
         check_deadlocks: bool = True,
-        store_capacity: int = 1 << 16,
-        raw_cache_size: int = 1 << 20,
+        store_capacity: int = 1 << 10,
+        workers: int = 1,
     ) -> ExploreResult:
+        """Breadth-first search; ``workers`` > 1 expands each level in that many forked processes.
+
+        The merge (deduplication against the fingerprint store) stays in this process and takes
+        the slices in order, so the result, counterexamples included, does not depend on
+        ``workers``.
+        """
         dm = self.dm
         canon = self.canon
-        successors = dm.successors
         check_state = dm.check_state
-        inst_check = dm.inst_check
-        inst_tcheck = dm.inst_tcheck
-        terminal = dm.terminal
         counts = [0] * len(dm.instances)
         res = ExploreResult(config=self.config, symmetry=canon is not None, symmetric_sorts=self.symmetric)
         g: nx.DiGraph | None = nx.DiGraph() if graph else None
+        pool = _WorkerPool(self, workers) if workers > 1 and g is None else None
 
         start = time.perf_counter()
         dm.pruned[0] = 0
@@ -226,11 +360,8 @@ class Explorer:
         generated = 0
         transitions = 0
         deadlocks = 0
-        mask = (1 << 64) - 1
         add = seen.add
         table, cap = seen.table, seen.capacity
-        raw_cache = array("Q", bytes(8 * raw_cache_size)) if canon is not None else array("Q")
-        raw_mask = raw_cache_size - 1
         raw_hits = 0
         stop = False
 
@@ -244,64 +375,53 @@ class Explorer:
                         stop = True
 
         note_violation(check_state(init), init, 0)
-        while frontier and not stop:
-            if max_depth is not None and depth >= max_depth:
-                res.complete = False
-                break
-            nxt: list[State] = []
-            append = nxt.append
-            for s in frontier:
-                succ = successors(s)
-                progressed = False
-                for i, t in succ:
-                    counts[i] += 1
-                    if t is s:
-                        continue
-                    if not progressed:
-                        if t == s:
-                            continue
-                        progressed = True
-                    transitions += 1
-                    tc = inst_tcheck[i]
-                    if tc is not None:
-                        v = tc(s, t)
-                        if v >= 0 and (1000 + v) not in violated:
-                            violated[1000 + v] = ("transition", depth + 1, (s, t))
+        # States are acyclic tuples of ints: the cyclic garbage collector has nothing to find
+        # among them, but the millions it would scan cost a third of the run.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while frontier and not stop:
+                if max_depth is not None and depth >= max_depth:
+                    res.complete = False
+                    break
+                nxt: list[State] = []
+                append = nxt.append
+                if pool is not None:
+                    batches: Iterable[Batch] = pool.expand(frontier)
+                else:  # small slices keep the batch in the CPU cache
+                    batches = (self.expand(frontier[k : k + 256], graph=g is not None)
+                               for k in range(0, len(frontier), 256))
+                for batch in batches:
+                    for i, n in enumerate(batch.counts):
+                        counts[i] += n
+                    transitions += batch.transitions
+                    raw_hits += batch.raw_hits
+                    for v, pre, post in batch.tviolations:
+                        if (1000 + v) not in violated:
+                            violated[1000 + v] = ("transition", depth + 1, (pre, post))
                             if stop_on_violation:
                                 stop = True
-                    if canon is not None and g is None:
-                        # An exact raw duplicate of a successor seen before was already checked and
-                        # stored (as its representative): skip canonicalising it again.  The cache is
-                        # direct-mapped and lossy: a miss only costs a canonicalisation.
-                        hr = (hash(t) & mask) or 1
-                        k = hr & raw_mask
-                        if raw_cache[k] == hr:
-                            raw_hits += 1
+                    if check_deadlocks and batch.deadlocks:
+                        deadlocks += batch.deadlocks
+                        if deadlock_example is None:
+                            deadlock_example = batch.deadlock
+                    generated += len(batch.found)
+                    for h, t, v in batch.found:
+                        # inlined FingerprintSet.add: first probe here, collisions in the method
+                        j = h % cap
+                        slot = table[j]
+                        if slot == h:
                             continue
-                        raw_cache[k] = hr
-                    # invariants the step could break, judged on the successor before canonicalising
-                    chk = inst_check[i]
-                    v = chk(t) if chk is not None else -1
-                    if canon is not None:
-                        t = canon(t)
-                    generated += 1
-                    # inlined FingerprintSet.add: first probe here, collisions in the method
-                    h = (hash(t) & mask) or 1
-                    j = h % cap
-                    slot = table[j]
-                    if slot == h:
-                        is_new = False
-                    elif slot == 0:
-                        table[j] = h
-                        seen.count += 1
-                        if seen.count > seen.limit:
-                            seen._grow()
-                            table, cap = seen.table, seen.capacity
-                        is_new = True
-                    else:
-                        is_new = add(h)
-                        table, cap = seen.table, seen.capacity  # add() may have grown it
-                    if is_new:
+                        if slot == 0:
+                            table[j] = h
+                            seen.count += 1
+                            if seen.count > seen.limit:
+                                seen._grow()
+                                table, cap = seen.table, seen.capacity
+                        elif not add(h):
+                            continue
+                        else:
+                            table, cap = seen.table, seen.capacity  # add() may have grown it
                         append(t)
                         if v >= 0:
                             note_violation(v, t, depth + 1)
@@ -310,21 +430,23 @@ class Explorer:
                                     note_violation(dm.state_invariants.index(inv), t, depth + 1)
                         if g is not None:
                             g.add_node(t, depth=depth + 1)
-                    if g is not None:
-                        g.add_edge(s, t, action=dm.instances[i].render(), name=dm.instances[i].action.name)
-                if check_deadlocks and not progressed and not terminal(s):
-                    deadlocks += 1
-                    if deadlock_example is None:
-                        deadlock_example = s
-                if stop:
+                    if g is not None and batch.edges is not None:
+                        for pre, post, i in batch.edges:
+                            g.add_edge(pre, post, action=dm.instances[i].render(), name=dm.instances[i].action.name)
+                    if stop:
+                        break
+                depth += 1 if nxt else 0
+                frontier = nxt
+                if progress is not None:
+                    progress(depth, generated, len(seen), len(frontier))
+                if max_states is not None and len(seen) >= max_states and frontier:
+                    res.complete = False
                     break
-            depth += 1 if nxt else 0
-            frontier = nxt
-            if progress is not None:
-                progress(depth, generated, len(seen), len(frontier))
-            if max_states is not None and len(seen) >= max_states and frontier:
-                res.complete = False
-                break
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            if pool is not None:
+                pool.close()
         if progress is not None:
             progress(depth, generated, len(seen), len(frontier), final=True)
         if stop:
@@ -354,10 +476,10 @@ class Explorer:
                 res.violations.append(self.trace_to(_equals(where), d, reason))  # type: ignore[arg-type]
             else:
                 inv = dm.transition_invariants[key - 1000]
-                pre, post = where  # type: ignore[misc]  # a (pre, post) pair for transition invariants
+                before, after = where  # type: ignore[misc]  # a (pre, post) pair for transition invariants
                 reason = f"transition invariant {inv.name} violated"
-                tr = self.trace_to(_equals(pre), d - 1, reason)  # type: ignore[arg-type]
-                res.violations.append(self._extend(tr, post, reason))  # type: ignore[arg-type]
+                tr = self.trace_to(_equals(before), d - 1, reason)  # type: ignore[arg-type]
+                res.violations.append(self._extend(tr, after, reason))  # type: ignore[arg-type]
         if deadlock_example is not None:
             tgt = deadlock_example
             res.deadlock_trace = self.trace_to(lambda s: s == tgt, None, "deadlock: no action can make progress")
@@ -479,6 +601,7 @@ def explore(
     progress: Progress | None = None,
     checked: bool = False,
     compact: bool | None = None,
+    workers: int = 1,
 ) -> ExploreResult:
     """Explore ``config`` exhaustively (see the module docstring).
 
@@ -493,6 +616,7 @@ def explore(
         max_states=max_states,
         stop_on_violation=stop_on_violation,
         progress=progress,
+        workers=workers,
     )
 
 

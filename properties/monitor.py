@@ -73,6 +73,17 @@ def _compact(e: Mapping[str, Any]) -> str:
     return json.dumps(e, separators=(",", ":"), sort_keys=False)
 
 
+@dataclass
+class _Evaluation:
+    """One event decoded for one model: the action that applies, its arguments, a blocking guard, predictions."""
+
+    action: Action
+    index: int
+    vals: list[int]
+    blocked: str | None
+    predicted: dict[str, str]
+
+
 class _Watched:
     def __init__(self, model: Model, consts: Mapping[str, int]) -> None:
         self.model = model
@@ -100,7 +111,15 @@ class Monitor:
         check_invariants: bool = True,
     ) -> None:
         self.models = [get_model(m) if isinstance(m, str) else m for m in models]
-        self.watched = [_Watched(m, consts or {}) for m in self.models]
+        # A model another watched model extends is checked by the extension: refinement conjoins
+        # the base's guards and checks and copies its invariants, so stepping both is redundant work.
+        extended = {b for m in self.models for b in m.bases}
+        self.watched = [_Watched(m, consts or {}) for m in self.models if m.name not in extended or m.fault]
+        #: a skipped base model -> the watched extension whose state includes the base's variables
+        self.covered: dict[str, _Watched] = {
+            m.name: next(w for w in self.watched if m.name in w.model.bases)
+            for m in self.models if m.name in extended and not m.fault
+        }
         self.by_op: dict[str, list[_Watched]] = collections.defaultdict(list)
         for w in self.watched:
             for name in w.ops:
@@ -113,9 +132,14 @@ class Monitor:
         self.per_op: collections.Counter[str] = collections.Counter()
 
     # -- the step ----------------------------------------------------------------------------
-    def step(self, event: Mapping[str, Any], line: int | None = None) -> None:
+    def step(self, event: Mapping[str, Any], line: int | None = None, *, predict: bool = False) -> dict[str, str]:
+        """Check and apply one event; returns what the models predict for it (``result`` and outputs).
+
+        With ``predict=True`` the event need not report a ``result``: the models' prediction is
+        taken (the conformance suite replays behaviours this way to derive expected observations).
+        """
         try:
-            self._step(event)
+            return self._step(event, predict=predict)
         except MonitorViolation as v:
             v.line = line
             v.recent = list(self.recent)
@@ -123,12 +147,34 @@ class Monitor:
         finally:
             self.recent.append(event)
 
-    def _step(self, event: Mapping[str, Any]) -> None:
+    def predict(self, event: Mapping[str, Any]) -> dict[str, str] | None:
+        """What the models predict for ``event`` without applying it; None if some watched model's guard forbids it."""
+        op = event.get("op")
+        targets = self.by_op.get(op) if isinstance(op, str) else None
+        if not targets:
+            raise MonitorViolation("unknown_op", f"no watched model has an action {op!r}", event=event)
+        out: dict[str, str] = {}
+        for w in targets:
+            evaluated = self._evaluate(w, str(op), event.get("args", {}), event, predict=True)
+            if evaluated.blocked is not None:
+                return None
+            out.update(evaluated.predicted)
+        return out
+
+    def reset(self) -> None:
+        """Forget every state change and identity: the models are back in their initial state."""
+        for w in self.watched:
+            w.sm.reset()
+        self.ids.clear()
+        self.names.clear()
+        self.recent.clear()
+
+    def _step(self, event: Mapping[str, Any], *, predict: bool = False) -> dict[str, str]:
         op = event.get("op")
         if not isinstance(op, str):
             raise MonitorViolation("bad_event", "event has no 'op' string", event=event)
         if op.startswith("note."):
-            return
+            return {}
         targets = self.by_op.get(op)
         if not targets:
             raise MonitorViolation(
@@ -141,8 +187,10 @@ class Monitor:
             raise MonitorViolation("bad_event", "'args' must be an object", event=event)
         self.events += 1
         self.per_op[op] += 1
+        predicted: dict[str, str] = {}
         for w in targets:
-            self._step_model(w, op, args, event)
+            predicted.update(self._step_model(w, op, args, event, predict=predict))
+        return predicted
 
     def _decode_args(self, w: _Watched, action: Action, args: Mapping[str, Any], event: Mapping[str, Any]) -> list[int]:
         out = []
@@ -178,37 +226,42 @@ class Monitor:
                     w.sm.grow(sort, v + 1)
         return v
 
-    def _step_model(self, w: _Watched, op: str, args: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+    def _evaluate(self, w: _Watched, op: str, args: Mapping[str, Any], event: Mapping[str, Any], *,
+                  predict: bool) -> _Evaluation:
+        """Decode the event for one model; predict the result and outputs; compare what the event reports."""
         operation = w.ops[op]
         act = operation.action
         vals = self._decode_args(w, act, args, event)
-        sm = w.sm
         chosen_index = operation.index
         chosen = act
+        predicted: dict[str, str] = {}
         if act.checks:
             failing = w.checks[operation.index](*vals)
             if failing < 0:
-                predicted = "OK"
+                predicted_result = "OK"
             else:
                 assert operation.rejected is not None and operation.rejected_index is not None
                 chosen, chosen_index = operation.rejected, operation.rejected_index
                 res = w.outputs[chosen_index](*vals)["result"]
-                predicted = act.checks[0][2].sort.render(res)
+                predicted_result = act.checks[0][2].sort.render(res)
+            predicted["result"] = predicted_result
             reported = event.get("result")
             if op == operation.rejected.name if operation.rejected else False:
                 reported = reported or "(some error)"
+            if reported is None and predict:
+                reported = predicted_result
             if reported is None:
                 raise MonitorViolation(
                     "bad_event",
-                    f"{op} has checks, so the event must report a 'result' (the model predicts {predicted})",
+                    f"{op} has checks, so the event must report a 'result' (the model predicts {predicted_result})",
                     event=event, model=w.model.name,
                 )
-            if reported != predicted and not (reported == "(some error)" and predicted != "OK"):
+            if reported != predicted_result and not (reported == "(some error)" and predicted_result != "OK"):
                 label = act.checks[failing][0] if failing >= 0 else None
                 why = f" (check {label!r} fails: {render_expr(act.checks[failing][1])})" if label else ""
                 raise MonitorViolation(
                     "wrong_result",
-                    f"{w.model.name}: {op} reported {reported}, the model predicts {predicted}{why}",
+                    f"{w.model.name}: {op} reported {reported}, the model predicts {predicted_result}{why}",
                     rules=act.rules, event=event, model=w.model.name, state=self._excerpt(w, act, vals),
                 )
         elif "result" in event and event["result"] not in ("OK", None):
@@ -216,7 +269,18 @@ class Monitor:
                 "wrong_result", f"{w.model.name}: {op} cannot fail, but reported {event['result']}",
                 rules=act.rules, event=event, model=w.model.name,
             )
-        label = w.guard[chosen_index](*vals)
+        blocked = w.guard[chosen_index](*vals)
+        if chosen_index in w.outputs:
+            for name, value in w.outputs[chosen_index](*vals).items():
+                if name != "result":
+                    predicted[name] = dict(chosen.outputs)[name].sort.render(value)
+        return _Evaluation(chosen, chosen_index, vals, blocked, predicted)
+
+    def _step_model(self, w: _Watched, op: str, args: Mapping[str, Any], event: Mapping[str, Any], *,
+                    predict: bool = False) -> dict[str, str]:
+        ev = self._evaluate(w, op, args, event, predict=predict)
+        chosen, chosen_index, vals, sm = ev.action, ev.index, ev.vals, w.sm
+        label = ev.blocked
         if label is not None:
             g = dict(chosen.guard)[label]
             raise MonitorViolation(
@@ -226,11 +290,9 @@ class Monitor:
             )
         reported_outputs = event.get("outputs")
         if reported_outputs:
-            predicted_outputs = w.outputs[chosen_index](*vals)
             for name, value in reported_outputs.items():
-                if name in predicted_outputs:
-                    sort = dict(chosen.outputs)[name].sort
-                    pv = sort.render(predicted_outputs[name])
+                if name in ev.predicted and name != "result":
+                    pv = ev.predicted[name]
                     got = ("true" if value else "false") if isinstance(value, bool) else str(value)
                     if got != pv:
                         raise MonitorViolation(
@@ -249,6 +311,7 @@ class Monitor:
                     rules=inv.rules, event=event, model=w.model.name, state=self._excerpt(w, chosen, vals),
                 )
         sm.clear_changes()
+        return ev.predicted
 
     # -- views --------------------------------------------------------------------------------
     def _excerpt(self, w: _Watched, act: Action, vals: Sequence[int]) -> dict[str, Any]:
@@ -294,11 +357,14 @@ class Monitor:
 
     def state(self, model: str) -> dict[str, Any]:
         """The model state, with identities shown by the implementation's names."""
-        for w in self.watched:
-            if w.model.name == model:
+        watched = [(w, w.model) for w in self.watched]
+        if model in self.covered:  # the base's variables, as the extension tracks them
+            watched = [(self.covered[model], next(m for m in self.models if m.name == model))]
+        for w, declared in watched:
+            if declared.name == model:
                 sm = w.sm
                 out: dict[str, Any] = {}
-                for d in w.model.state:
+                for d in (w.model.decl(x.name) for x in declared.state):
                     if isinstance(d, StateVar):
                         out[d.name] = self._render(d.sort, sm.read_var(d))
                     else:
@@ -319,12 +385,12 @@ class Monitor:
         return [(w.model.name, inv) for w in self.watched for inv in w.sm.check_invariants_fully()]
 
     def func_cells(self, model: str, func: str) -> dict[Any, Any]:
-        for w in self.watched:
-            if w.model.name == model:
-                d = w.model.decl(func)
-                assert isinstance(d, Func)
-                return self.state(model)[func]  # type: ignore[no-any-return]
-        raise KeyError(model)
+        d = get_model(model).decl(func) if model in self.covered else next(
+            (w.model.decl(func) for w in self.watched if w.model.name == model), None)
+        if d is None:
+            raise KeyError(model)
+        assert isinstance(d, Func)
+        return self.state(model)[func]  # type: ignore[no-any-return]
 
 
 def run_events(models: Sequence[str | Model], events: Iterable[Mapping[str, Any]]) -> Monitor:

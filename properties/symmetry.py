@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from model.core.dense import DenseModel
@@ -53,6 +54,7 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
     written: set[int] = set().union(*dm.inst_writes.values()) if dm.inst_writes else set()
     fixed = {k: dm.initial[k] for k in range(layout.n) if k not in written}
     lines = ["def canon(s):"]
+    inverse_lines: list[str] = []
 
     def is_sym(sort: Any) -> str | None:
         ids = sort.id_sort()
@@ -116,57 +118,105 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
             parts.extend(f"{h}[{x}]" for h in hist_names[name])
             keys.append("(" + ", ".join(parts) + ",)")
         lines.append(f"    k_{name} = ({', '.join(keys)},)")
-        lines.append(f"    o_{name} = sorted(range({n}), key=k_{name}.__getitem__)")
+        lines.append(f"    o_{name} = tuple(sorted(range({n}), key=k_{name}.__getitem__))")
         orders.append(name)
-        lines.append(f"    p_{name} = [0] * {n + 1}")
-        lines.append(f"    p_{name}[{n}] = -1")
-        lines.append(f"    for i, x in enumerate(o_{name}):")
-        lines.append(f"        p_{name}[x] = i")
+        # the inverse permutation (old label -> new label; -1 "no identity" stays -1)
+        inverse_lines.append(f"    p_{name} = [0] * {n + 1}")
+        inverse_lines.append(f"    p_{name}[{n}] = -1")
+        inverse_lines.append(f"    for i, x in enumerate(o_{name}):")
+        inverse_lines.append(f"        p_{name}[x] = i")
 
-    # 3. the permuted state
-    out: list[str] = []
+    # 3. the permuted state, slot by slot.  A cell is a constant (`FixedCell`) or the source slot
+    #    `offset + sum(order[sort][position] * stride)` (`SourceCell`), whose value is remapped
+    #    through the inverse permutation when the value sort is symmetric.
+    @dataclass(frozen=True)
+    class FixedCell:
+        value: Any
+
+    @dataclass(frozen=True)
+    class SourceCell:
+        offset: int
+        #: (symmetric sort, position in that sort's order, stride)
+        permuted: tuple[tuple[str, int, int], ...]
+        value_sort: str | None
+
+    out_cells: list[FixedCell | SourceCell] = []
     for d in dm.model.state:
         if d not in layout.base:
             continue
         vsym = is_sym(d.value_sort if isinstance(d, Func) else d.sort)
         if isinstance(d, StateVar):
             k0 = layout.base[d]
-            if k0 in fixed:
-                out.append(repr(fixed[k0]))
-                continue
-            slot = f"s[{k0}]"
-            out.append(f"p_{vsym}[{slot}]" if vsym else slot)
+            out_cells.append(FixedCell(fixed[k0]) if k0 in fixed else SourceCell(k0, (), vsym))
             continue
         strides = layout.strides[d]
         every = list(itertools.product(*(range(k) for k in layout.shape[d])))
         cells_fixed = all(layout.slot(d, idx) in fixed for idx in every)
-        for idx in itertools.product(*(range(k) for k in layout.shape[d])):
+        for idx in every:
             if cells_fixed:
-                out.append(repr(fixed[layout.slot(d, idx)]))
+                out_cells.append(FixedCell(fixed[layout.slot(d, idx)]))
                 continue
-            terms = [str(layout.base[d])]
+            offset = layout.base[d]
+            permuted: list[tuple[str, int, int]] = []
             for j, isort, stride in zip(idx, d.index_sorts, strides):
                 iname = is_sym(isort) if isinstance(isort, IdSort) else None
                 if iname:
-                    terms.append(f"o_{iname}[{j}]*{stride}" if stride != 1 else f"o_{iname}[{j}]")
-                elif j:
-                    terms.append(str(j * stride))
+                    permuted.append((iname, j, stride))
+                else:
+                    offset += j * stride
+            out_cells.append(SourceCell(offset, tuple(permuted), vsym))
+
+    def symbolic() -> str:
+        """The permuted state as an expression over the orders `o_<sort>` and inverses `p_<sort>`."""
+        parts = []
+        for c in out_cells:
+            if isinstance(c, FixedCell):
+                parts.append(repr(c.value))
+                continue
+            terms = [str(c.offset)] + [f"o_{n}[{j}]" + (f"*{st}" if st != 1 else "") for n, j, st in c.permuted]
             slot = f"s[{' + '.join(terms)}]"
-            out.append(f"p_{vsym}[{slot}]" if vsym else slot)
-    state_expr = "(" + ", ".join(out) + ",)"
-    body = lines[1:]
-    identity = " and ".join(f"o_{name} == {list(range(sym[name].size(sizes)))!r}" for name in orders)
+            parts.append(f"p_{c.value_sort}[{slot}]" if c.value_sort else slot)
+        return "(" + ", ".join(parts) + ",)"
+
+    def specialised(order: dict[str, tuple[int, ...]]) -> Callable[[tuple[int, ...]], tuple[int, ...]]:
+        """One permutation as straight-line code with constant slot indices."""
+        maps: dict[str, tuple[int, ...]] = {}
+        for name, o in order.items():
+            p = [0] * (len(o) + 1)
+            p[len(o)] = -1
+            for pos, x in enumerate(o):
+                p[x] = pos
+            maps[name] = tuple(p)
+        parts = []
+        for c in out_cells:
+            if isinstance(c, FixedCell):
+                parts.append(repr(c.value))
+                continue
+            slot = c.offset + sum(order[n][j] * st for n, j, st in c.permuted)
+            parts.append(f"p_{c.value_sort}[s[{slot}]]" if c.value_sort else f"s[{slot}]")
+        env = {f"p_{name}": m for name, m in maps.items()}
+        code = "lambda s: (" + ", ".join(parts) + ",)"
+        return eval(code, env)  # generated from the layout
+
+    identity = " and ".join(f"o_{name} == {tuple(range(sym[name].size(sizes)))!r}" for name in orders)
+    key = "(" + ", ".join(f"o_{name}" for name in orders) + ",)"
+    # canon: compute the orders, then apply the permutation through straight-line code
+    # specialised for that permutation (generated on first use, cached in APPLY)
+    canon_lines = list(lines)
     if identity:
-        lines.append(f"    if {identity}:")
-        lines.append("        return s")
-    lines.append(f"    return {state_expr}")
-    # the same, also returning the permutation applied (old label -> new label per sort)
-    lines.append("def canon_perm(s):")
-    lines.extend(body)
+        canon_lines.append(f"    if {identity}:")
+        canon_lines.append("        return s")
+    canon_lines.append(f"    key = {key}")
+    canon_lines.append("    f = APPLY.get(key)")
+    canon_lines.append("    if f is None:")
+    canon_lines.append(f"        f = APPLY[key] = SPECIALISE(dict(zip({list(orders)!r}, key)))")
+    canon_lines.append("    return f(s)")
+    # canon_perm (counterexamples only): the general version, also returning the permutation
+    perm_lines = ["def canon_perm(s):", *lines[1:], *inverse_lines]
     perms = ", ".join(f"{name!r}: p_{name}[:{sort.size(sizes)}]" for name, sort in sym.items())
-    lines.append(f"    return {state_expr}, {{{perms}}}")
-    source = "\n".join(lines) + "\n"
-    ns: dict[str, Any] = {}
+    perm_lines.append(f"    return {symbolic()}, {{{perms}}}")
+    source = "\n".join(canon_lines + perm_lines) + "\n"
+    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialised}
     exec(compile(source, f"<canon:{dm.config.describe()}>", "exec"), ns)
     dm.canon_perm = ns["canon_perm"]  # type: ignore[attr-defined]
     return ns["canon"], source

@@ -4,6 +4,12 @@ Options: ``--port`` (0: any free port; the chosen ports are printed), ``--thread
 ``--limits workerd-serve|production``, ``--trace FILE`` (write the NDJSON trace), ``--monitor``
 (run the models alongside and report at exit), ``--fault NAME`` (a faulty variant).
 Stop it with Ctrl-C.
+
+Controlled scheduling (reference_impl/scheduler.py, docs/predictive-checking.md):
+``record SCENARIO --trace FILE [--strategy random|pct|priority] [--seed N] [--schedule OUT]`` runs a
+scenario under the controlled scheduler and writes its trace (with synchronisation) and schedule;
+``explore SCENARIO --strategy random|pct|dfs --runs N`` looks for a schedule the monitors reject;
+``replay FILE`` replays a schedule file or a witness of ``iospec check-trace --predict``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,30 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--trace", metavar="FILE", help="write the NDJSON trace here")
     serve.add_argument("--monitor", action="store_true", help="check every event against the models")
     serve.add_argument("--fault", action="append", default=[], choices=fault_names(), help="a faulty variant")
+    from reference_impl.scenarios import SCENARIOS
+
+    for name, helptext in (("record", "run a scenario under the controlled scheduler; write its trace"),
+                           ("explore", "run a scenario under many schedules until the monitors reject one")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("scenario", choices=sorted(SCENARIOS))
+        p.add_argument("--strategy", default="pct", choices=["random", "pct", "priority", "dfs"])
+        p.add_argument("--seed", type=int, default=1)
+        p.add_argument("--depth", type=int, default=2, help="PCT: priority-change depth; DFS: decisions branched")
+        p.add_argument("--order", default="gc,MainThread,thread-0,thread-1", help="priority: thread order")
+        p.add_argument("--fault", action="append", default=[], choices=fault_names(), help="a faulty variant")
+        p.add_argument("--schedule", metavar="OUT", help="write the schedule (JSON) here")
+        if name == "record":
+            p.add_argument("--trace", metavar="FILE", required=True, help="write the NDJSON trace here")
+        else:
+            p.add_argument("--runs", type=int, default=20, help="at most this many schedules")
+    rp = sub.add_parser("replay", help="replay a schedule file or a predictive-checking witness")
+    rp.add_argument("file", metavar="FILE")
+    rp.add_argument("--trace", metavar="FILE", help="write the replayed run's trace here")
     args = parser.parse_args(argv)
+    if args.command in ("record", "explore", "replay"):
+        from reference_impl.controlled_cli import run_controlled
+
+        return run_controlled(args)
 
     sinks: list[Sink] = [NdjsonSink(args.trace)] if args.trace else []
     rt = Runtime(threads=args.threads, limits=args.limits, faults=args.fault, trace=sinks, memory_trace=False,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from reference_impl.api import (
     BodyWriter,
     ExecutionContext,
+    NativeBody,
     Request,
     Response,
     ResponseSink,
@@ -151,7 +152,9 @@ class WorkerEntrypoint:
             raise
         except Exception as e:
             failure = e
-            ctx.log("error", f"Uncaught exception: {type(e).__name__}: {e}")
+            request.neuter("REQUEST_BODY_AFTER_EXCEPTION")
+            # the Lock logs an uncaught JS exception at INFO (worker.c++:2544-2581); the listener logs at ERROR
+            ctx.log("info", f"Uncaught exception: {type(e).__name__}: {e}")
             self._emit("handler_threw", {"r": name})
         # The KJ_DEFER leaving stage 2: capture the fail-open channel, then drain into the service's task set.
         if ctx.fail_open and not rt.fault("pass_through_ignored"):
@@ -173,7 +176,8 @@ class WorkerEntrypoint:
             try:
                 await fail_open_service.request(request.clone_for_fallback(), tracker)
             except Exception as fallback_error:
-                ctx.log("error", f"failOpenFallback: {fallback_error}")
+                if not isinstance(fallback_error, (JsError, WorkerdError)):  # a tunnelled JS exception is not logged
+                    ctx.log("error", f"failOpenFallback: {fallback_error}")
                 self._emit("fallback_done", {"r": name, "ok": False},
                            {"response": "TRUNCATED" if tracker.sent else "FALLBACK_500_EMPTY"})
                 await self._send_synthetic_status(tracker, 500, "Internal Server Error")
@@ -215,22 +219,23 @@ class WorkerEntrypoint:
         if not isinstance(result, Response):
             raise JsError("Incorrect type for Promise: the Promise did not resolve to 'Response'.")
         await self._send_response(ctx, result, tracker)
+        request.neuter("REQUEST_BODY_AFTER_RESPONSE")  # after the body was sent (global-scope.c++:466-475)
 
     async def _send_response(self, ctx: IoContext, resp: Response, tracker: ResponseSentTracker) -> None:
         """Send the Response: its headers are committed inside the context; a streamed body is pumped there."""
         body = resp.body
         headers = list(resp.headers)
-        streamed = not (body is None or isinstance(body, (bytes, str)))
+        streamed = not (body is None or isinstance(body, (bytes, str, NativeBody)))
         await ctx.run(lambda: tracker.commit_handler_response(resp.status))
         if not streamed:
-            data = resp.body_bytes()
+            data = await ctx.run(resp.body_bytes) if isinstance(body, NativeBody) else resp.body_bytes()
             with ctx.pending_io():
                 writer = await tracker.send(resp.status, resp.reason, headers, len(data))
                 if data:
                     await writer.write(data)
                 await writer.end()
             return
-        assert body is not None and not isinstance(body, (bytes, str))
+        assert body is not None and not isinstance(body, (bytes, str, NativeBody))
         iterator = body.__aiter__()
         with ctx.pending_io():
             writer = await tracker.send(resp.status, resp.reason, headers, None)

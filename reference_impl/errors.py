@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from model.vocab import IO_TYPE_SUFFIX, MESSAGES
 
-__all__ = ["AbortError", "JsError", "WorkerdError", "message_for"]
+__all__ = ["AbortError", "JsError", "JsThrownValue", "JsTypeError", "WorkerdError", "describe_exception", "js_name",
+           "message_for"]
 
 
 def message_for(result: str, *, io_type: str | None = None, method: str | None = None) -> str:
@@ -34,7 +35,37 @@ class WorkerdError(RuntimeError):
 
 
 class JsError(Exception):
-    """An exception a worker's code throws (or is thrown into it): workerd's ``jsg.Error``."""
+    """An exception a worker's code throws (or is thrown into it): workerd's ``jsg.Error``.
+
+    ``JS_NAME`` is the JavaScript class name the error has in a worker (``e.name``).
+    """
+
+    JS_NAME = "Error"
+
+
+class JsTypeError(JsError):
+    """A JavaScript ``TypeError`` (``jsg.TypeError``), e.g. reading a neutered request body."""
+
+    JS_NAME = "TypeError"
+
+
+class JsThrownValue(JsError):
+    """A thrown JavaScript value that is not an Error (a string, an object, null); ``str()`` is ``String(value)``."""
+
+    JS_NAME = ""
+
+
+def js_name(e: BaseException) -> str:
+    """The JavaScript name of an exception as worker code sees it (workerd's own errors are ``Error``s)."""
+    if isinstance(e, JsError):
+        return e.JS_NAME
+    return "Error"
+
+
+def describe_exception(e: BaseException) -> str:
+    """kj's description of a JavaScript exception: ``jsg.<Name>: <message>`` (what workerd logs after ``remote.``)."""
+    name = js_name(e)
+    return f"jsg.{name}: {e}" if name else f"jsg.Error: {e}"
 
 
 class AbortError(JsError):

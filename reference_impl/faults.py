@@ -43,6 +43,16 @@ _FAULTS = [
     RuntimeFault("deletion_without_queue_lock", "INV-O6",
                  "scheduleDeletion pushes without taking the DeleteQueue mutex",
                  "push_deletion with no drop_elsewhere (the locked section) before it (guard pushing)"),
+    # Interleaving-dependent: the trace of a lucky run is clean; predictive checking finds the schedule
+    # (docs/predictive-checking.md).
+    RuntimeFault("queue_lock_skipped", "INV-O6",
+                 "scheduleDeletion records its locked section but never takes the DeleteQueue mutex",
+                 "only in an unlucky schedule: the owner's enter between drop_elsewhere and push_deletion "
+                 "(guard queue_mutex_free)"),
+    RuntimeFault("queue_closed_without_lock", "INV-O5",
+                 "~IoContext closes the DeleteQueue without taking its mutex",
+                 "only in an unlucky schedule: destroy_end between a GC thread's drop_elsewhere and push_deletion "
+                 "(guard queue_mutex_free)"),
     RuntimeFault("queue_processed_when_dead", "INV-O5",
                  "the DeleteQueue signal task is not cancelled at teardown and runs without checking the context",
                  "run_actions for a context that is no longer alive (guard alive)"),

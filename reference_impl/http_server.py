@@ -12,6 +12,9 @@ from ``workerd serve`` (/work/shared/research/workerd-observed.md):
   then the connection is closed;
 * an exception after the headers went out cannot change the status: the connection is closed
   without the chunked terminator (a truncated body);
+* the status line and headers are written together with the first body bytes (or the end), as
+  kj's HttpServer does: a body that fails before yielding anything leaves the client with no
+  status line at all;
 * a service that answers normally (including the fail-open path's synthetic empty 500) keeps
   the connection open.
 
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 
 from reference_impl.api import BodyWriter, Request
+from reference_impl.errors import JsError, WorkerdError, describe_exception
 
 if TYPE_CHECKING:
     from reference_impl.loop import RuntimeThread
@@ -105,7 +109,9 @@ class _Connection:
                 self.listener.runtime.log("error", f"Uncaught exception after the response started: {e}")
                 self._abort_connection()
                 return False
-            self.listener.runtime.log("error", f"Uncaught exception: {type(e).__name__}: {e}")
+            what = f"remote.{describe_exception(e)}" if isinstance(e, (JsError, WorkerdError)) else (
+                f"{type(e).__name__}: {e}")
+            self.listener.runtime.log("error", f"Uncaught exception: {what}")
             await self._send_listener_500()
             return False
         if not sink.ended:
@@ -134,6 +140,7 @@ class _H11Response:
         self._conn = conn
         self.status: int | None = None
         self.ended = False
+        self._head = b""  # the status line and headers, written with the first body bytes
 
     @property
     def sent(self) -> bool:
@@ -147,22 +154,22 @@ class _H11Response:
             hs.append((b"content-length", str(length).encode()))
         self.status = status
         phrase = reason or _phrase(status)
-        data = self._conn.h11.send(h11.Response(status_code=status, reason=phrase.encode("latin-1"), headers=hs))
-        self._conn.writer.write(data or b"")
-        await self._conn.writer.drain()
+        self._head = self._conn.h11.send(h11.Response(status_code=status, reason=phrase.encode("latin-1"),
+                                                      headers=hs)) or b""
         return self
+
+    async def _write(self, data: bytes) -> None:
+        head, self._head = self._head, b""
+        self._conn.writer.write(head + data)
+        await self._conn.writer.drain()
 
     async def write(self, chunk: bytes) -> None:
         if not chunk:
             return
-        data = self._conn.h11.send(h11.Data(data=chunk))
-        self._conn.writer.write(data or b"")
-        await self._conn.writer.drain()
+        await self._write(self._conn.h11.send(h11.Data(data=chunk)) or b"")
 
     async def end(self) -> None:
-        data = self._conn.h11.send(h11.EndOfMessage())
-        self._conn.writer.write(data or b"")
-        await self._conn.writer.drain()
+        await self._write(self._conn.h11.send(h11.EndOfMessage()) or b"")
         self.ended = True
 
 
@@ -199,7 +206,12 @@ class HttpListener:
         sock = writer.get_extra_info("socket")
         if sock is not None:  # headers and body go out in separate writes: do not let Nagle hold the body back
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await _Connection(self, reader, writer).serve()
+        try:
+            await _Connection(self, reader, writer).serve()
+        except asyncio.CancelledError:
+            # the connection's task is cancelled (runtime shutdown, or its context torn down while the handler
+            # waited): end it quietly, as asyncio.streams (3.11) would otherwise report a cancelled callback
+            writer.transport.abort()
 
     @property
     def url(self) -> str:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reference_impl import loop as _loop
-from reference_impl.errors import ExceededCpu, ExceededMemory, JsError, WorkerdError, message_for
+from reference_impl.errors import ExceededCpu, ExceededMemory, JsError, WorkerdError, js_name, message_for
 from reference_impl.io_own import DeleteQueue, IoOwn, IoPtr, OwnedObject, OwnedObjectList, ReverseIoOwn
 from reference_impl.locks import WorkerLock
 from reference_impl.loop import RuntimeThread
@@ -354,11 +354,24 @@ class IoContext:
                 coro.close()
 
     # ---- tasks and waitUntil ----------------------------------------------------------------
-    def _new_task(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
+    def _new_task(self, aw: Awaitable[Any], *, promise: bool = False) -> asyncio.Task[Any]:
         coro = aw if asyncio.iscoroutine(aw) else _await(aw)
-        task = asyncio.Task(self.drive(coro), loop=self.loop)
+        task = asyncio.Task(self._promise_chain(coro) if promise else self.drive(coro), loop=self.loop)
         task.add_done_callback(lambda _t: coro.close())  # cancelled before its first step: never started
         return task
+
+    async def _promise_chain(self, coro: Coroutine[Any, Any, T]) -> T:
+        """A JS promise chain of this context: when the context ends first, the promise can never settle.
+
+        Awaiting it from another request then rejects with workerd's "can never settle" error (the promise's
+        IoContext is gone) instead of resolving or hanging.
+        """
+        try:
+            return await self.drive(coro)
+        except asyncio.CancelledError:
+            if self.state in ("TEARDOWN", "DEAD"):
+                raise JsError(message_for("PROMISE_FROM_ENDED_REQUEST")) from None
+            raise
 
     def spawn(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
         """A Python task started by worker code (``asyncio.ensure_future`` in a handler): a JS promise chain.
@@ -371,7 +384,7 @@ class IoContext:
         """
         if self.actor is not None:
             return self.add_wait_until(aw)
-        task = self._new_task(aw)
+        task = self._new_task(aw, promise=True)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -424,7 +437,7 @@ class IoContext:
         """A worker-spawned Python task settled (no model event: it is a JS promise chain)."""
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self.log("error", f"Uncaught (in promise) {type(task.exception()).__name__}: {task.exception()}")
+            self.log("info", _uncaught_in_promise(task.exception()))
         self._check_wait_until_empty()
 
     def _wait_until_done(self, task: asyncio.Task[Any]) -> None:
@@ -439,7 +452,7 @@ class IoContext:
             ok = exc is None and not task.cancelled()
             rec.emit("wait_until_done", {"c": self.name, "ok": ok}, outputs={"log": "NO_LOG" if ok else "ASYNC_TASK"})
         if exc is not None:
-            self.log("error", f"Uncaught (in promise) {type(exc).__name__}: {exc}")
+            self.log("info", _uncaught_in_promise(exc))
         self._check_wait_until_empty()
 
     def _task_failed(self, e: BaseException) -> None:
@@ -745,7 +758,9 @@ class IoContext:
             with rec.atomic():
                 self.owned.unlink(node)
                 rec.emit("teardown_free", {"o": node.name})
-        with self.delete_queue.mutex, rec.atomic():
+        from reference_impl.io_own import _Unlocked
+
+        with _Unlocked() if rt.fault("queue_closed_without_lock") else self.delete_queue.mutex, rec.atomic():
             self.delete_queue.close_locked()
             self.state = "DEAD"
             rec.emit("destroy_end", {"c": self.name})
@@ -776,6 +791,12 @@ class IoContext:
 
     def __repr__(self) -> str:
         return f"<IoContext {self.name} {self.state} on {self.thread.name}{' actor' if self.actor else ''}>"
+
+
+def _uncaught_in_promise(e: BaseException | None) -> str:
+    """workerd's INFO line for a rejected task or waitUntil promise (visible with ``--verbose``)."""
+    name = js_name(e) if e is not None else "Error"
+    return f"uncaught exception; source = Uncaught (in promise); exception = {name + ': ' if name else ''}{e}"
 
 
 async def _await(aw: Awaitable[T]) -> T:

@@ -127,12 +127,58 @@ class DeleteQueueStatistics:
     mutex_held: bool
 
 
+class RecordedLock:
+    """A `threading.Lock` whose acquisitions and releases are recorded (when the recorder records
+    synchronisation) and whose acquisition is a yield point of the controlled scheduler.
+
+    Predictive checking (properties/predict.py) keeps two sections of the same lock on different
+    threads apart; that is the only place the trace says what the mutex excludes.
+    """
+
+    def __init__(self, recorder: Any, name: str) -> None:
+        self._lock = threading.Lock()
+        self._recorder = recorder
+        self.name = name
+        self.holder = ""
+
+    def __enter__(self) -> RecordedLock:
+        rec = self._recorder
+        rec.yield_point()
+        if not self._lock.acquire(blocking=False):
+            sched = rec.scheduler
+            if sched is not None:
+                sched.note_blocked(f"lock {self.name} held by {self.holder}")
+            self._lock.acquire()
+            if sched is not None:
+                sched.note_blocked(None)
+        self.holder = threading.current_thread().name
+        rec.sync_event("lock_acquire", lock=self.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._recorder.sync_event("lock_release", lock=self.name)
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+class _Unlocked:
+    """What a faulty variant uses instead of the mutex: records nothing, excludes nothing."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 class DeleteQueue:
     """``DeleteQueue``: the mutex-guarded cross-thread queue of one IoContext."""
 
     def __init__(self, ctx: IoContext, signal: Callable[[], None]) -> None:
         self.ctx = ctx
-        self.mutex = threading.Lock()
+        self.mutex = RecordedLock(ctx.runtime.recorder, f"queue:{ctx.name}")
         self.state: _QueueState | None = _QueueState(signal)
         self.signaled = False
 
@@ -194,7 +240,7 @@ class DeleteQueue:
                 node.destroy()
                 rec.emit("drop_in_owner", {"o": node.name, "t": t})
             return
-        with self.mutex:
+        with _Unlocked() if rt.fault("queue_lock_skipped") else self.mutex:
             with rec.atomic():
                 handle._node = None
                 rec.emit("drop_elsewhere", {"o": node.name, "t": t})
@@ -392,8 +438,9 @@ class GcThread:
     GC runs on.
     """
 
-    def __init__(self, name: str = "gc") -> None:
+    def __init__(self, name: str = "gc", recorder: Any = None) -> None:
         self.name = name
+        self._recorder = recorder
         self._jobs: _queue.Queue[tuple[Callable[[], Any], threading.Event, list[BaseException]] | None] = (
             _queue.Queue()
         )
@@ -406,23 +453,42 @@ class GcThread:
             if job is None:
                 return
             fn, done, errors = job
+            edge = getattr(done, "edge", None)
             try:
+                if edge is not None:
+                    self._recorder.sync_event("wait", edge=edge)
                 fn()
             except BaseException as e:  # reported to the caller of collect()
                 errors.append(e)
             finally:
+                if edge is not None:
+                    self._recorder.sync_event("post", edge=edge + ":done")
                 done.set()
 
     def collect(self, *finalizers: Callable[[], Any], timeout: float = 10.0) -> None:
         """Run each finaliser on the GC thread, in order; re-raise the first error."""
         for fn in finalizers:
-            done = threading.Event()
-            errors: list[BaseException] = []
-            self._jobs.put((fn, done, errors))
+            done, errors = self.submit(fn)
             if not done.wait(timeout):
                 raise TimeoutError("GC thread did not finish a finaliser")
+            if getattr(done, "edge", None) is not None:
+                self._recorder.sync_event("wait", edge=done.edge + ":done")  # type: ignore[attr-defined]
             if errors:
                 raise errors[0]
+
+    def submit(self, fn: Callable[[], Any]) -> tuple[threading.Event, list[BaseException]]:
+        """Queue one finaliser without waiting: (done event, errors).  The hand-off is recorded
+        (``note.post`` here, ``note.wait`` on the GC thread) when the recorder records synchronisation."""
+        done = threading.Event()
+        errors: list[BaseException] = []
+        rec = self._recorder
+        if rec is not None and rec.sync:
+            edge = rec.new_id("gc-job")
+            done.edge = edge  # type: ignore[attr-defined]
+            rec.yield_point()
+            rec.sync_event("post", edge=edge)
+        self._jobs.put((fn, done, errors))
+        return done, errors
 
     def stop(self) -> None:
         self._jobs.put(None)

@@ -10,6 +10,7 @@ and checking stops there.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -77,17 +78,20 @@ def attach_monitor(runtime: Runtime) -> LiveMonitor:
     return live
 
 
-def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None) -> list[str]:
+def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
+                       state: Mapping[str, Any] | None = None) -> list[str]:
     """Differences between the runtime's `statistics()` views and the model state the monitor tracks.
 
     Compared per context: its state, whether it is entered, its abort reason and kind; and the
     DeleteQueue's queued deletions.  An empty list means the runtime and the models agree.
+    ``state``: the monitor's ``state(model)``, if the caller already has it.
     """
     live = live or runtime.monitor
     if live is None:
         raise ValueError("the runtime has no live monitor (Runtime(monitor=True))")
     model = "ownership" if "ownership" in live.models else "context"
-    state = live.monitor.state(model)
+    if state is None:
+        state = live.monitor.state(model)
     out: list[str] = []
     for ctx in list(runtime.contexts):
         st = ctx.statistics()
@@ -110,6 +114,7 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None) -> lis
     return out
 
 
+@functools.cache
 def _default(model: str, var: str) -> str:
     """The rendered initial value of a model function's cells (the sparse state omits them)."""
     decl: Any = get_model(model).decl(var)

@@ -12,14 +12,16 @@
 Isolates are shared by workers with identical configuration (`IsolateConfig`); a stateless
 request runs on the runtime thread it arrives on; an actor lives on one thread chosen when it
 is first used.  ``faults`` selects faulty variants (`reference_impl.faults`); ``limits``
-selects the limit profile; ``trace`` adds trace sinks; ``monitor`` runs the models alongside.
+selects the limit profile; ``trace`` adds trace sinks; ``monitor`` runs the models alongside;
+``on_log(level, text)`` sees every log line as it is written (levels: error, warning, info;
+workerd prints info lines only with ``--verbose``).
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +58,9 @@ class Runtime:
     def __init__(self, *, threads: int = 2, faults: Iterable[str] = (), limits: str = "workerd-serve",
                  drain_seconds: float | None = None, scheduled_seconds: float | None = None,
                  trace: Iterable[Sink] = (), memory_trace: bool = True, monitor: bool = False,
-                 models: Iterable[str] | None = None, log_to_stderr: bool = False) -> None:
+                 models: Iterable[str] | None = None, log_to_stderr: bool = False,
+                 on_log: Callable[[str, str], None] | None = None,
+                 record_sync: bool = False, scheduler: Any = None) -> None:
         self.faults = check_faults(list(faults))
         self.limits = make_limits(limits, drain_seconds=drain_seconds, scheduled_seconds=scheduled_seconds)
         self.trace = MemorySink() if memory_trace else None
@@ -68,7 +72,10 @@ class Runtime:
         # The models the trace is for: by default every model of TRACE_MODELS this checkout has.  Code that
         # builds contexts by hand (tests) leaves out "entrypoint", whose rules need an entrypoint per event.
         models = available_models(TRACE_MODELS if models is None else list(models))
-        self.recorder = Recorder(sinks, models=models, known_ops=known_operations(models))
+        # record_sync: lock sections and thread hand-offs too (predictive checking); scheduler: a
+        # reference_impl.scheduler.ControlledScheduler deciding the order of every recorded step
+        self.recorder = Recorder(sinks, models=models, known_ops=known_operations(models),
+                                 sync=record_sync or scheduler is not None)
         self.monitor: Any = None
         if monitor:
             from reference_impl.monitoring import attach_monitor
@@ -77,7 +84,9 @@ class Runtime:
         self.threads = [RuntimeThread(f"thread-{i}") for i in range(threads)]
         for t in self.threads:
             t.lock_busy = (lambda th=t: getattr(th, "async_waiter", None) is not None)  # type: ignore[misc]
-        self.gc = GcThread()
+        self.gc = GcThread(recorder=self.recorder)
+        if scheduler is not None:
+            scheduler.attach(self)
         self.isolates: dict[IsolateConfig, Isolate] = {}
         self.isolates_by_name: dict[str, Isolate] = {}
         self.services: dict[str, Service] = {}
@@ -85,6 +94,7 @@ class Runtime:
         self.logs: list[tuple[str, str]] = []
         self._log_lock = threading.Lock()
         self._log_to_stderr = log_to_stderr
+        self._on_log = on_log
         self._actor_rr = itertools.count()
         self.listeners: list[HttpListener] = []
         self._closed = False
@@ -170,6 +180,8 @@ class Runtime:
     def log(self, level: str, text: str) -> None:
         with self._log_lock:
             self.logs.append((level, text))
+        if self._on_log is not None:
+            self._on_log(level, text)
         if self._log_to_stderr:
             import sys
 

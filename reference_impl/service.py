@@ -7,21 +7,28 @@ worker's ``IoChannelFactory`` (its subrequest channels: bindings to other servic
 5887-5893) and its ``LimitEnforcer`` (4555-4589, delegating here to a limit profile).  It
 also keeps the server-level task set into which requests drain (worker-entrypoint.c++:439).
 
-Other services: `StaticService` (a fixed response; the demo's fallback) and `FailingService`
-(always throws: the fallback whose failure gives the synthetic empty 500).  Bindings a
-worker's ``env`` sees: `Fetcher` (a service binding: ``await env.SVC.fetch(request)``) and
-`DurableObjectNamespace` (``env.NS.get(name).fetch(request)``).
+Other services: `StaticService` (a fixed response; the demo's fallback), `FailingService`
+(always throws: the fallback whose failure gives the synthetic empty 500) and
+`ExternalService` (an HTTP/1.1 server on loopback, workerd's ``external`` service).  Bindings a
+worker's ``env`` sees: `Fetcher` (a service binding: ``await env.SVC.fetch(request)``, whose
+response body is an I/O object of the caller's context, and ``await env.SVC.scheduled(cron)``,
+which needs workerd's ``service_binding_extra_handlers``) and `DurableObjectNamespace`
+(``env.NS.get(name).fetch(request)``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reference_impl.api import CollectingResponse, Request, Response, ResponseSink
+import h11
+
+from reference_impl.api import CollectingResponse, NativeBody, Request, Response, ResponseSink
 from reference_impl.entrypoint import WorkerEntrypoint
+from reference_impl.errors import JsError
 from reference_impl.io_context import IoContext, ScheduledResult
 from reference_impl.limits import LimitEnforcer
 from reference_impl.loop import RuntimeThread
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DurableObjectNamespace",
+    "ExternalService",
     "FailingService",
     "Fetcher",
     "Service",
@@ -197,6 +205,59 @@ class FailingService:
         raise ConnectionRefusedError(self.message)
 
 
+class ExternalService:
+    """A service outside the runtime: HTTP/1.1 to ``host:port`` (workerd's ``external = (address, http)``).
+
+    Each request opens a connection, sends the method, the URL's path, the headers and the body,
+    and copies the answer into the response sink (h11 does the framing, as in the listener).
+    """
+
+    def __init__(self, name: str, host: str, port: int, timeout: float = 10.0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+
+    async def request(self, request: Request, response: ResponseSink) -> None:
+        await asyncio.wait_for(self._exchange(request, response), self.timeout)
+
+    async def _exchange(self, request: Request, response: ResponseSink) -> None:
+        body = await request.body()
+        target = urllib.parse.urlsplit(request.url)
+        path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+        headers = [(k, v) for k, v in request.headers if k.lower() not in ("host", "content-length",
+                                                                          "transfer-encoding")]
+        headers += [("host", f"{self.host}:{self.port}"), ("content-length", str(len(body)))]
+        conn = h11.Connection(h11.CLIENT)
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            out = conn.send(h11.Request(method=request.method, target=path, headers=headers)) or b""
+            if body:
+                out += conn.send(h11.Data(data=body)) or b""
+            out += conn.send(h11.EndOfMessage()) or b""
+            writer.write(out)
+            await writer.drain()
+            sink_writer = None
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Response):
+                    hs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
+                    sink_writer = await response.send(event.status_code, event.reason.decode("latin-1"), hs, None)
+                elif isinstance(event, h11.Data):
+                    assert sink_writer is not None
+                    await sink_writer.write(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    assert sink_writer is not None
+                    await sink_writer.end()
+                    return
+                else:
+                    raise ConnectionError(f"{self.name}: the connection closed before a complete response")
+        finally:
+            writer.close()
+
+
 class Fetcher:
     """A service binding: ``await env.SVC.fetch(request)`` is a subrequest (``awaitIo``)."""
 
@@ -205,11 +266,21 @@ class Fetcher:
         self.target = target
 
     async def fetch(self, request: Request) -> Response:
+        """The response's body is a native stream owned by the calling context (an I/O object of it)."""
         ctx = IoContext.current()
         service = self._rt.services[self.target]
         sink = CollectingResponse()
         await ctx.await_io(_outside_context(service.request(request, sink)))
-        return sink.to_response()
+        return Response(body=NativeBody(sink.body, IoContext.current()), status=sink.status or 0,
+                        headers=list(sink.headers), reason=sink.reason)
+
+    async def scheduled(self, cron: str = "") -> ScheduledResult:
+        """``env.SVC.scheduled({cron})``: a scheduled event on the target; its ``{outcome, noRetry}``."""
+        ctx = IoContext.current()
+        service = self._rt.services[self.target]
+        if not isinstance(service, WorkerService):
+            raise JsError(f"service {self.target} has no scheduled handler")
+        return await ctx.await_io(_outside_context(service.scheduled(cron)))
 
 
 class DurableObjectNamespace:

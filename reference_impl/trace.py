@@ -124,7 +124,7 @@ class Recorder:
 
     def __init__(self, sinks: list[Sink] | None = None, *, models: list[str] | None = None,
                  implementation: str = "reference", version: str = "0.1.0",
-                 known_ops: set[str] | frozenset[str] | None = None) -> None:
+                 known_ops: set[str] | frozenset[str] | None = None, sync: bool = False) -> None:
         #: Operations of the listed models; any other op is recorded as ``note.<op>`` (skipped by checkers),
         #: so a trace stays checkable while the model of some event is not written yet.  None: keep every op.
         self.known_ops = known_ops
@@ -138,8 +138,15 @@ class Recorder:
             "version": version,
             "models": list(models or []),
         }
+        if sync:
+            self.header["sync"] = True
         for s in self.sinks:
             s.header(self.header)
+        #: record synchronisation (``note.lock_acquire`` / ``note.lock_release`` / ``note.post`` / ``note.wait``)
+        #: for predictive checking (docs/predictive-checking.md); off by default
+        self.sync = sync
+        #: a `reference_impl.scheduler.ControlledScheduler`: every outermost `atomic` section is a yield point
+        self.scheduler: Any = None
         self._ids: dict[str, itertools.count[int]] = {}
         self.closed = False
 
@@ -156,8 +163,31 @@ class Recorder:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        with self._lock:
-            yield
+        sched = self.scheduler
+        outermost = sched is not None and not self.held()
+        if outermost:
+            sched.yield_point()
+        try:
+            with self._lock:
+                yield
+        finally:
+            if outermost:
+                sched.section_done()
+
+    def yield_point(self) -> None:
+        """A point where the controlled scheduler (if any) may switch threads (e.g. before taking a lock)."""
+        sched = self.scheduler
+        if sched is not None and not self.held():
+            sched.yield_point()
+
+    def sync_event(self, kind: str, **args: Any) -> None:
+        """Record a synchronisation step (``note.<kind>``) if this recorder records synchronisation.
+
+        Like every recorded step it is a yield point of the controlled scheduler.
+        """
+        if self.sync:
+            with self.atomic():
+                self.emit("note." + kind, args)
 
     def held(self) -> bool:
         """True if the calling thread holds the recorder lock (used by assertions)."""

@@ -103,6 +103,8 @@ def test_config_names_every_worker_and_socket(tmp_path: Path) -> None:
 def scenario_file(tmp_path: Path, mutate: Any) -> Path:
     base = next(s for s in SCENARIOS if s.id == "exception-sync-throw")
     data = {"description": "test", "scenarios": [copy.deepcopy(base.data)]}
+    data["scenarios"][0]["expect"] = {"source": "pinned", "pinned_because": "a test",
+                                      "responses": {"r1": {"status": 500}}}
     mutate(data["scenarios"][0])
     path = tmp_path / "case.json"
     path.write_text(json.dumps(data, indent=2))
@@ -131,6 +133,10 @@ BAD_SCENARIOS = [
     ("unknown request in expect", lambda s: s["expect"]["responses"].update(r9={"status": 200}),
      r"unknown request 'r9'"),
     ("request to unknown worker", lambda s: s["requests"][0].update(worker="ghost"), r"unknown worker 'ghost'"),
+    ("difference in a MUST scenario", lambda s: s.update(differences={"reference": "a reason long enough"}),
+     r"only an INFORMATIONAL scenario may list known differences"),
+    ("difference of an unknown implementation", lambda s: s.update(level="INFORMATIONAL", differences={"x": "why not"}),
+     r"differences"),
 ]
 
 

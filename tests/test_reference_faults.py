@@ -423,6 +423,32 @@ def _lock_order(rt: Runtime) -> Any:
     return None if order == expected else f"turns granted in order {order}"
 
 
+# ---- interleaving-dependent faults: the controlled scheduler replays the unlucky schedule ----------------
+
+
+def _replay_witness(fault: str, faults: set[str]) -> Any:
+    """Replay the committed witness of ``fault`` (found by predictive checking of a lucky run)."""
+    from pathlib import Path
+
+    from reference_impl.scenarios import replay_schedule
+
+    path = Path(__file__).parent / "data" / "schedules" / f"{fault}.witness.json"
+    res = replay_schedule(path, stuck=1.0, faults=faults)
+    # the reference takes the mutex the witness needs free: its replay cannot follow the schedule
+    return None if res.violation is None else f"controlled replay: {res.violation}"
+
+
+def _queue_race(fault: str) -> Callable[[Runtime], Any]:
+    def run(rt: Runtime) -> Any:
+        return _replay_witness(fault, rt.faults)
+
+    return run
+
+
+for _fault in ("queue_lock_skipped", "queue_closed_without_lock"):
+    scenario(_fault)(_queue_race(_fault))
+
+
 # ---- the tests -------------------------------------------------------------------------------------------
 
 

@@ -9,16 +9,18 @@ checked against one observation and against each other's observations.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model.vocab import IO_TYPE_SUFFIX, MESSAGES
 
-__all__ = ["check", "describe_match", "expand", "placeholders", "text_matches"]
+__all__ = ["TIMING_KEYS", "check", "conflicts", "describe_match", "expand", "fields", "merge", "overlap",
+           "placeholders", "text_matches", "unfields"]
 
 
-_PLACEHOLDER = re.compile(r"\{(msg|io_type):([A-Za-z_>]+)\}")
+_PLACEHOLDER = re.compile(r"\{(msg|io_type):([A-Za-z0-9_>]+)\}")
 
 
 def expand(pattern: str, *, regex: bool = False) -> str:
@@ -174,3 +176,111 @@ def check(expect: Mapping[str, Any], observation: Mapping[str, Any]) -> list[str
     out.extend(_check_events(expect, observation))
     out.extend(_check_logs(expect, observation))
     return out
+
+
+# --------------------------------------------------------------------------- expectations as fields
+
+#: Keys of an event expectation that only a pin can give: the models order steps, they do not time them.
+TIMING_KEYS = ("after", "before", "min_delay_ms")
+
+Field = tuple[str, ...]
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def fields(expect: Mapping[str, Any]) -> dict[Field, Any]:
+    """An expectation as flat fields (``("responses", "r1", "status") -> 500``), for merging and comparing."""
+    out: dict[Field, Any] = {}
+    for rid, want in expect.get("responses", {}).items():
+        for key, value in want.items():
+            if key == "headers":
+                for name, header in value.items():
+                    out[("responses", rid, "headers", name.lower())] = header
+            else:
+                out[("responses", rid, key)] = value
+    for entry in expect.get("events", []):
+        name = entry["event"]
+        out[("events", name)] = True
+        for key, value in entry.items():
+            if key != "event":
+                out[("events", name, key)] = value
+    for name in expect.get("events_absent", []):
+        out[("events_absent", name)] = True
+    if "events_exact" in expect:
+        out[("events_exact",)] = expect["events_exact"]
+    for kind in ("logs", "logs_absent"):
+        for match in expect.get(kind, []):
+            out[(kind, _key(match))] = match
+    if "startup" in expect:
+        out[("startup",)] = expect["startup"]
+    return out
+
+
+def unfields(flat: Mapping[Field, Any], source: str) -> dict[str, Any]:
+    """The expectation the fields describe (the inverse of `fields`)."""
+    expect: dict[str, Any] = {"source": source}
+    events: dict[str, dict[str, Any]] = {}
+    for path, value in flat.items():
+        kind = path[0]
+        if kind == "responses":
+            want = expect.setdefault("responses", {}).setdefault(path[1], {})
+            if path[2] == "headers":
+                want.setdefault("headers", {})[path[3]] = value
+            else:
+                want[path[2]] = value
+        elif kind == "events":
+            entry = events.setdefault(path[1], {"event": path[1]})
+            if len(path) == 3:
+                entry[path[2]] = value
+        elif kind == "events_absent":
+            expect.setdefault("events_absent", []).append(path[1])
+        elif kind == "events_exact":
+            expect["events_exact"] = value
+        elif kind in ("logs", "logs_absent"):
+            expect.setdefault(kind, []).append(value)
+        elif kind == "startup":
+            expect["startup"] = value
+    if events:
+        expect["events"] = list(events.values())
+    return expect
+
+
+def _values_agree(path: Field, a: Any, b: Any) -> bool:
+    if path[-1] in ("body", "value") and isinstance(a, Mapping) and isinstance(b, Mapping):
+        if "equals" in a and "equals" in b:
+            return expand(a["equals"]) == expand(b["equals"])
+        if "equals" in a:
+            return text_matches(b, expand(a["equals"]))
+        if "equals" in b:
+            return text_matches(a, expand(b["equals"]))
+        return dict(a) == dict(b)
+    return bool(a == b)
+
+
+def conflicts(model: Mapping[str, Any], pinned: Mapping[str, Any]) -> list[str]:
+    """Every field both expectations give where they disagree (one line each)."""
+    a, b = fields(model), fields(pinned)
+    out = [f"{'.'.join(path)}: the model predicts {a[path]!r}, the pin says {b[path]!r}"
+           for path in a.keys() & b.keys() if not _values_agree(path, a[path], b[path])]
+    for path in a:
+        if path[0] == "events" and len(path) == 2 and ("events_absent", path[1]) in b:
+            out.append(f"event {path[1]}: the model predicts it is recorded, the pin says it is absent")
+        if path[0] == "events_absent" and ("events", path[1]) in b:
+            out.append(f"event {path[1]}: the model predicts it is absent, the pin says it is recorded")
+    return sorted(out)
+
+
+def overlap(model: Mapping[str, Any], pinned: Mapping[str, Any]) -> list[Field]:
+    """Fields a pin gives although the model predicts them (a second copy; timing and event presence excepted)."""
+    a, b = fields(model), fields(pinned)
+    return sorted(path for path in a.keys() & b.keys() if not (path[0] == "events" and len(path) == 2))
+
+
+def merge(model: Mapping[str, Any], pinned: Mapping[str, Any]) -> dict[str, Any]:
+    """The expectation to check: the model's prediction plus the pinned observations it does not cover."""
+    flat = fields(model)
+    for path, value in fields(pinned).items():
+        flat.setdefault(path, value)
+    return unfields(flat, "model" if len(fields(model)) else "pinned")

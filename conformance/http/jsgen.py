@@ -16,7 +16,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conformance.http.vocabulary import TERMINAL_OPS, steps_wait, template_names
+from conformance.http.codewriter import CodeWriter, local, slots_of, template_expr
+from conformance.http.vocabulary import TERMINAL_OPS, steps_wait
 
 __all__ = ["ACTOR_CLASS", "generate_worker"]
 
@@ -111,38 +112,17 @@ def _js(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _var(name: str) -> str:
-    return "v_" + name
-
 
 def _template(template: str) -> str:
-    """A JS expression for the template: string literals joined with the local variables it names."""
-    parts: list[str] = []
-    rest = template
-    for name in template_names(template):
-        before, _, rest = rest.partition("{" + name + "}")
-        if before:
-            parts.append(_js(before))
-        parts.append(_var(name))
-    if rest or not parts:
-        parts.append(_js(rest))
-    return "(" + " + ".join(parts) + ")"
+    return template_expr(template, _js)
 
 
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.depth = 0
-
-    def line(self, text: str) -> None:
-        self.lines.append("  " * self.depth + text)
-
-    def text(self) -> str:
-        return "\n".join(self.lines)
+class _Writer(CodeWriter):
+    indent = '  '
 
 
-def _slots(step: Mapping[str, Any]) -> str:
-    return "I" if step.get("scope", "global") == "instance" else "G"
+_slots = slots_of
+_var = local
 
 
 def _steps(w: _Writer, steps: Sequence[Mapping[str, Any]], *, body: str) -> None:

@@ -24,7 +24,7 @@ from model.rules import RULES
 from model.vocab import MESSAGES
 
 from .expect import expand, placeholders
-from .vocabulary import VocabularyError, check_worker
+from .vocabulary import VocabularyError, check_worker, walk_steps
 
 __all__ = [
     "SCENARIO_DIR",
@@ -73,6 +73,8 @@ class Scenario:
     file: str
     line: int
     description: str = ""
+    #: known disagreements: implementation name -> why it differs (INFORMATIONAL scenarios only)
+    differences: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -175,12 +177,15 @@ def _defaults(data: Mapping[str, Any], file: str, line: int) -> Scenario:
         file=file,
         line=line,
         description=data.get("description", ""),
+        differences=data.get("differences", {}),
         data=data,
     )
 
 
 def _check_meaning(s: Scenario) -> None:
     """Problems the schema cannot express; raises ValueError with the message."""
+    if s.differences and s.level != "INFORMATIONAL":
+        raise ValueError(f"only an INFORMATIONAL scenario may list known differences, not a {s.level} one")
     for rule_id in s.rules:
         if rule_id not in RULES:
             raise ValueError(f"rule id {rule_id} is not in model/rules.py")
@@ -206,15 +211,18 @@ def _check_meaning(s: Scenario) -> None:
     for rid in expect.get("responses", {}):
         if rid not in request_ids:
             raise ValueError(f"expect.responses names unknown request {rid!r}")
-    events = {e["event"] for e in expect.get("events", [])}
+    events = {step["event"] for worker in s.workers for steps in _step_lists(worker) for step in walk_steps(steps)
+              if step["op"] == "record"}
     for e in expect.get("events", []):
+        if e["event"] not in events:
+            raise ValueError(f"event {e['event']}: no record step of the scenario records it")
         for key in ("after", "before"):
             if key in e:
                 kind, _, ref = e[key].partition(":")
                 if kind == "response" and ref not in request_ids:
                     raise ValueError(f"event {e['event']}: {key} names unknown request {ref!r}")
                 if kind == "event" and ref not in events:
-                    raise ValueError(f"event {e['event']}: {key} names an event not in expect.events: {ref!r}")
+                    raise ValueError(f"event {e['event']}: {key} names an event no record step records: {ref!r}")
         if "min_delay_ms" in e and "after" not in e:
             raise ValueError(f"event {e['event']}: min_delay_ms needs 'after'")
     matches = [*expect.get("logs", []), *expect.get("logs_absent", [])]
@@ -228,9 +236,22 @@ def _check_meaning(s: Scenario) -> None:
                 raise ValueError(f"{{msg:{name}}} is not a message in model/vocab.py MESSAGES")
         if "regex" in entry:
             re.compile(expand(entry["regex"], regex=True))
+    pinned = set(expect) - {"source", "pinned_because"}
+    if expect["source"] == "pinned" and "pinned_because" not in expect:
+        raise ValueError("a pinned expectation says why the models do not predict it (pinned_because)")
+    if expect["source"] == "model" and pinned and "pinned_because" not in expect:
+        raise ValueError(f"expect.{sorted(pinned)[0]} is pinned in a model scenario: say why (pinned_because)")
     needs_log = bool(expect.get("logs") or expect.get("logs_absent"))
-    if s.level == "MUST" and needs_log and not expect.get("responses") and not expect.get("events"):
+    if s.level == "MUST" and needs_log and expect["source"] == "pinned" and not expect.get("responses") \
+            and not expect.get("events"):
         raise ValueError("a MUST scenario must check more than log lines (logs are SHOULD-level observations)")
+
+
+def _step_lists(worker: Mapping[str, Any]) -> list[Any]:
+    lists = [*worker.get("routes", {}).values(), *worker.get("durable_object", {}).get("routes", {}).values()]
+    if "scheduled" in worker:
+        lists.append(worker["scheduled"])
+    return lists
 
 
 def load_file(path: Path) -> list[Scenario]:

@@ -33,7 +33,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "INTERNET",
     "IO_KINDS",
+    "IO_OWNERSHIP",
+    "IO_VALUES",
     "OPS",
     "TERMINAL_OPS",
     "WAITING_KINDS",
@@ -96,6 +99,40 @@ IO_KINDS: dict[str, str] = {
     "abort_controller": "new AbortController(); use: abort() it, 'aborted=<bool>'",
     "text": "the incoming request's body, already read as text; use: that text",
 }
+
+#: How each I/O kind relates to the IoContext that created it: the fact about workerd's API objects the model
+#: predictions (conformance/http/predict.py) and the reference implementation's generated handlers
+#: (conformance/http/pygen.py) build on.  ``io_own:<type>``: the object holds an IoOwn of its creating context
+#: (api/streams, api/http.c++: a native stream source; ``<type>`` is what workerd prints after "I/O type: ");
+#: ``plain``: no I/O object (plain data, or a stream made of JS values only); ``promises``: a JS object whose pending
+#: promises belong to the creating context, so using it from another context settles them from there (a cross-context
+#: action, io-own.c++:22-55); ``unmodelled: <why>``: what workerd does is not decided by any model.
+IO_OWNERSHIP: dict[str, str] = {
+    "request": "io_own:ReadableStreamSource>",  # its body, when the request has one; a GET request has none
+    "identity_transform_stream": "io_own:ReadableStreamSource>",
+    "transform_stream": "promises",
+    "response_string": "io_own:ReadableStreamSource>",
+    "response_js_stream": "plain",
+    "subrequest_response": "io_own:ReadableStreamSource>",
+    "fetch_promise": "unmodelled: awaiting a subrequest's promise after its request ended gives workerd's 'can never "
+    "settle' error (model.vocab PROMISE_FROM_ENDED_REQUEST); no model action produces it",
+    "abort_controller": "unmodelled: workerd-semantics.md 8.4 reads an IoOwn (RefcountedCanceler) from the source, "
+    "but workerd 2026-11-17 lets another request abort it; which API objects are IoOwn-backed is not in a model",
+    "text": "plain",
+}
+
+#: What ``use_io`` yields (after 'ok: ') when the use succeeds, for kinds whose value is fixed by the vocabulary.
+IO_VALUES: dict[str, str] = {
+    "identity_transform_stream": "read=x",
+    "transform_stream": "read=x",
+    "response_string": "saved body",
+    "response_js_stream": "js stream",
+    "abort_controller": "aborted=true",
+}
+
+#: The default ``fallback``: workerd's ``internet`` network service, which refuses private (loopback) addresses, so a
+#: pass-through to it fails; every adapter must give it that meaning (a fallback that always fails).
+INTERNET = "internet"
 
 #: Ops that wait (make a handler asynchronous).
 WAITING_OPS = frozenset(

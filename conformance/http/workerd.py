@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from iospec.errors import UserError
 
@@ -45,11 +45,13 @@ from .scenarios import Runtime, Scenario
 __all__ = [
     "LIVE",
     "BatchResult",
+    "Served",
     "WorkerdError",
     "WorkerdProcess",
     "build_config",
     "default_workerd",
     "resolve_workerd",
+    "run_one",
     "run_scenarios",
     "workerd_version",
 ]
@@ -399,9 +401,10 @@ class BatchResult:
     observations: list[dict[str, Any]]
     processes_started: int
     wall_s: float
+    implementation: str = "workerd"
 
     def to_json(self) -> dict[str, Any]:
-        return {"implementation": "workerd", "version": self.version, "binary": self.binary,
+        return {"implementation": self.implementation, "version": self.version, "binary": self.binary,
                 "processes_started": self.processes_started, "wall_s": round(self.wall_s, 2),
                 "observations": self.observations}
 
@@ -432,12 +435,22 @@ def _groups(scenarios: Sequence[Scenario]) -> list[tuple[tuple[str, ...], list[S
     return list(groups.items()) + alone
 
 
-def _base_record(scenario: Scenario, version: str, flags: Sequence[str]) -> dict[str, Any]:
+def base_record(scenario: Scenario, version: str, flags: Sequence[str],
+                implementation: str = "workerd") -> dict[str, Any]:
     return {"scenario": scenario.id, "level": scenario.level, "rules": list(scenario.rules),
-            "implementation": "workerd", "version": version, "flags": list(flags), "error": None}
+            "implementation": implementation, "version": version, "flags": list(flags), "error": None}
 
 
-def _run_one(scenario: Scenario, server: WorkerdProcess, recorder: Recorder, record: dict[str, Any]) -> None:
+class Served(Protocol):
+    """What `run_one` needs from a running implementation: a port per ``<scenario>:<worker>`` and its log lines."""
+
+    ports: dict[str, int]
+
+    def lines_between(self, start: float, end: float, t0: float) -> list[dict[str, Any]]: ...
+
+
+def run_one(scenario: Scenario, server: Served, recorder: Recorder, record: dict[str, Any]) -> None:
+    """Send the scenario's requests to `server` and fill `record` (responses, events, logs); any implementation."""
     t0 = time.monotonic()
     responses: dict[str, dict[str, Any]] = {}
     background: list[threading.Thread] = []
@@ -481,7 +494,7 @@ def run_scenarios(scenarios: Sequence[Scenario], binary: Path, *, keep_dir: Path
             server = WorkerdProcess(binary, config, flags, sockets)
             processes += 1
             if group[0].startup_only:
-                record = _base_record(group[0], version, flags)
+                record = base_record(group[0], version, flags)
                 record["startup"] = server.refusal(timeout=10)
                 by_id[group[0].id] = record
                 if on_result:
@@ -489,11 +502,11 @@ def run_scenarios(scenarios: Sequence[Scenario], binary: Path, *, keep_dir: Path
                 continue
             with server:
                 for scenario in group:
-                    record = _base_record(scenario, version, flags)
+                    record = base_record(scenario, version, flags)
                     if server.process is not None and server.process.poll() is not None:
                         record["error"] = f"workerd exited (code {server.process.returncode}) before this scenario"
                     else:
-                        _run_one(scenario, server, recorder, record)
+                        run_one(scenario, server, recorder, record)
                     by_id[scenario.id] = record
                     if on_result:
                         on_result(record)

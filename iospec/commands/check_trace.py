@@ -27,10 +27,45 @@ def register(sub: Any) -> None:
     p.add_argument("--models", metavar="A,B", help="check against these models instead of the header's")
     p.add_argument("--json", metavar="FILE", type=Path, help="write a JSON report here")
     p.add_argument("--history", type=int, default=10, metavar="N", help="events shown before a violation")
+    p.add_argument("--predict", action="store_true",
+                   help="predictive checking: ask z3 whether any schedule consistent with the run's program order "
+                        "and recorded synchronisation breaks an ownership rule (docs/predictive-checking.md)")
+    p.add_argument("--model", default="ownership", metavar="NAME", help="with --predict: the model (default ownership)")
+    p.add_argument("--window", type=int, default=200, metavar="N",
+                   help="with --predict: events per window (windows overlap by half; default 200)")
+    p.add_argument("--witness", type=Path, metavar="FILE",
+                   help="with --predict: write a witness schedule here (replay: python -m reference_impl replay FILE)")
     p.set_defaults(func=run)
 
 
+def run_predict(args: argparse.Namespace) -> int:
+    from model.catalog import MODELS
+    from properties.predict import predict_trace
+
+    if args.model not in MODELS:
+        raise UserError(f"--model: unknown model {args.model!r}; known: {', '.join(MODELS)}")
+    if args.window < 2:
+        raise UserError("--window: must be at least 2")
+    if args.witness is not None and len(args.files) > 1:
+        raise UserError("--witness: give one trace file")
+    worst = 0
+    for f in args.files:
+        try:
+            rep = predict_trace(f, model=args.model, window=args.window)
+        except TraceFormatError as e:
+            raise UserError(str(e)) from None
+        print(rep.summary())
+        if not rep.ok:
+            worst = 1
+        if rep.witness is not None and args.witness is not None:
+            args.witness.write_text(json.dumps(rep.witness.to_json(rep.header, str(f)), indent=1) + "\n")
+            print(f"witness schedule: {args.witness}")
+    return worst
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.predict:
+        return run_predict(args)
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     worst = 0
     out = []

@@ -37,6 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument("--replay", metavar="FILE", type=Path, help="replay a JSON trace (from --trace-out or z3) instead")
     p.add_argument("--trace-out", metavar="FILE", type=Path, help="write counterexample traces here as JSON")
     p.add_argument("--json", metavar="FILE", type=Path, help="write the result summary here as JSON")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="expand each BFS level in N forked processes (same result; default 1)")
     p.add_argument("--progress", type=float, default=5.0, metavar="SECONDS", help="progress line interval (0: none)")
     p.add_argument("--list", action="store_true", help="list models and standard configurations")
     p.add_argument("--list-faults", action="store_true", help="list the seeded-fault variants")
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print("the trace is a valid behaviour and breaks no invariant")
         return 0
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: must be 1 or more")
     progress = ProgressPrinter(interval=args.progress) if args.progress > 0 else None
     res = explore(
         config,
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         max_states=args.max_states,
         stop_on_violation=not args.all_violations,
         progress=progress,
+        workers=args.workers,
     )
     print(res.summary())
     for tr in res.violations:

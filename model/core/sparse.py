@@ -5,25 +5,51 @@ objects and requests without limit.  Here
 
 * identities are interned as they appear (``"ctx-17"`` becomes the next `Ctx`), so every `Id`
   sort is open-ended;
-* a function-valued variable is a dict holding only its non-default cells; quantifiers range
-  over the identities seen so far plus two *fresh* ones (all of whose cells hold defaults),
-  which is exact because a model cannot tell two unseen identities apart (symmetry) and no
-  expression nests more than two quantifiers over one sort (checked);
+* a function-valued variable is a dict holding only its non-default cells, plus a *value
+  index* (value -> keys holding it; for a binary function also per position: the other index
+  and the value -> the keys at that position), so "the requests whose context is c", "the
+  linked requests" or "the threads ahead of t" are one lookup, never a scan;
+* quantifiers range over the identities seen so far plus *fresh* ones (all of whose cells hold
+  defaults), which is exact because a model cannot tell two unseen identities apart
+  (symmetry) and, per sort, the engine adds as many fresh identities as quantifiers nest over
+  that sort;
 * a quantifier whose body selects candidates (``forall o. owner[o] == c => ...``,
-  ``exists o. queued[o] & ...``, ``forall c. current[t] == c => ...``) iterates only those
-  candidates, through an inverse index kept for every identity-valued function;
-* invariants are checked *incrementally*: after a step only the invariant instances whose
-  cells changed are re-evaluated (following identity-valued functions backwards, so a change
-  to ``ctx_state[c]`` re-checks exactly the threads whose current context is ``c``).
+  ``exists r. phase[r] == DRAINING & ...``, ``forall z. ahead[t, z] => ...``) iterates the
+  smallest candidate set its selectors give, through the value indexes.
+
+**Invariants are checked incrementally, exactly.**  Every invariant is split into *parts*
+``forall x1..xn. body`` (leading universal quantifiers over identities become the part's
+*instance variables*; conjunctions and ``A => (B & forall y. C)`` are split).  After a step
+only the instances that can have become false are evaluated.  Which ones is derived from the
+expression, per *read site* (an occurrence ``F[args]`` in the body), by a flip analysis:
+
+    An instance that held before the step (the invariant held) and fails after it has a
+    *flipping path* from its root to a read of a changed cell: every node on it has a
+    different value before and after.  Along that path the connectives fix facts that hold
+    in one of the two states (``A => C`` failing after: ``A`` true and ``C`` false after;
+    ``a & b`` failing after, having held: ``a`` and ``b`` true before; ``x == y`` flipping
+    through ``x``: ``y`` equals ``x``'s old or new value; ...).
+
+So for a changed cell ``F[k]`` and a site ``F[args]`` the engine enumerates the instance
+variables that make ``args == k`` and satisfy those facts ("gates"), using the gates as
+selectors over the value indexes (``owner[o] == c`` with ``o`` known gives ``c``; ``newer[b,
+z]`` with ``b`` known gives the ``z`` through the positional index); a variable no gate
+selects ranges over all identities (counted in `SparseModel.fallbacks`).  A *transition*
+invariant (one using `Post`) is treated the same way between two evaluations: every read in
+the post state (which must make it true: a transition invariant must hold on a stuttering
+step, which `tests/test_monitor.py` checks for every model) and the real one (reads outside
+`Post` see the pre state), so only reads outside `Post` of changed cells matter.
 
 Every step's semantics is the reference semantics (`model.core.evaluate`); the tests compare
-both on random runs.
+the engine with the dense compiler on random runs, and the incremental checks with full
+evaluations after every step.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import EvaluationError, ModelDefinitionError
@@ -31,7 +57,7 @@ from .expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst, co
 from .model import Action, Assign, Func, FuncAssign, Invariant, Model, ModelConst, StateVar
 from .sorts import NONE_VALUE, BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
 
-__all__ = ["SparseModel", "Operation", "FRESH"]
+__all__ = ["FRESH", "Operation", "SparseModel", "enum_value"]
 
 #: the least number of never-seen identities a quantifier also ranges over; per sort the
 #: engine uses the model's deepest nesting of quantifiers over that sort, if larger
@@ -49,21 +75,138 @@ class Operation:
     rejected_index: int | None
 
 
-class _Code:
-    """Python code generation for the sparse representation."""
+# --------------------------------------------------------------------------------------
+# Runtime helpers used by the generated code
+# --------------------------------------------------------------------------------------
 
-    def __init__(self, sm: "SparseModel") -> None:
+
+def _one(v: int) -> tuple[int, ...]:
+    return (v,) if v >= 0 else ()
+
+
+def _two(a: int, b: int) -> tuple[int, ...]:
+    return tuple({x for x in (a, b) if x >= 0})
+
+
+def _idx(index: dict[int, set[Any]], v: int, default: int, total: int) -> Iterable[Any]:
+    """Keys whose cell holds ``v`` (all keys if ``v`` is the default)."""
+    if v == default:
+        return range(total)
+    return index.get(v, ())
+
+
+def _idx_pre(index: dict[int, set[Any]], changed: set[Any], v: int, default: int, total: int) -> Iterable[Any]:
+    """Keys whose cell may have held ``v`` before the step: the index now, plus every changed key."""
+    if v == default:
+        return range(total)
+    got = index.get(v)
+    return (got | changed) if got else changed
+
+
+def _pidx(index: dict[tuple[int, int], set[int]], rest: int, v: int, default: int, total: int) -> Iterable[int]:
+    """Binary functions: the values at one position whose cell (with the other position ``rest``) holds ``v``."""
+    if v == default:
+        return range(total)
+    return index.get((rest, v), ())
+
+
+def _pidx_pre(index: dict[tuple[int, int], set[int]], changed: set[tuple[int, int]], pos: int, rest: int, v: int,
+              default: int, total: int) -> Iterable[int]:
+    if v == default:
+        return range(total)
+    got = index.get((rest, v), set())
+    return got | {k[pos] for k in changed}
+
+
+def _union(*sets: Iterable[Any]) -> Iterable[Any]:
+    out: set[Any] = set()
+    for s in sets:
+        if isinstance(s, range):
+            return s
+        out.update(s)
+    return out
+
+
+def _smallest(*sets: Any) -> Any:
+    return min(sets, key=len)
+
+
+def _unwrap(v: int) -> int:
+    if v == NONE_VALUE:
+        raise EvaluationError(".some of none")
+    return v
+
+
+_MISSING = object()
+
+
+# --------------------------------------------------------------------------------------
+# Expression helpers
+# --------------------------------------------------------------------------------------
+
+
+def _strip(e: Expr) -> Expr:
+    while isinstance(e, App) and e.op in ("some", "unwrap"):
+        e = e.args[0]
+    return e
+
+
+def _is_var(e: Expr, var: BoundVar) -> bool:
+    e = _strip(e)
+    return isinstance(e, Ref) and e.decl is var
+
+
+def _bound_vars(e: Expr) -> set[BoundVar]:
+    """Bound variables referenced in ``e`` and not bound inside it."""
+    inner = {n.var for n in walk(e) if isinstance(n, Quant)}
+    return {n.decl for n in walk(e) if isinstance(n, Ref) and isinstance(n.decl, BoundVar)} - inner
+
+
+def _mentions(e: Expr, decl: object) -> bool:
+    return any(isinstance(n, Ref) and n.decl is decl for n in walk(e))
+
+
+def _has_post(e: Expr) -> bool:
+    return any(isinstance(n, App) and n.op == "post" for n in walk(e))
+
+
+def _default_of(f: Func) -> int:
+    return int(f.init)
+
+
+def _is_default_const(e: Expr, f: Func) -> bool:
+    if isinstance(e, _NoneConst):
+        return _default_of(f) == NONE_VALUE
+    return isinstance(e, Const) and int(e.value) == _default_of(f)
+
+
+# --------------------------------------------------------------------------------------
+# Code generation
+# --------------------------------------------------------------------------------------
+
+
+class _Code:
+    """Python code generation for the sparse representation.
+
+    ``pre``: reads outside `Post` see the values before the last step (transition invariants,
+    and the pre state of a state invariant); ``lenient``: ``.some`` of none gives none
+    instead of raising (only where a wrong value can only widen a candidate set).
+    """
+
+    def __init__(self, sm: SparseModel) -> None:
         self.sm = sm
         self.tmp = 0
-        #: when True, state reads see the values before the last step (for transition invariants)
         self.pre = False
 
     def fresh(self, base: str) -> str:
         self.tmp += 1
         return f"{base}{self.tmp}"
 
-    # expressions -------------------------------------------------------------------------
-    def expr(self, e: Expr, env: Mapping[object, str]) -> str:
+    def total(self, sort: Sort) -> str:
+        return f"(N[{sort.name!r}] + {self.sm.fresh[sort.name]})"
+
+    # -- expressions -------------------------------------------------------------------------
+    def expr(self, e: Expr, env: Mapping[Any, str]) -> str:
         sm = self.sm
         if isinstance(e, Const):
             return repr(int(e.value))
@@ -84,8 +227,7 @@ class _Code:
             args = [self.expr(a, env) for a in e.args]
             key = args[0] if len(args) == 1 else "(" + ", ".join(args) + ",)"
             if self.pre:
-                tmp = self.fresh("kk")
-                return f"(lambda {tmp}: OLD{k}.get({tmp}, D{k}.get({tmp}, d{k})))({key})"
+                return f"pre{k}({key})"
             return f"D{k}.get({key}, d{k})"
         if isinstance(e, Quant):
             return self.quant(e, env)
@@ -119,160 +261,319 @@ class _Code:
                     self.pre = saved
         raise ModelDefinitionError(f"cannot compile {type(e).__name__}")
 
-    def candidates(self, var: BoundVar, parts: Sequence[Expr], env: Mapping[object, str]) -> str:
-        """Python iterable of the values of ``var`` that can satisfy all of ``parts``."""
-        sort = var.sort
-        if not isinstance(sort, IdSort):
-            return f"range({sort.size({})})" if not isinstance(sort, IntSort) else "()"
-        best: str | None = None
-        for p in parts:
-            c = self._selector(var, p, env)
-            if c is not None:
-                best = c
-                break
-        return best if best is not None else f"range(N[{sort.name!r}] + {self.sm.fresh[sort.name]})"
+    # -- candidate selection -----------------------------------------------------------------
+    def selectors(self, var: BoundVar, atom: Expr, env: Mapping[Any, str]) -> list[str]:
+        """Python iterables of values of ``var`` that contain every value making ``atom`` true.
 
-    def _selector(self, var: BoundVar, p: Expr, env: Mapping[object, str]) -> str | None:
+        ``env`` binds every other variable ``atom`` may mention; an empty list: no selector.
+        """
         sm = self.sm
-        if isinstance(p, App) and p.op == "eq":
-            x, y = p.args
+        ok = lambda e: not _mentions(e, var) and _bound_vars(e) <= set(env)
+        if isinstance(atom, App) and atom.op == "eq":
+            out: list[str] = []
+            x, y = atom.args
             for lhs, rhs in ((x, y), (y, x)):
-                # e == var  (e independent of var)
-                if _is_var(lhs, var) and not _mentions(rhs, var):
-                    v = self.expr(rhs, env)
-                    return f"_one({v})"
-                # F[var] == e
-                if isinstance(lhs, Select) and len(lhs.args) == 1 and _is_var(lhs.args[0], var) \
-                        and not _mentions(rhs, var):
-                    k = sm.func_index[lhs.func]
-                    v = self.expr(rhs, env)
-                    total = f"N[{var.sort.name!r}] + {sm.fresh[var.sort.name]}"
-                    if k in sm.inverse:
-                        return f"_inv(I{k}, D{k}, {v}, d{k}, {total})"
-                    return f"_nondefault(D{k}, {v}, d{k}, {total})"
-        if isinstance(p, Select) and len(p.args) == 1 and _is_var(p.args[0], var) and isinstance(p.sort, BoolSort):
-            k = sm.func_index[p.func]
-            return f"_nondefault(D{k}, 1, d{k}, N[{var.sort.name!r}] + {sm.fresh[var.sort.name]})"
+                if not ok(rhs):
+                    continue
+                s = _strip(lhs)
+                if isinstance(s, Ref) and s.decl is var:
+                    out.append(f"_one({self.expr(rhs, env)})")
+                elif isinstance(s, Select):
+                    got = self._cell_selector(var, s, self.expr(rhs, env), env)
+                    if got:
+                        out.append(got)
+            return out
+        if isinstance(atom, App) and atom.op == "ne":
+            x, y = atom.args
+            for lhs, rhs in ((x, y), (y, x)):
+                s = _strip(lhs)
+                if isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var) \
+                        and _is_default_const(rhs, s.func):
+                    k = sm.func_index[s.func]
+                    return [f"(D{k}.keys() | CH{k})" if self.pre else f"D{k}.keys()"]
+            return []
+        if isinstance(atom, App) and atom.op in ("lt", "le"):
+            # c < F[v] (or c <= F[v] with c > default) with a constant c >= the default: a non-default cell
+            lo, hi = atom.args
+            s = _strip(hi)
+            if isinstance(lo, Const) and isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var):
+                d0 = _default_of(s.func)
+                if int(lo.value) > d0 or (atom.op == "lt" and int(lo.value) >= d0):
+                    k = sm.func_index[s.func]
+                    return [f"(D{k}.keys() | CH{k})" if self.pre else f"D{k}.keys()"]
+            return []
+        if isinstance(atom, Select) and isinstance(atom.sort, BoolSort):
+            got = self._cell_selector(var, atom, "1", env)
+            return [got] if got else []
+        if isinstance(atom, App) and atom.op == "or":
+            parts = []
+            for x in atom.args:
+                sel = self.selectors(var, x, env)
+                if not sel:
+                    return []
+                parts.append(sel[0] if len(sel) == 1 else f"_smallest({', '.join(sel)})")
+            return [f"_union({', '.join(parts)})"]
+        if isinstance(atom, App) and atom.op == "post":
+            saved, self.pre = self.pre, False
+            try:
+                return self.selectors(var, atom.args[0], env)
+            finally:
+                self.pre = saved
+        return []
+
+    def _cell_selector(self, var: BoundVar, s: Select, value: str, env: Mapping[Any, str]) -> str | None:
+        """``s == value`` where ``s`` is ``F[..var..]`` and the other indexes are bound."""
+        sm = self.sm
+        k = sm.func_index[s.func]
+        positions = [i for i, a in enumerate(s.args) if _is_var(a, var)]
+        if len(positions) != 1:
+            return None
+        pos = positions[0]
+        others = [a for i, a in enumerate(s.args) if i != pos]
+        if any(_mentions(a, var) or not _bound_vars(a) <= set(env) for a in others):
+            return None
+        total = self.total(var.sort)
+        d = f"d{k}"
+        if len(s.args) == 1:
+            if self.pre:
+                return f"_idx_pre(I{k}, CH{k}, {value}, {d}, {total})"
+            return f"_idx(I{k}, {value}, {d}, {total})"
+        if len(s.args) == 2:
+            rest = self.expr(others[0], env)
+            if self.pre:
+                return f"_pidx_pre(P{k}_{pos}, CH{k}, {pos}, {rest}, {value}, {d}, {total})"
+            return f"_pidx(P{k}_{pos}, {rest}, {value}, {d}, {total})"
         return None
 
-    def quant(self, q: Quant, env: Mapping[object, str]) -> str:
+    def candidates(self, var: BoundVar, atoms: Sequence[Expr], env: Mapping[Any, str]) -> str:
+        """An iterable of ``var``'s values containing every value for which all ``atoms`` hold."""
+        sort = var.sort
+        if not isinstance(sort, IdSort):
+            return f"range({sort.size({})})"
+        sels: list[str] = []
+        for a in atoms:
+            sels.extend(self.selectors(var, a, env))
+        if not sels:
+            return f"range{self.total(sort)}"
+        ones = [s for s in sels if s.startswith("_one(")]
+        if ones:
+            return ones[0]
+        return sels[0] if len(sels) == 1 else f"_smallest({', '.join(sels[:3])})"
+
+    def quant(self, q: Quant, env: Mapping[Any, str]) -> str:
         name = self.fresh("q")
         local = {**env, q.var: name}
         body = q.body
         if q.kind == "forall":
-            if isinstance(body, App) and body.op == "implies":
-                cands = self.candidates(q.var, conjuncts(body.args[0]), env)
-            else:
-                cands = self.candidates(q.var, [], env)
-            return f"all({self.expr(body, local)} for {name} in {cands})"
-        cands = self.candidates(q.var, conjuncts(body), env)
-        return f"any({self.expr(body, local)} for {name} in {cands})"
-
-
-def _is_var(e: Expr, var: BoundVar) -> bool:
-    while isinstance(e, App) and e.op == "some":
-        e = e.args[0]
-    return isinstance(e, Ref) and e.decl is var
-
-
-def _mentions(e: Expr, decl: object) -> bool:
-    return any(isinstance(n, Ref) and n.decl is decl for n in walk(e))
-
-
-def _one(v: int) -> tuple[int, ...]:
-    return (v,) if v >= 0 else ()
-
-
-def _inv(inverse: dict[int, set[Any]], cells: dict[Any, int], v: int, default: int, total: int) -> Iterable[Any]:
-    if v == default:
-        return range(total)
-    return tuple(inverse.get(v, ()))
-
-
-def _nondefault(cells: dict[Any, int], v: int, default: int, total: int) -> Iterable[Any]:
-    if v == default:
-        return range(total)
-    return [x for x, val in cells.items() if val == v]
-
-
-def _unwrap(v: int) -> int:
-    if v == NONE_VALUE:
-        raise EvaluationError(".some of none")
-    return v
+            atoms = conjuncts(body.args[0]) if isinstance(body, App) and body.op == "implies" else []
+            return f"all({self.expr(body, local)} for {name} in {self.candidates(q.var, atoms, env)})"
+        return f"any({self.expr(body, local)} for {name} in {self.candidates(q.var, conjuncts(body), env)})"
 
 
 # --------------------------------------------------------------------------------------
-# Incremental invariant checking: which instances of an invariant a change can affect
+# Invariant parts and read sites
 # --------------------------------------------------------------------------------------
+
+#: a gate: (expression, world, truth): ``expression`` has value ``truth`` in world W1 or W2
+Gate = tuple[Expr, str, bool]
+
+
+@dataclass
+class _Site:
+    """A read whose value can differ between the two evaluations an instance is judged by."""
+
+    func: Func | None  # None: the scalar ``var``
+    var: StateVar | None
+    args: tuple[Expr, ...]
+    scope: tuple[BoundVar, ...]
+    gates: list[Gate]
+    #: the other operand of ``==`` / ``!=`` whose operand this read is
+    partner: Expr | None = None
 
 
 @dataclass
 class _Part:
-    """One top-level conjunct of an invariant, possibly ``forall x: S. body``."""
+    """``forall vars. body``: one conjunct of an invariant, checked per instance."""
 
-    invariant: int
-    var: BoundVar | None
-    body_fn: Callable[..., Any]
-    #: func index -> how a change of that func's cell maps to instances of ``var``:
-    #:   ("direct", position) / ("via", [func indices from var outward], position) / ("global",)
-    deps: dict[int, tuple[Any, ...]]
-    scalar_deps: set[int]
+    invariant: Invariant
+    index: int  # position of the invariant in SparseModel.invariants
+    vars: tuple[BoundVar, ...]
+    body: Expr
+    transition: bool
+    sites: list[_Site] = field(default_factory=list)
 
 
-def _paths(e: Expr, var: BoundVar, aliases: dict[BoundVar, list[Func]]) -> list[tuple[Func, int, list[Func] | None]]:
-    """For every cell read in ``e``: (func, index position, path from var or None if not var-anchored)."""
-    out: list[tuple[Func, int, list[Func] | None]] = []
+def _parts(inv: Invariant, index: int) -> list[_Part]:
+    """Split an invariant into parts (see the module docstring)."""
+    out: list[_Part] = []
 
-    def path_of(a: Expr, aliases: dict[BoundVar, list[Func]]) -> list[Func] | None:
-        while isinstance(a, App) and a.op in ("some", "unwrap"):
-            a = a.args[0]
-        if isinstance(a, Ref):
-            if a.decl is var:
-                return []
-            if isinstance(a.decl, BoundVar) and a.decl in aliases:
-                return list(aliases[a.decl])
-            return None
-        if isinstance(a, Select) and len(a.args) == 1:
-            inner = path_of(a.args[0], aliases)
-            if inner is None:
-                return None
-            ids = a.func.value_sort.id_sort()
-            return inner + [a.func] if ids is not None else None
-        return None
-
-    def visit(n: Expr, aliases: dict[BoundVar, list[Func]]) -> None:
-        if isinstance(n, Select):
-            anchored = [path_of(a, aliases) for a in n.args]
-            found = False
-            for pos, p in enumerate(anchored):
-                if p is not None:
-                    out.append((n.func, pos, p))
-                    found = True
-            if not found:
-                out.append((n.func, -1, None))
-            for a in n.args:
-                visit(a, aliases)
+    def split(e: Expr, vars: tuple[BoundVar, ...]) -> None:
+        if isinstance(e, Quant) and e.kind == "forall" and isinstance(e.var.sort, IdSort):
+            split(e.body, vars + (e.var,))
             return
-        if isinstance(n, Quant):
-            # forall y. (P[var-path] == y) => ... makes y an alias of that path
-            body = n.body
-            ante = conjuncts(body.args[0]) if isinstance(body, App) and body.op == "implies" else conjuncts(body)
-            new_aliases = dict(aliases)
-            for c in ante:
-                if isinstance(c, App) and c.op == "eq":
-                    for lhs, rhs in (c.args, c.args[::-1]):
-                        if _is_var(rhs, n.var):
-                            p = path_of(lhs, aliases)
-                            if p is not None:
-                                new_aliases[n.var] = p
-            visit(n.body, new_aliases)
+        if isinstance(e, App) and e.op == "and":
+            for x in e.args:
+                split(x, vars)
             return
-        if isinstance(n, App):
-            for a in n.args:
-                visit(a, aliases)
+        if isinstance(e, App) and e.op == "implies":
+            a, c = e.args
+            if isinstance(c, App) and c.op == "and":
+                for x in c.args:
+                    split(App("implies", (a, x), e.sort), vars)
+                return
+            if isinstance(c, Quant) and c.kind == "forall" and isinstance(c.var.sort, IdSort) \
+                    and not _mentions(a, c.var):
+                split(App("implies", (a, c.body), e.sort), vars + (c.var,))
+                return
+        out.append(_Part(inv, index, vars, e, inv.transition))
 
-    visit(e, aliases)
+    split(inv.expr, ())
     return out
+
+
+_REV = {"TF": "FT", "FT": "TF", "ANY": "ANY"}
+
+
+def _find_sites(part: _Part) -> list[_Site]:
+    """Every read on a possible flipping path of ``part``, with the gates that path implies.
+
+    Worlds: W1 is the evaluation known to be true (the pre state; for a transition invariant
+    the stuttering evaluation in the post state), W2 the one checked (the post state; for a
+    transition invariant the real one).  Directions: "TF" (true in W1, false in W2), "FT", "ANY".
+    """
+    sites: list[_Site] = []
+    transition = part.transition
+
+    def site(func: Func | None, var: StateVar | None, args: tuple[Expr, ...], scope: tuple[BoundVar, ...],
+             gates: list[Gate], partner: Expr | None) -> None:
+        sites.append(_Site(func, var, args, scope, list(gates), partner))
+
+    def formula(e: Expr, d: str, gates: list[Gate], scope: tuple[BoundVar, ...]) -> None:
+        if isinstance(e, (Const, _NoneConst)):
+            return
+        if isinstance(e, Ref):
+            if isinstance(e.decl, StateVar):
+                site(None, e.decl, (), scope, gates, None)
+            return
+        if isinstance(e, Select):
+            value(e, gates, scope, None)
+            return
+        if isinstance(e, Quant):
+            formula(e.body, d, gates, scope + (e.var,))
+            return
+        assert isinstance(e, App)
+        op, a = e.op, e.args
+        if op == "post":
+            if not transition:
+                formula(a[0], d, gates, scope)
+            return
+        if op == "and":
+            g = gates + ([(x, "W1", True) for x in a] if d == "TF" else [(x, "W2", True) for x in a] if d == "FT"
+                         else [])
+            for x in a:
+                formula(x, d, g, scope)
+        elif op == "or":
+            g = gates + ([(x, "W2", False) for x in a] if d == "TF" else [(x, "W1", False) for x in a] if d == "FT"
+                         else [])
+            for x in a:
+                formula(x, d, g, scope)
+        elif op == "not":
+            formula(a[0], _REV[d], gates, scope)
+        elif op == "implies":
+            ante, cons = a
+            if d == "TF":
+                g = gates + [(ante, "W2", True), (cons, "W2", False)]
+            elif d == "FT":
+                g = gates + [(ante, "W1", True), (cons, "W1", False)]
+            else:
+                g = gates
+            formula(ante, _REV[d], g, scope)
+            formula(cons, d, g, scope)
+        elif op == "iff":
+            formula(a[0], "ANY", gates, scope)
+            formula(a[1], "ANY", gates, scope)
+        elif op == "ite":
+            c, x, y = a
+            formula(c, "ANY", gates, scope)
+            formula(x, d, gates + [(c, "W1", True), (c, "W2", True)], scope)
+            formula(y, d, gates + [(c, "W1", False), (c, "W2", False)], scope)
+        elif op in ("eq", "ne"):
+            value(a[0], gates, scope, a[1])
+            value(a[1], gates, scope, a[0])
+        elif op in ("lt", "le"):
+            value(a[0], gates, scope, None)
+            value(a[1], gates, scope, None)
+        else:
+            for x in a:
+                value(x, gates, scope, None)
+
+    def value(e: Expr, gates: list[Gate], scope: tuple[BoundVar, ...], partner: Expr | None) -> None:
+        if isinstance(e, (Const, _NoneConst)):
+            return
+        if isinstance(e, Ref):
+            if isinstance(e.decl, StateVar):
+                site(None, e.decl, (), scope, gates, partner)
+            return
+        if isinstance(e, Select):
+            site(e.func, None, e.args, scope, gates, partner)
+            for x in e.args:
+                value(x, gates, scope, None)
+            return
+        if isinstance(e, Quant):
+            formula(e, "ANY", gates, scope)
+            return
+        assert isinstance(e, App)
+        op, a = e.op, e.args
+        if op == "post":
+            if not transition:
+                value(a[0], gates, scope, partner)
+            return
+        if op in ("some", "unwrap"):
+            value(a[0], gates, scope, partner)
+        elif op == "ite":
+            c, x, y = a
+            formula(c, "ANY", gates, scope)
+            value(x, gates + [(c, "W1", True), (c, "W2", True)], scope, None)
+            value(y, gates + [(c, "W1", False), (c, "W2", False)], scope, None)
+        elif e.sort is not None and isinstance(e.sort, BoolSort):
+            formula(e, "ANY", gates, scope)
+        else:
+            for x in a:
+                value(x, gates, scope, None)
+
+    formula(part.body, "TF", [], part.vars)
+    return sites
+
+
+def _atoms(gates: Sequence[Gate]) -> list[Gate]:
+    """Gates as literals: conjunctions split, negations pushed into the truth value."""
+    out: list[Gate] = []
+
+    def add(e: Expr, world: str, truth: bool) -> None:
+        if isinstance(e, App) and e.op == "not":
+            add(e.args[0], world, not truth)
+        elif isinstance(e, App) and e.op == "and" and truth:
+            for x in e.args:
+                add(x, world, True)
+        elif isinstance(e, App) and e.op == "or" and not truth:
+            for x in e.args:
+                add(x, world, False)
+        elif isinstance(e, App) and e.op == "implies" and not truth:
+            add(e.args[0], world, True)
+            add(e.args[1], world, False)
+        elif isinstance(e, App) and e.op in ("eq", "ne") and not truth:
+            out.append((App("ne" if e.op == "eq" else "eq", e.args, e.sort), world, True))
+        else:
+            out.append((e, world, truth))
+
+    for e, w, t in gates:
+        add(e, w, t)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------
 
 
 class SparseModel:
@@ -291,10 +592,10 @@ class SparseModel:
                 self.var_index[d] = len(self.vars)
                 self.vars.append(d)
             else:
+                if len(d.index_sorts) > 2:
+                    raise ModelDefinitionError(f"{d.name}: the sparse engine supports functions of one or two indexes")
                 self.func_index[d] = len(self.funcs)
                 self.funcs.append(d)
-        #: funcs whose values are identities get an inverse index
-        self.inverse = {k for k, f in enumerate(self.funcs) if f.value_sort.id_sort() is not None}
         self.id_sorts = {s.name: s for s in model.id_sorts}
         self._check_nesting()
         self.operations: dict[str, Operation] = {}
@@ -310,15 +611,27 @@ class SparseModel:
             self.operations[a.name] = Operation(a.name, a, twin, i, twin_index)
         self.state_invariants = [inv for inv in model.invariants if not inv.transition]
         self.transition_invariants = [inv for inv in model.invariants if inv.transition]
+        #: every invariant, state invariants first (the order violations are reported in)
+        self.invariants = self.state_invariants + self.transition_invariants
+        self.parts: list[_Part] = []
+        for i, inv in enumerate(self.invariants):
+            self.parts.extend(_parts(inv, i))
+        for p in self.parts:
+            p.sites = _find_sites(p)
+        #: (part index, site description) of every site whose variables no gate selects: a
+        #: change there re-checks that part's instances over all identities of some sort
+        self.fallbacks: list[tuple[int, str]] = []
         self.source = self._generate()
         ns: dict[str, Any] = {
-            "_one": _one, "_inv": _inv, "_nondefault": _nondefault, "_unwrap": _unwrap,
-            "EvaluationError": EvaluationError,
+            "_one": _one, "_two": _two, "_idx": _idx, "_idx_pre": _idx_pre, "_pidx": _pidx, "_pidx_pre": _pidx_pre,
+            "_union": _union, "_smallest": _smallest, "_unwrap": _unwrap, "_MISSING": _MISSING,
+            "EvaluationError": EvaluationError, "_product": itertools.product,
         }
         exec(compile(self.source, f"<sparse:{model.name}>", "exec"), ns)
         self.ns = ns
+        self._check_step: Callable[[], list[int]] = ns["check_step"]
+        self._clear: Callable[[], None] = ns["clear_changes"]
         self.reset()
-        self._parts = self._incremental_parts()
 
     # -- validation ------------------------------------------------------------------------
     def _check_nesting(self) -> None:
@@ -348,47 +661,29 @@ class SparseModel:
         L: list[str] = []
         nf = len(self.funcs)
         L.append(f"V = [0] * {len(self.vars)}")
+        L.append("OLDV = {}")
+        L.append("CV = set()")
+        L.append("N = {}")
+        L.append("DF = []  # functions changed since the last clear_changes, in order")
         for k, f in enumerate(self.funcs):
             L.append(f"D{k} = {{}}")
             L.append(f"d{k} = {int(f.init)}")
             L.append(f"OLD{k} = {{}}")
-            if k in self.inverse:
-                L.append(f"I{k} = {{}}")
-        L.append("OLDV = {}")
-        L.append("N = {}")
-        L.append(f"CH = [set() for _ in range({nf})]")
-        L.append("CV = set()")
-        # setters keep the inverse indexes and the change sets
-        for k in range(nf):
-            L.append(f"def set{k}(key, v):")
-            L.append(f"    old = D{k}.get(key, d{k})")
-            L.append("    if old == v:")
-            L.append("        return")
-            L.append(f"    if key not in OLD{k}: OLD{k}[key] = old")
-            L.append(f"    if v == d{k}:")
-            L.append(f"        del D{k}[key]")
-            L.append("    else:")
-            L.append(f"        D{k}[key] = v")
-            if k in self.inverse:
-                L.append("    if old >= 0:")
-                L.append(f"        s_ = I{k}.get(old)")
-                L.append("        if s_ is not None:")
-                L.append("            s_.discard(key)")
-                L.append("    if v >= 0:")
-                L.append(f"        I{k}.setdefault(v, set()).add(key)")
-            L.append(f"    CH[{k}].add(key)")
-            L.append(f"def rebase{k}(newd, n):")
-            L.append(f"    global d{k}")
-            L.append("    for key in range(n):")
-            L.append(f"        if key not in D{k}: D{k}[key] = d{k}")
-            L.append(f"    d{k} = newd")
-            L.append(f"    for key in [x for x, v in D{k}.items() if v == newd]:")
-            L.append(f"        del D{k}[key]")
+            L.append(f"CH{k} = set()")
+            L.append(f"I{k} = {{}}")
+            if len(f.index_sorts) == 2:
+                L.append(f"P{k}_0 = {{}}")
+                L.append(f"P{k}_1 = {{}}")
+        L.append(f"CH = [{', '.join(f'CH{k}' for k in range(nf))}]")
+        L.append(f"OLD = [{', '.join(f'OLD{k}' for k in range(nf))}]")
+        for k, f in enumerate(self.funcs):
+            L.extend(self._gen_setter(k, f))
         for op in self.operations.values():
             for act, idx in ((op.action, op.index), (op.rejected, op.rejected_index)):
                 if act is None:
                     continue
                 L.extend(self._gen_action(code, act, idx))  # type: ignore[arg-type]
+        # full evaluations (end of run, tests)
         for k, inv in enumerate(self.state_invariants):
             L.append(f"def inv{k}():")
             L.append(f"    return {code.expr(inv.expr, {})}")
@@ -397,7 +692,49 @@ class SparseModel:
             L.append(f"def tinv{k}():")
             L.append(f"    return {code.expr(inv.expr, {})}")
         code.pre = False
+        L.extend(self._gen_incremental(code))
+        L.append("def clear_changes():")
+        L.append("    for k in DF:")
+        L.append("        CH[k].clear()")
+        L.append("        OLD[k].clear()")
+        L.append("    DF.clear()")
+        L.append("    CV.clear()")
+        L.append("    OLDV.clear()")
         return "\n".join(L) + "\n"
+
+    def _gen_setter(self, k: int, f: Func) -> list[str]:
+        """``set{k}(key, v)``: write a cell, keeping the indexes, the old value and the change set."""
+        L = [f"def set{k}(key, v):"]
+        L.append(f"    old = D{k}.get(key, d{k})")
+        L.append("    if old == v:")
+        L.append("        return")
+        L.append(f"    if key not in OLD{k}:")
+        L.append(f"        if not CH{k}: DF.append({k})")
+        L.append(f"        OLD{k}[key] = old")
+        L.append(f"        CH{k}.add(key)")
+        L.append(f"    if old != d{k}:")
+        L.append(f"        s_ = I{k}[old]; s_.discard(key)")
+        L.append(f"        if not s_: del I{k}[old]")
+        if len(f.index_sorts) == 2:
+            L.append(f"        s_ = P{k}_1[(key[0], old)]; s_.discard(key[1])")
+            L.append(f"        if not s_: del P{k}_1[(key[0], old)]")
+            L.append(f"        s_ = P{k}_0[(key[1], old)]; s_.discard(key[0])")
+            L.append(f"        if not s_: del P{k}_0[(key[1], old)]")
+        L.append(f"    if v == d{k}:")
+        L.append(f"        del D{k}[key]")
+        L.append("    else:")
+        L.append(f"        D{k}[key] = v")
+        L.append(f"        s_ = I{k}.get(v)")
+        L.append(f"        if s_ is None: I{k}[v] = {{key}}")
+        L.append("        else: s_.add(key)")
+        if len(f.index_sorts) == 2:
+            L.append(f"        P{k}_1.setdefault((key[0], v), set()).add(key[1])")
+            L.append(f"        P{k}_0.setdefault((key[1], v), set()).add(key[0])")
+        # the pre-state value of a cell (after a step, before clear_changes)
+        L.append(f"def pre{k}(key):")
+        L.append(f"    v = OLD{k}.get(key, _MISSING)")
+        L.append(f"    return D{k}.get(key, d{k}) if v is _MISSING else v")
+        return L
 
     def _gen_action(self, code: _Code, a: Action, idx: int) -> list[str]:
         params = [f"p_{p.name}" for p in a.params]
@@ -445,9 +782,15 @@ class SparseModel:
         return L
 
     def _gen_func_assign(
-        self, code: _Code, u: FuncAssign, env: Mapping[object, str], n: int
+        self, code: _Code, u: FuncAssign, env: Mapping[Any, str], n: int
     ) -> tuple[list[str], list[str]]:
-        """A whole-function update, visiting only cells that can change (see the module docstring)."""
+        """A whole-function update, visiting only cells that can change.
+
+        ``f[x] & X`` (Bool, default false) can only clear cells that are true now;
+        ``f[x] | X`` can only set cells where ``X`` holds; ``Ite(c1, v1, Ite(c2, v2, f[x]))``
+        changes only cells where some ``ci`` holds: the candidates are the union of the
+        ``ci``'s selections.  Every never-seen cell must keep the default (else an error).
+        """
         k = self.func_index[u.func]
         f = u.func
         body = u.body
@@ -461,27 +804,34 @@ class SparseModel:
         loops: str
         bool_false_default = isinstance(f.value_sort, BoolSort) and int(f.init) == 0
         if bool_false_default and isinstance(body, App) and body.op == "and" and any(own(a) for a in body.args):
-            # f[x] & X can only clear cells that are true now
             loops = f"for {key} in list(D{k})"
         else:
+            # conditions one of which holds wherever the cell can change (None: any cell)
+            conds: list[Expr] | None
             if bool_false_default and isinstance(body, App) and body.op == "or" and any(own(a) for a in body.args):
-                others = [a for a in body.args if not own(a)]
-                sel = conjuncts(others[0]) if len(others) == 1 else []
-            elif isinstance(body, App) and body.op == "ite" and own(body.args[2]):
-                sel = conjuncts(body.args[0])
+                conds = [a for a in body.args if not own(a)]
             else:
-                sel = []
+                conds = []
+                e = body
+                while isinstance(e, App) and e.op == "ite":
+                    conds.append(e.args[0])
+                    e = e.args[2]
+                if not own(e):
+                    conds = None
             parts = []
             bound: dict[object, str] = dict(env)
             for var, name in zip(u.vars, names):
-                cands = code.candidates(var, sel, bound) if sel else f"range(N[{var.sort.name!r}])"
+                if conds:
+                    sels = [code.candidates(var, conjuncts(c), bound) for c in conds]
+                    cands = sels[0] if len(sels) == 1 else f"_union({', '.join(sels)})"
+                else:
+                    cands = f"range(N[{var.sort.name!r}])"
                 parts.append(f"for {name} in {cands}")
                 bound[var] = name
             known = " and ".join(f"{name} < N[{v.sort.name!r}]" for v, name in zip(u.vars, names))
             loops = " ".join(parts) + f" if {known}"
         L.append(f"    w{n} = [({key}, {code.expr(body, local)}) {loops}]")
         # the value every never-seen cell takes must stay the default
-        fresh_env = dict(env)
         offsets: dict[str, int] = {}
         args = []
         for var in u.vars:
@@ -490,53 +840,239 @@ class SparseModel:
             offsets[sname] = j + 1
             args.append(f"N[{sname!r}] + {j}")
         L.append(f"    fv{n} = (lambda {', '.join(names)}: {code.expr(body, local)})({', '.join(args)})")
-        if len(u.vars) == 1:
-            L.append(f"    n{n} = N[{u.vars[0].sort.name!r}]")
-            W.append(f"    if fv{n} != d{k}: rebase{k}(fv{n}, n{n})")
-        else:
-            W.append(f"    if fv{n} != d{k}: raise EvaluationError('whole-function update of {f.name} changes "
-                     f"every unseen cell; not supported by the sparse engine')")
+        W.append(f"    if fv{n} != d{k}: raise EvaluationError('whole-function update of {f.name} changes "
+                 f"every unseen cell; not supported by the sparse engine')")
         W.append(f"    for key_, val_ in w{n}:")
         W.append(f"        set{k}(key_, val_)")
-        _ = fresh_env
         return L, W
 
     # -- incremental invariants ----------------------------------------------------------------
-    def _incremental_parts(self) -> list[_Part]:
-        parts: list[_Part] = []
-        code = _Code(self)
-        for k, inv in enumerate(self.state_invariants):
-            for c in conjuncts(inv.expr):
-                scalar = {
-                    self.var_index[n.decl] for n in walk(c) if isinstance(n, Ref) and isinstance(n.decl, StateVar)
-                }
-                if isinstance(c, Quant) and c.kind == "forall" and isinstance(c.var.sort, IdSort):
-                    var = c.var
-                    name = "x_"
-                    src = f"lambda {name}: {code.expr(c.body, {var: name})}"
-                    fn = eval(src, self.ns)
-                    deps: dict[int, tuple[Any, ...]] = {}
-                    for func, pos, path in _paths(c.body, var, {}):
-                        fk = self.func_index[func]
-                        if path is None or pos < 0:
-                            deps[fk] = ("global",)
-                        elif fk in deps and deps[fk] != ("direct", pos) and not path:
-                            deps[fk] = ("global",)
-                        elif not path:
-                            deps.setdefault(fk, ("direct", pos))
-                        else:
-                            cur = deps.get(fk)
-                            new = ("via", [self.func_index[f] for f in path], pos)
-                            if cur is None:
-                                deps[fk] = new
-                            elif cur != new:
-                                deps[fk] = ("global",)
-                    parts.append(_Part(k, var, fn, deps, scalar))
+    def _gen_incremental(self, code: _Code) -> list[str]:
+        L: list[str] = []
+        #: func index -> [(part index, enumerator name or None for "the key itself")]
+        by_func: dict[int, list[tuple[int, str | None]]] = {}
+        by_var: dict[int, list[int]] = {}
+        seen: dict[tuple[int, int, str], str] = {}
+        for pi, part in enumerate(self.parts):
+            names = [f"x{i}" for i in range(len(part.vars))]
+            env = dict(zip(part.vars, names))
+            code.pre = part.transition
+            L.append(f"def body{pi}({', '.join(names)}):")
+            L.append(f"    return {code.expr(part.body, env)}")
+            code.pre = False
+            if part.vars:
+                ranges = ", ".join(f"range{code.total(v.sort)}" for v in part.vars)
+                L.append(f"def all{pi}():")
+                if len(part.vars) == 1:
+                    L.append(f"    return {ranges}")
                 else:
-                    fn = eval(f"lambda: {code.expr(c, {})}", self.ns)
-                    deps = {self.func_index[n.func]: ("global",) for n in walk(c) if isinstance(n, Select)}
-                    parts.append(_Part(k, None, fn, deps, scalar))
-        return parts
+                    L.append(f"    return _product({ranges})")
+            for site in part.sites:
+                if site.func is None:
+                    assert site.var is not None
+                    by_var.setdefault(self.var_index[site.var], [])
+                    if pi not in by_var[self.var_index[site.var]]:
+                        by_var[self.var_index[site.var]].append(pi)
+                    continue
+                k = self.func_index[site.func]
+                if not part.vars:
+                    entry: tuple[int, str | None] = (pi, "")
+                    if entry not in by_func.setdefault(k, []):
+                        by_func[k].append(entry)
+                    continue
+                if self._direct(part, site):
+                    entry = (pi, None)
+                else:
+                    src, name = self._gen_enumerator(code, pi, part, site, len(seen))
+                    key3 = (pi, k, src)
+                    if key3 not in seen:
+                        seen[key3] = name
+                        L.extend(src.replace("@NAME@", name).splitlines())
+                    entry = (pi, seen[key3])
+                if entry not in by_func.setdefault(k, []):
+                    by_func[k].append(entry)
+        # check_step(): indexes of the failed invariants, in order
+        L.append("def check_step():")
+        L.append("    dp = {}")
+        L.append("    whole = set()")
+        for k, entries in sorted(by_func.items()):
+            L.append(f"    if CH{k}:")
+            for pi, en in entries:
+                part = self.parts[pi]
+                if not part.vars:
+                    L.append(f"        whole.add({pi})")
+                elif en is None:
+                    L.append(f"        dp.setdefault({pi}, set()).update(CH{k})")
+                else:
+                    L.append(f"        s_ = dp.setdefault({pi}, set())")
+                    L.append(f"        for key in CH{k}: {en}(key, s_)")
+        for j, pis in sorted(by_var.items()):
+            L.append(f"    if {j} in CV:")
+            L.append(f"        whole.update({tuple(pis)!r})")
+        L.append("    failed = set()")
+        L.append("    for pi in whole:")
+        L.append("        part = PARTS[pi]")
+        L.append("        if part[1] in failed: continue")
+        L.append("        if part[2] == 0:")
+        L.append("            if not part[0](): failed.add(part[1])")
+        L.append("        elif part[2] == 1:")
+        L.append("            fn = part[0]")
+        L.append("            if not all(fn(x) for x in part[3]()): failed.add(part[1])")
+        L.append("        else:")
+        L.append("            fn = part[0]")
+        L.append("            if not all(fn(*x) for x in part[3]()): failed.add(part[1])")
+        L.append("    for pi, insts in dp.items():")
+        L.append("        part = PARTS[pi]")
+        L.append("        if part[1] in failed or pi in whole: continue")
+        L.append("        fn = part[0]")
+        L.append("        if part[2] == 1:")
+        L.append("            for x in insts:")
+        L.append("                if not fn(x):")
+        L.append("                    failed.add(part[1]); break")
+        L.append("        else:")
+        L.append("            for x in insts:")
+        L.append("                if not fn(*x):")
+        L.append("                    failed.add(part[1]); break")
+        L.append("    return sorted(failed)")
+        entries_ = []
+        for pi, part in enumerate(self.parts):
+            allfn = f"all{pi}" if part.vars else "None"
+            entries_.append(f"(body{pi}, {part.index}, {len(part.vars)}, {allfn})")
+        L.append("PARTS = [" + ", ".join(entries_) + "]")
+        return L
+
+    @staticmethod
+    def _direct(part: _Part, site: _Site) -> bool:
+        """True if the changed key *is* the instance (the site reads ``F[x1..xn]`` with the part's variables)."""
+        return len(site.args) == len(part.vars) and all(_is_var(a, v) for a, v in zip(site.args, part.vars))
+
+    def _gen_enumerator(self, code: _Code, pi: int, part: _Part, site: _Site, serial: int) -> tuple[str, str]:
+        """``@NAME@(key, out)``: add to ``out`` every instance of ``part`` whose flipping path may end at ``site``."""
+        assert site.func is not None
+        k = self.func_index[site.func]
+        name = f"en{pi}_{serial}"
+        w1_pre = not part.transition  # W1 reads the pre state for state invariants
+        mode = {"W1": w1_pre, "W2": part.transition}
+        L = ["def @NAME@(key, out):"]
+        known: dict[BoundVar, str] = {}
+        comps = ["key"] if len(site.args) == 1 else [f"key[{i}]" for i in range(len(site.args))]
+        # 1. the site's indexes: variables bound directly by the changed key, or through an index
+        arg_atoms: list[tuple[Expr, str]] = []  # (expr, component): expr == component, evaluated in W2
+        for arg, comp in zip(site.args, comps):
+            s = _strip(arg)
+            if isinstance(s, Ref) and isinstance(s.decl, BoundVar) and isinstance(s.decl.sort, IdSort):
+                v = s.decl
+                if v in known:
+                    L.append(f"    if {known[v]} != {comp}: return")
+                else:
+                    known[v] = code.fresh("b")
+                    L.append(f"    {known[v]} = {comp}")
+            elif isinstance(s, Ref) and isinstance(s.decl, BoundVar):
+                v = s.decl
+                if v in known:
+                    L.append(f"    if {known[v]} != {comp}: return")
+                else:
+                    known[v] = code.fresh("b")
+                    L.append(f"    {known[v]} = {comp}")
+            else:
+                arg_atoms.append((arg, comp))
+        # 2. literals from the gates, the partner and the index expressions
+        atoms = _atoms(site.gates)
+        old, new = "o_", "n_"
+        if site.partner is not None:
+            L.append(f"    {old} = OLD{k}[key]; {new} = D{k}.get(key, d{k})")
+        needed = [v for v in part.vars if v not in known]
+        L.append("    try:")
+        indent = "        "
+        body_lines: list[str] = []
+        order: list[tuple[BoundVar, str]] = []
+        pending = list(needed)
+        # extra inner variables that gates connect (bound only through selectors of bound ones)
+        while pending:
+            choice: tuple[BoundVar, list[str]] | None = None
+            env = {**known}
+            for v in pending:
+                sels: list[str] = []
+                for arg, comp in arg_atoms:
+                    s = _strip(arg)
+                    if isinstance(s, Select) and _bound_vars(s) <= set(env) | {v}:
+                        code.pre = mode["W2"]
+                        got = code._cell_selector(v, s, comp, env)
+                        code.pre = False
+                        if got:
+                            sels.append(got)
+                if site.partner is not None and _bound_vars(site.partner) <= set(env) | {v} \
+                        and _mentions(site.partner, v):
+                    p = _strip(site.partner)
+                    if isinstance(p, Ref) and p.decl is v:
+                        sels.append(f"_two({old}, {new})")
+                    elif isinstance(p, Select):
+                        code.pre = True  # pre-state index plus changed keys covers both worlds
+                        a_ = code._cell_selector(v, p, old, env)
+                        b_ = code._cell_selector(v, p, new, env)
+                        code.pre = False
+                        if a_ and b_:
+                            sels.append(f"_union({a_}, {b_})")
+                for expr, world, truth in atoms:
+                    if not truth or not _mentions(expr, v) or not _bound_vars(expr) <= set(env) | {v}:
+                        continue
+                    code.pre = mode[world]
+                    sels.extend(code.selectors(v, expr, env))
+                    code.pre = False
+                if sels:
+                    ones = [s for s in sels if s.startswith(("_one(", "_two("))]
+                    pick = ones[:1] if ones else sels[:3]
+                    choice = (v, pick)
+                    break
+            if choice is None:
+                v = pending[0]
+                self.fallbacks.append((pi, f"{part.invariant.name}: {site.func.name}[...] -> {v.name}"))
+                sel_code = f"range{code.total(v.sort)}"
+            else:
+                v, pick = choice
+                sel_code = pick[0] if len(pick) == 1 else f"_smallest({', '.join(pick)})"
+            pending.remove(v)
+            name_v = code.fresh("b")
+            known[v] = name_v
+            order.append((v, sel_code))
+            body_lines.append(f"{indent}for {name_v} in {sel_code}:")
+            indent += "    "
+        # filters, in the order their facts are evaluated; literals over unbound variables are dropped
+        conds: list[str] = []
+        env = dict(known)
+        for arg, comp in arg_atoms:
+            if _bound_vars(arg) <= set(env):
+                code.pre = mode["W2"]
+                conds.append(f"{code.expr(arg, env)} == {comp}")
+                code.pre = False
+        if site.partner is not None and _bound_vars(site.partner) <= set(env):
+            code.pre = mode["W1"]
+            p1 = code.expr(site.partner, env)
+            code.pre = mode["W2"]
+            p2 = code.expr(site.partner, env)
+            code.pre = False
+            conds.append(f"({p1} in ({old}, {new}) or {p2} in ({old}, {new}))")
+        for expr, world, truth in atoms:
+            if not _bound_vars(expr) <= set(env):
+                continue
+            code.pre = mode[world]
+            c = code.expr(expr, env)
+            code.pre = False
+            conds.append(c if truth else f"not {c}")
+        inst = ", ".join(known[v] for v in part.vars)
+        add = f"out.add({inst})" if len(part.vars) == 1 else f"out.add(({inst},))"
+        if conds:
+            body_lines.append(f"{indent}try:")
+            body_lines.append(f"{indent}    ok_ = {' and '.join(conds)}")
+            body_lines.append(f"{indent}except EvaluationError:")
+            body_lines.append(f"{indent}    ok_ = True")
+            body_lines.append(f"{indent}if ok_: {add}")
+        else:
+            body_lines.append(f"{indent}{add}")
+        L.extend(body_lines)
+        L.append("    except EvaluationError:")
+        L.append(f"        out.update(all{pi}())")
+        return "\n".join(L), name
 
     # -- state ------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -547,21 +1083,21 @@ class SparseModel:
         for k, f in enumerate(self.funcs):
             ns[f"D{k}"].clear()
             ns[f"d{k}"] = int(f.init)
-            if k in self.inverse:
-                ns[f"I{k}"].clear()
+            ns[f"I{k}"].clear()
+            if len(f.index_sorts) == 2:
+                ns[f"P{k}_0"].clear()
+                ns[f"P{k}_1"].clear()
         ns["N"].clear()
         for s in self.id_sorts:
             ns["N"][s] = 0
+        for k in range(len(self.funcs)):
+            ns["CH"][k].clear()
+            ns["OLD"][k].clear()
+        ns["DF"].clear()
         self.clear_changes()
 
     def clear_changes(self) -> None:
-        ns = self.ns
-        for s in ns["CH"]:
-            s.clear()
-        ns["CV"].clear()
-        ns["OLDV"].clear()
-        for k in range(len(self.funcs)):
-            ns[f"OLD{k}"].clear()
+        self._clear()
 
     def size(self, sort: str) -> int:
         return int(self.ns["N"][sort])
@@ -572,84 +1108,25 @@ class SparseModel:
         if n > N[sort]:
             N[sort] = n
 
-    def check_invariants_incrementally(self) -> list[Invariant]:
-        """The invariants violated by the last step(s), judged from the cells they changed."""
-        ns = self.ns
-        CH: list[set[Any]] = ns["CH"]
-        CV: set[int] = ns["CV"]
-        failed: dict[int, Invariant] = {}
-        for part in self._parts:
-            if part.invariant in failed:
-                continue
-            touched = bool(part.scalar_deps & CV)
-            if part.var is None:
-                if touched or any(CH[k] for k in part.deps):
-                    if not part.body_fn():
-                        failed[part.invariant] = self.state_invariants[part.invariant]
-                continue
-            sort = part.var.sort.name  # type: ignore[union-attr]
-            if touched or any(CH[k] and d[0] == "global" for k, d in part.deps.items()):
-                xs: Iterable[int] = range(ns["N"][sort] + self.fresh[sort])
-            else:
-                dirty: set[int] = set()
-                for k, d in part.deps.items():
-                    changed = CH[k]
-                    if not changed:
-                        continue
-                    if d[0] == "direct":
-                        pos = d[1]
-                        if len(self.funcs[k].index_sorts) == 1:
-                            dirty.update(changed)
-                        else:
-                            dirty.update(key[pos] for key in changed)
-                    else:
-                        _, path, pos = d
-                        keys = set(changed) if len(self.funcs[k].index_sorts) == 1 else {key[pos] for key in changed}
-                        # walk the path backwards through inverse indexes
-                        for fk in reversed(path):
-                            inv = ns[f"I{fk}"]
-                            nxt: set[int] = set()
-                            for v in keys:
-                                nxt.update(inv.get(v, ()))
-                            keys = nxt
-                        dirty.update(keys)
-                # a change of a path function itself re-anchors the instances whose path crosses it
-                for d in part.deps.values():
-                    if d[0] == "via":
-                        for fk in d[1]:
-                            if CH[fk]:
-                                # instances whose path passes through a changed cell
-                                dirty.update(self._preimage(d[1], fk, CH[fk]))
-                xs = dirty
-            fn = part.body_fn
-            for x in xs:
-                if not fn(x):
-                    failed[part.invariant] = self.state_invariants[part.invariant]
-                    break
-        return list(failed.values())
+    def check_step(self) -> list[Invariant]:
+        """The invariants (state, then transition) the last step broke, judged incrementally."""
+        return [self.invariants[i] for i in self._check_step()]
 
-    def _preimage(self, path: list[int], at: int, changed: set[Any]) -> set[int]:
-        """Instances x whose path (x -> f1 -> f2 ...) reads a changed cell of the path function ``at``."""
-        ns = self.ns
-        idx = path.index(at)
-        keys = set(changed)
-        for fk in reversed(path[:idx]):
-            inv = ns[f"I{fk}"]
-            nxt: set[int] = set()
-            for v in keys:
-                nxt.update(inv.get(v, ()))
-            keys = nxt
-        return keys
+    def check_invariants_incrementally(self) -> list[Invariant]:
+        """The state invariants violated by the last step (see `check_step`)."""
+        return [inv for inv in self.check_step() if not inv.transition]
 
     def check_transition_invariants(self) -> list[Invariant]:
-        """Transition invariants over the last step (pre-state = values before the step)."""
-        ns = self.ns
-        if not (any(ns["CH"]) or ns["CV"]):
-            return []
-        return [inv for k, inv in enumerate(self.transition_invariants) if not ns[f"tinv{k}"]()]
+        """The transition invariants violated by the last step (see `check_step`)."""
+        return [inv for inv in self.check_step() if inv.transition]
 
     def check_invariants_fully(self) -> list[Invariant]:
+        """Every state invariant evaluated over every identity (slow; for the end of a run and tests)."""
         return [inv for k, inv in enumerate(self.state_invariants) if not self.ns[f"inv{k}"]()]
+
+    def check_transition_invariants_fully(self) -> list[Invariant]:
+        """Every transition invariant evaluated over the last step in full (slow; for tests)."""
+        return [inv for k, inv in enumerate(self.transition_invariants) if not self.ns[f"tinv{k}"]()]
 
     # -- reading state (for reports and oracles) ----------------------------------------------------
     def read_var(self, var: StateVar) -> int:

@@ -1,0 +1,183 @@
+"""Monitor benchmarks: overhead of the live monitors, monitored steps/s, offline trace checking.
+
+Prints figures measured in this run (the lead measures final figures on a quiet machine)::
+
+    python benchmarks/bench_monitor.py                      # defaults sized for a shared machine
+    python benchmarks/bench_monitor.py --events 1000000     # the issue's 1M-event trace
+
+1. Monitor overhead: the same request workload on the reference implementation with the
+   live monitors off and on (every model of `TRACE_MODELS`), interleaved rounds, ratio of the
+   medians.  Target <= 1.3x.
+2. Steps/s: the hypothesis state machine (tests/stateful_reference.py) against the monitored
+   reference implementation, every step followed by the model comparison.  Target >= 1,000.
+3. Offline checking: a trace of N events (copies of a recorded demo trace with fresh
+   identities), checked end to end by `properties.tracecheck.check_trace`, and plain
+   ``json.loads`` of the same lines for the ratio.  Target >= 1,000,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from model.catalog import get_model  # noqa: E402
+from model.core.sorts import IdSort, OptSort  # noqa: E402
+from properties.tracecheck import check_trace  # noqa: E402
+from reference_impl import Request, Response, Runtime  # noqa: E402
+from reference_impl.demo import DemoWorker, build_demo  # noqa: E402
+from reference_impl.trace import NdjsonSink  # noqa: E402
+
+
+class Bench:
+    """A request that touches what the monitors watch: an I/O object, a stream, a waitUntil task."""
+
+    async def fetch(self, request: Request, env: Any, ctx: Any) -> Response:
+        await asyncio.sleep(0)
+        stream = ctx.create_stream()
+        stream.write(b"x")
+
+        async def later() -> None:
+            await asyncio.sleep(0)
+
+        ctx.wait_until(later())
+        return Response(stream.read())
+
+
+def _requests(rt: Runtime, n: int) -> float:
+    t0 = time.perf_counter()
+    for i in range(n):
+        rt.fetch("b", Request(), thread=i % 2)
+    rt.settle()
+    return time.perf_counter() - t0
+
+
+def monitor_overhead(requests: int, rounds: int) -> None:
+    """Interleave monitored and unmonitored rounds of the same workload; compare the medians."""
+    off: list[float] = []
+    on: list[float] = []
+    events = 0
+    with Runtime(threads=2, monitor=False, memory_trace=False) as plain, \
+            Runtime(threads=2, monitor=True, memory_trace=False) as watched:
+        for rt in (plain, watched):
+            rt.add_worker("b", Bench)
+            _requests(rt, 20)  # warm up (the monitor compiles its models on construction)
+        for _ in range(rounds):
+            off.append(_requests(plain, requests))
+            start = watched.monitor.events
+            on.append(_requests(watched, requests))
+            events = watched.monitor.events - start
+        assert watched.monitor.ok, watched.monitor.report()
+    ratio = statistics.median(on) / statistics.median(off)
+    print(f"monitor overhead: {ratio:.2f}x  (monitors off {requests / statistics.median(off):,.0f} req/s, "
+          f"on {requests / statistics.median(on):,.0f} req/s; {events / requests:.0f} events/request; "
+          f"median of {rounds} interleaved rounds of {requests} requests)  target <= 1.3x")
+
+
+def machine_steps(examples: int) -> None:
+    from hypothesis import settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from tests.stateful_reference import STEPS, machine_with_faults, profile
+
+    machine = machine_with_faults([])
+    run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))  # compile the monitor
+    before = STEPS["steps"]
+    t0 = time.perf_counter()
+    run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=examples, derandomize=True))
+    elapsed = time.perf_counter() - t0
+    steps = STEPS["steps"] - before
+    print(f"hypothesis steps/s (monitored reference implementation, model comparison after each step): "
+          f"{steps / elapsed:,.0f}  ({steps:,} steps, {examples} programs, {elapsed:.1f}s)  target >= 1,000")
+
+
+def _demo_trace() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    buf = io.StringIO()
+    DemoWorker.finished.clear()
+    DemoWorker.saved.clear()
+    with Runtime(threads=1, trace=[NdjsonSink(buf)], memory_trace=False) as rt:
+        build_demo(rt)
+        for path in ("/", "/throw", "/pass", "/wait", "/do/a", "/do/a"):
+            try:
+                rt.fetch("app", Request("GET", f"http://example.com{path}"))
+            except Exception:  # an exception tunnelled to the listener is part of the workload
+                pass
+            rt.settle()
+    lines = [json.loads(x) for x in buf.getvalue().splitlines()]
+    return lines[0], lines[1:]
+
+
+def _id_params(models: list[str]) -> dict[str, set[str]]:
+    """op -> the parameters that name identities other than threads (renamed per copy)."""
+    out: dict[str, set[str]] = {}
+    for name in models:
+        for a in get_model(name).actions:
+            for p in a.params:
+                sort = p.sort.inner if isinstance(p.sort, OptSort) else p.sort
+                if isinstance(sort, IdSort) and sort.name != "Thread":
+                    out.setdefault(a.operation or a.name, set()).add(p.name)
+    return out
+
+
+def write_big_trace(path: Path, events: int) -> int:
+    """Copies of the demo trace, each with its own identities (``ctx-1`` becomes ``ctx-1.k``), until ``events``."""
+    header, body = _demo_trace()
+    ids = _id_params(header["models"])
+    seq = 0
+    with path.open("w") as f:
+        f.write(json.dumps(header) + "\n")
+        copy = 0
+        while seq < events:
+            for e in body:
+                if seq >= events:
+                    break
+                seq += 1
+                renamed = ids.get(e["op"], ())
+                args = {k: (f"{v}.{copy}" if k in renamed and v is not None else v) for k, v in e["args"].items()}
+                f.write(json.dumps({**e, "seq": seq, "args": args}) + "\n")
+            copy += 1
+    return seq
+
+
+def offline_throughput(events: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "big.ndjson"
+        n = write_big_trace(path, events)
+        t0 = time.perf_counter()
+        with path.open("rb") as f:
+            for line in f:
+                json.loads(line)
+        parse = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rep = check_trace(path)
+        total = time.perf_counter() - t0
+        assert rep.ok, rep.summary()
+    print(f"offline trace checking: {n / total:,.0f} events/s end to end ({n:,} events, {total:.1f}s; "
+          f"plain json.loads alone {n / parse:,.0f} events/s, checking costs {total / parse:.0f}x parsing)  "
+          f"target >= 1,000,000 events/s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=100, help="requests per round (monitor overhead)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--programs", type=int, default=40, help="hypothesis programs (steps/s)")
+    p.add_argument("--events", type=int, default=100_000, help="events in the offline trace (the issue: 1,000,000)")
+    args = p.parse_args()
+    monitor_overhead(args.requests, args.rounds)
+    machine_steps(args.programs)
+    offline_throughput(args.events)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,840 @@
+"""Predictive checking: does any schedule consistent with a recorded run break an ownership rule?
+
+One run of the reference implementation (or any implementation writing iospec traces) shows
+one interleaving of its threads.  This module asks z3 whether another interleaving of *the
+same steps*, one the run's synchronisation allows, reaches a step the model forbids or a
+state that breaks one of its invariants (the ownership rules of io/io-own.{h,c++} and
+io/io-context.{h,c++}: I/O outside the owner, deletion on a foreign thread, the DeleteQueue
+written or closed without its mutex, double or missing destruction, JS after abort).
+
+The encoding (an order variable per event; "maximal causal model" style, windowed as in
+RV-Predict):
+
+* **Program order**: the events of one OS thread (the trace's ``thread`` field) keep their order.
+* **Synchronisation** recorded in the trace (header ``"sync": true``): two sections of the same
+  lock (``note.lock_acquire`` .. ``note.lock_release``, e.g. a DeleteQueue mutex; and the locks
+  model's ``take_sync_lock`` .. ``release_sync_lock``, ``Worker::Lock`` per isolate) on different
+  threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}.
+* **Identity flow**: the event that first names an identity (the one that creates a context
+  or object) precedes every other event naming it (a thread cannot hold a handle before it exists).
+* **Reads-from**: every model state cell an event reads has the value written by the last
+  writer of that cell *in the reordered run* (writers: the events whose recorded step changed
+  the cell, from the model's own state changes); every event before the violation must behave
+  as it did in the run: its guard and checks hold (so it reports the same result) and it writes
+  what it wrote (so the implementation took the same branch).
+* **The violation** at a cut ``C``: the event ``k`` placed at ``C`` is not allowed by the model
+  (a declared guard conjunct is false), or ``k``'s guard and checks hold (it reports what it
+  reported) but it leaves a state breaking a (non-lemma) invariant that reads what ``k`` writes.
+  (A state breaking an invariant is first reached by such a step, so this covers every cut.)
+
+No rule is written here: guards, checks, updates and invariants are the model's expressions
+translated by `properties.z3.encoding.Translator` over a *reads-from* view of the state; the
+mapping of trace events to model actions is the monitor's (`properties.monitor.Monitor`).
+A witness found by z3 is re-checked by running the monitor over the reordered events.
+
+Windows: the trace is checked in overlapping windows of ``window`` events (stride half a
+window); events before a window keep their recorded order and its state is the recorded
+state at its start.  So a violation needs its reordered events within one window.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from model.core import Model
+from model.core.expr import Select
+from model.core.model import Action, Func, FuncAssign, Invariant, StateVar
+from model.core.sorts import BoolSort, OptSort, Sort
+from model.core.sparse import Operation
+from properties.monitor import Monitor, MonitorViolation
+from properties.tracecheck import TraceFormatError, _check_event, _header, read_trace
+from properties.z3.encoding import Encoding, PostState, SymState, Translator, Value, _and, _concrete, _or, decls_read
+
+__all__ = ["PredictReport", "Witness", "predict_trace", "predict_events"]
+
+CellKey = tuple[object, tuple[int, ...]]  # (StateVar | Func, index values)
+
+
+# ---------------------------------------------------------------------------------------------------
+# events
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Event:
+    index: int  # position in the recorded run (0-based, header excluded)
+    line: int
+    raw: dict[str, Any]
+    thread: str
+    op: str
+    operation: Operation | None = None
+    twin: Action | None = None  # the action the monitor applied (the operation or its rejected twin)
+    env: dict[object, int] = field(default_factory=dict)
+    ids: set[tuple[str, int]] = field(default_factory=set)
+    changes: dict[CellKey, int] = field(default_factory=dict)
+
+    @property
+    def model(self) -> bool:
+        return self.twin is not None
+
+
+@dataclass
+class Witness:
+    """A feasible reordering ending in a violation."""
+
+    order: list[int]  # recorded-run indices of the events, in the witness order
+    violation: MonitorViolation
+    window: tuple[int, int]
+    events: list[dict[str, Any]]
+
+    def schedule(self) -> list[list[str]]:
+        return [[str(self.events[i].get("thread")), str(self.events[i]["op"])] for i in self.order]
+
+    def to_json(self, header: Mapping[str, Any], source: str) -> dict[str, Any]:
+        v = self.violation
+        return {
+            "iospec_witness": 1,
+            "trace": source,
+            "scenario": header.get("scenario", ""),
+            "faults": header.get("faults", []),
+            "window": list(self.window),
+            "violation": {"kind": v.kind, "message": v.message, "rules": list(v.rules),
+                          "event": dict(v.event) if v.event is not None else None},
+            "order": [self.events[i]["seq"] for i in self.order],
+            "events": self.schedule(),
+            "reordered": [self.events[i] for i in self.order[self._first_moved():]],
+        }
+
+    def _first_moved(self) -> int:
+        for pos, i in enumerate(self.order):
+            if i != pos:
+                return max(0, pos - 3)
+        return max(0, len(self.order) - 5)
+
+
+@dataclass
+class PredictReport:
+    path: str
+    model: str
+    events: int
+    windows: int
+    window: int
+    seconds: float
+    witness: Witness | None = None
+    recorded_violation: MonitorViolation | None = None
+    header: dict[str, Any] = field(default_factory=dict)
+    solver_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.witness is None and self.recorded_violation is None
+
+    def summary(self) -> str:
+        if self.recorded_violation is not None:
+            return (f"{self.path}: the recorded run itself violates the model (iospec check-trace shows it):\n"
+                    f"{self.recorded_violation.report()}")
+        if self.witness is None:
+            return (f"{self.path}: no feasible violation among all schedules consistent with this run "
+                    f"({self.events:,} events, {self.seconds:.2f} s; model {self.model}, "
+                    f"windows of {self.window} events)")
+        w = self.witness
+        lines = [f"{self.path}: FEASIBLE VIOLATION in a schedule consistent with this run "
+                 f"({self.events:,} events, {self.seconds:.2f} s)",
+                 f"  {w.violation}", "  the reordered steps (recorded seq, thread, op, args):"]
+        for e in w.to_json(self.header, self.path)["reordered"]:
+            lines.append(f"    seq {e['seq']:>6} {e.get('thread')!s:<10} {e['op']} {json.dumps(e['args'])}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the z3 universe of a window
+# ---------------------------------------------------------------------------------------------------
+
+
+_TRUE, _FALSE = z3.BoolVal(True), z3.BoolVal(False)
+_WORKER_LOCK = {"take_sync_lock": "lock_acquire", "release_sync_lock": "lock_release"}
+_INTS: dict[int, Any] = {}
+
+
+class _WindowEncoding(Encoding):
+    """Model values as z3 Bool / Int; quantifiers range over the identities of the window."""
+
+    parametric = False
+
+    def __init__(self, model: Model, consts: Mapping[str, int], domain: Mapping[str, list[int]]) -> None:
+        super().__init__(model)
+        self.consts = dict(consts)
+        self.domain = domain
+
+    def z3sort(self, sort: Sort) -> Any:
+        return z3.BoolSort() if isinstance(sort, BoolSort) else z3.IntSort()
+
+    def value_of(self, sort: Sort, value: int) -> Value:
+        return bool(value) if isinstance(sort, BoolSort) else int(value)
+
+    def lit(self, sort: Sort, value: Value) -> Any:
+        if isinstance(sort, BoolSort):
+            return _TRUE if value else _FALSE
+        v = int(value)
+        hit = _INTS.get(v)
+        if hit is None:
+            hit = _INTS[v] = z3.IntVal(v)
+        return hit
+
+    def const(self, c: Any) -> Value:
+        return self.value_of(c.sort, self.consts[c.name])
+
+    def upper(self, sort: Any) -> Value:
+        return 1 << 30
+
+    def values(self, sort: Sort) -> list[int]:
+        ids = sort.id_sort()
+        if ids is not None:
+            vals = list(self.domain.get(ids.name, []))
+            return ([-1] + vals) if isinstance(sort, OptSort) else vals
+        return list(sort.values({}))
+
+    def quantify(self, kind: str, sort: Sort, body: Callable[[Value], Value], name: str) -> Value:
+        parts = (body(self.value_of(sort, v)) for v in self.values(sort))
+        return _and(parts) if kind == "forall" else _or(parts)
+
+    def in_domain(self, sort: Sort, v: Value) -> Value:
+        return True
+
+
+class _CutState(SymState):
+    """The state just before the cut ``cut`` (an order term): each cell holds what its last writer
+    before the cut wrote, or its value at the start of the window."""
+
+    def __init__(self, win: _Window, cut: Any, reader: _Event | None) -> None:
+        self.win = win
+        self.cut = cut
+        self.reader = reader
+        self._memo: dict[object, Value] = {}
+
+    def var(self, decl: StateVar) -> Value:
+        return self.win.read((decl, ()), self)
+
+    def cell(self, func: Func, args: Sequence[Value]) -> Value:
+        if all(_concrete(a) for a in args):
+            return self.win.read((func, tuple(int(a) for a in args)), self)
+        key = (func, tuple(int(a) if _concrete(a) else ("z", a.get_id()) for a in args))
+        hit = self._memo.get(key)
+        if hit is None:
+            enc = self.win.enc
+            choices = [[int(a)] if _concrete(a) else enc.values(s) for a, s in zip(args, func.index_sorts)]
+            combos = _product(choices)
+            out: Value = self.cell(func, combos[-1])
+            for idx in reversed(combos[:-1]):
+                cond = _and(enc.eq(a, x, s) for a, x, s in zip(args, idx, func.index_sorts))
+                out = enc.ite(cond, self.cell(func, idx), out, func.value_sort)
+            hit = self._memo[key] = out
+        return hit
+
+
+def _id_name(sort: Sort) -> str | None:
+    ids = sort.id_sort()
+    return None if ids is None else ids.name
+
+
+def _ite(c: Any, a: Any, b: Any) -> Any:
+    """``If(c, a, b)`` for z3 terms of one sort, without z3.If's coercions (it dominates the cost)."""
+    if a.eq(b):
+        return a
+    ctx = c.ctx
+    return z3.z3._to_expr_ref(z3.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
+
+
+def _product(choices: list[list[int]]) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = [()]
+    for c in choices:
+        out = [o + (x,) for o in out for x in c]
+    return out
+
+
+class _Window:
+    """The z3 problem of one window of events."""
+
+    def __init__(self, pred: _Predictor, lo: int, hi: int) -> None:
+        self.pred = pred
+        self.lo, self.hi = lo, hi
+        self.events = pred.events[lo:hi]
+        domain: dict[str, set[int]] = defaultdict(set)
+        for e in self.events:
+            for s, v in e.ids:
+                domain[s].add(v)
+            for key, val in e.changes.items():
+                decl, idx = key
+                sorts = decl.index_sorts if isinstance(decl, Func) else ()
+                for srt, x in zip(sorts, idx):
+                    ids = srt.id_sort()
+                    if ids is not None:
+                        domain[ids.name].add(x)
+                target = _sort_of(key).id_sort()
+                if target is not None and val >= 0:
+                    domain[target.name].add(val)
+        self.enc = _WindowEncoding(pred.model, pred.consts, {k: sorted(v) for k, v in domain.items()})
+        self.order = {e.index: z3.Int(f"o{e.index}") for e in self.events}
+        self.cut = z3.Int("cut")
+        # writers of each cell in this window, in recorded order: (event, value written)
+        self.writers: dict[CellKey, list[tuple[_Event, int]]] = defaultdict(list)
+        for e in self.events:
+            for key, val in e.changes.items():
+                self.writers[key].append((e, val))
+        self._cross: dict[str, list[CellKey]] = {}
+        self._interacts: dict[int, bool] = {}
+        self._states: dict[int, tuple[_CutState, Translator]] = {}
+        self._guards: dict[tuple[int, int], Value] = {}
+
+    # -- reads-from ---------------------------------------------------------------------------------------
+    def start_value(self, key: CellKey) -> int:
+        return self.pred.value_before(key, self.lo)
+
+    def read(self, key: CellKey, st: _CutState) -> Value:
+        """The cell's value just before ``st.cut``: what its last writer before the cut wrote.
+
+        Writers of one thread are in program order, so each thread's last writer before the cut is
+        an if-then-else chain along that thread; the threads' candidates are then compared: linear
+        in the number of writers.  The reader's own earlier writes are known exactly.
+        """
+        memo_key = ("read", key)
+        hit = st._memo.get(memo_key)
+        if hit is not None:
+            return hit
+        sort = _sort_of(key)
+        enc = self.enc
+        reader = st.reader
+        per_thread: dict[str, list[tuple[_Event, int]]] = defaultdict(list)
+        for w, v in self.writers.get(key, ()):
+            per_thread[w.thread].append((w, v))
+        best_o: Any = z3.IntVal(-1)
+        best_v: Value = enc.value_of(sort, self.start_value(key))
+        floors: dict[str, tuple[_Event, int]] = {}
+        if reader is not None:
+            own = [(w, v) for w, v in per_thread.pop(reader.thread, []) if w.index < reader.index]
+            if own:
+                best_o, best_v = self.order[own[-1][0].index], enc.value_of(sort, own[-1][1])
+            # happens-before (program order and hand-offs): writes before the reader are before it in every
+            # schedule, so only the last of them counts; writes after it never do
+            hb = self.pred.happens_before
+            for t in list(per_thread):
+                ws = [(w, v) for w, v in per_thread[t] if not hb(reader, w)]
+                before = [(w, v) for w, v in ws if hb(w, reader)]
+                if before:
+                    floors[t] = before[-1]
+                    ws = ws[len(before):]
+                if ws or t in floors:
+                    per_thread[t] = ws
+                else:
+                    del per_thread[t]
+            for t, (w, v) in floors.items():
+                if t not in per_thread or not per_thread[t]:
+                    ow = self.order[w.index]
+                    later = ow > best_o
+                    best_v = _ite(later, enc.lit(sort, v), enc.as_z3(sort, best_v))
+                    best_o = _ite(later, ow, best_o)
+                    per_thread.pop(t, None)
+        if not per_thread:
+            st._memo[memo_key] = best_v
+            return best_v
+        for t, writers in per_thread.items():
+            last_o: Any = z3.IntVal(-1)
+            last_v: Value = best_v
+            if t in floors:
+                last_o, last_v = self.order[floors[t][0].index], enc.lit(sort, floors[t][1])
+            for w, v in writers:
+                ow = self.order[w.index]
+                before = ow < st.cut
+                last_o = _ite(before, ow, last_o)
+                last_v = _ite(before, enc.lit(sort, v), enc.as_z3(sort, last_v))
+            later = last_o > best_o
+            best_v = _ite(later, enc.as_z3(sort, last_v), enc.as_z3(sort, best_v))
+            best_o = _ite(later, last_o, best_o)
+        st._memo[memo_key] = best_v
+        return best_v
+
+    # -- constraints ------------------------------------------------------------------------------------
+    def constraints(self) -> list[Any]:
+        pred = self.pred
+        o = self.order
+        cons: list[Any] = [z3.Distinct(*o.values())] if len(o) > 1 else []
+        cons.extend(v >= 0 for v in o.values())
+        last: dict[str, _Event] = {}
+        for e in self.events:
+            p = last.get(e.thread)
+            if p is not None:
+                cons.append(o[p.index] < o[e.index])
+            last[e.thread] = e
+        cons.extend(self._lock_constraints())
+        for e in self.events:
+            wait = pred.handoff_of.get(e.index)
+            if wait is not None and wait in o:
+                cons.append(o[e.index] < o[wait])
+        for e in self.events:
+            for ident in e.ids:
+                first = pred.first_mention[ident]
+                if first != e.index and first in o:
+                    cons.append(o[first] < o[e.index])
+        return cons
+
+    def _lock_constraints(self) -> list[Any]:
+        o = self.order
+        cons: list[Any] = []
+        by_lock: dict[str, list[tuple[str, int | None, int | None]]] = defaultdict(list)
+        for lock, thread, acq, rel in self.pred.sections_overlapping(self.lo, self.hi):
+            a = acq if acq is not None and acq in o else None
+            r = rel if rel is not None and rel in o else None
+            inside = (acq is not None and acq in o) or (rel is not None and rel in o) or (
+                (acq is None or acq < self.lo) and (rel is None or rel >= self.hi))
+            if not inside:
+                continue
+            by_lock[lock].append((thread, a, r))
+        for secs in by_lock.values():
+            for i, (t1, a1, r1) in enumerate(secs):
+                for t2, a2, r2 in secs[i + 1:]:
+                    if t1 == t2:
+                        continue
+                    first = self._before(r1, a2)
+                    second = self._before(r2, a1)
+                    cons.append(_z3bool(_or([first, second])))
+        return cons
+
+    def _before(self, rel: int | None, acq: int | None) -> Value:
+        if rel is None or acq is None:
+            return False  # a section open at the window's end cannot precede; one open at its start cannot follow
+        return self.order[rel] < self.order[acq]
+
+    # -- the event's behaviour -----------------------------------------------------------------------------
+    def behaves_as_recorded(self, e: _Event) -> Value:
+        """``e`` placed here does what it did in the run: its guard and checks hold; it writes what it wrote."""
+        assert e.twin is not None
+        if not self.interacts(e):
+            return True  # it reads nothing another thread writes here: it behaves as recorded in every schedule
+        st, tr = self._at(e)
+        parts: list[Value] = [self._guard(e, tr, g) for _, g in e.twin.guard]
+        post = PostState(self.enc, st, e.twin, e.env)
+        for key, val in e.changes.items():
+            parts.append(self.enc.eq(_read(post, key), self.enc.value_of(_sort_of(key), val), _sort_of(key)))
+        # cells other threads change in this window, which this action could change too: it must not
+        written = self.pred.written_decls[e.twin.name]
+        for key in self._cross_written(e.thread):
+            if key[0] in written and key not in e.changes:
+                s = _sort_of(key)
+                parts.append(self.enc.eq(_read(post, key), _read(st, key), s))
+        return _and(parts)
+
+    def _at(self, e: _Event) -> tuple[_CutState, Translator]:
+        """The state just before ``e`` (shared by the consistency and the violation formulas of ``e``)."""
+        hit = self._states.get(e.index)
+        if hit is None:
+            st = _CutState(self, self.order[e.index], e)
+            hit = self._states[e.index] = (st, Translator(self.enc, st))
+        return hit
+
+    def _guard(self, e: _Event, tr: Translator, g: Any) -> Value:
+        key = (e.index, id(g))
+        hit = self._guards.get(key)
+        if hit is None:
+            hit = self._guards[key] = tr(g, e.env)
+        return hit
+
+    def _cross_written(self, thread: str) -> list[CellKey]:
+        """Cells some other thread writes in this window: the only cells whose value at an event of
+        ``thread`` can differ from the recorded run."""
+        hit = self._cross.get(thread)
+        if hit is None:
+            hit = self._cross[thread] = [k for k, ws in self.writers.items() if any(w.thread != thread for w, _ in ws)]
+        return hit
+
+    def neighbourhood(self, e: _Event) -> set[tuple[str, int]]:
+        """The identities ``e`` names, plus those its parameters' cells point to in the recorded run."""
+        ids = set(e.ids)
+        for decl in self.pred.model.state:
+            if not isinstance(decl, Func) or len(decl.index_sorts) != 1:
+                continue
+            target = decl.value_sort.id_sort()
+            src = decl.index_sorts[0].id_sort()
+            if target is None or src is None:
+                continue
+            for s, v in list(e.ids):
+                if s == src.name:
+                    val = self.pred.value_before((decl, (v,)), e.index)
+                    if val >= 0:
+                        ids.add((target.name, val))
+        return ids
+
+    def interacts(self, e: _Event) -> bool:
+        """Can ``e`` read anything another thread of this window wrote (so that a reordering changes it)?"""
+        assert e.twin is not None
+        hit = self._interacts.get(e.index)
+        if hit is not None:
+            return hit
+        near = self.neighbourhood(e)
+        reads = self.pred.read_decls[e.twin.name]
+        out = False
+        for decl, idx in self._cross_written(e.thread):
+            if decl not in reads:
+                continue
+            if isinstance(decl, StateVar):
+                out = True
+                break
+            assert isinstance(decl, Func)
+            if any(_id_name(srt) is not None and (_id_name(srt), x) in near for srt, x in zip(decl.index_sorts, idx)):
+                out = True
+                break
+        self._interacts[e.index] = out
+        return out
+
+    def relevant_domain(self, e: _Event) -> dict[str, list[int]]:
+        ids: dict[str, set[int]] = defaultdict(set)
+        for s, v in self.neighbourhood(e):
+            ids[s].add(v)
+        for decl, idx in list(e.changes) + self._cross_written(e.thread):
+            sorts = decl.index_sorts if isinstance(decl, Func) else ()  # type: ignore[attr-defined]
+            for srt, x in zip(sorts, idx):
+                ids_sort = srt.id_sort()
+                if ids_sort is not None and (ids_sort.name != "Obj" or (decl, idx) in e.changes
+                                             or any((ids_sort.name, x) == i for i in e.ids)):
+                    ids[ids_sort.name].add(x)
+        return {k: sorted(v) for k, v in ids.items()}
+
+    def violation_at(self, e: _Event) -> tuple[Value, Value]:
+        """(``e`` at the cut is not allowed, ``e`` at the cut behaves as recorded but breaks an invariant)."""
+        assert e.twin is not None and e.operation is not None
+        st, tr = self._at(e)  # the cut is at e: its own thread's writes are exact
+        check_labels = {c[0] for c in e.operation.action.checks}
+        declared = [g for name, g in e.operation.action.guard if name not in check_labels]
+        forbidden = _not(_and(self._guard(e, tr, g) for g in declared))
+        invs = self.pred.invariants_after.get(e.twin.name, [])
+        if not invs:
+            return forbidden, False
+        behaves = _and(self._guard(e, tr, g) for _, g in e.twin.guard)
+        # the invariants are checked for the identities whose cells can differ from the recorded run here:
+        # those other threads write in this window, and those the event names or changes
+        enc = _WindowEncoding(self.pred.model, self.pred.consts, self.relevant_domain(e))
+        st2 = _CutState(self, self.order[e.index], e)
+        st2._memo = st._memo
+        post = PostState(enc, st2, e.twin, e.env)
+        ptr = Translator(enc, post)
+        broken = _or(_not(ptr(inv.expr, {})) for inv in invs)
+        return forbidden, _and([behaves, broken])
+
+
+def _action_reads(a: Action) -> set[object]:
+    """The state declarations an action's guard, checks, updates and outputs read."""
+    out: set[object] = set()
+    exprs: list[Any] = [g for _, g in a.guard] + [c for _, c, _ in a.checks] + [o for _, o in a.outputs]
+    for u in a.updates:
+        if isinstance(u, FuncAssign):
+            exprs.append(u.body)
+        else:
+            exprs.append(u.value)
+            if isinstance(u.target, Select):
+                exprs.extend(u.target.args)
+    for x in exprs:
+        out |= decls_read(x)
+    return out
+
+
+def _not(v: Value) -> Value:
+    return (not v) if _concrete(v) else z3.Not(v)
+
+
+def _z3bool(v: Value) -> Any:
+    return z3.BoolVal(bool(v)) if _concrete(v) else v
+
+
+def _sort_of(key: CellKey) -> Sort:
+    decl = key[0]
+    return decl.value_sort if isinstance(decl, Func) else decl.sort  # type: ignore[attr-defined,no-any-return]
+
+
+def _read(st: SymState, key: CellKey) -> Value:
+    """One cell (or scalar) of a state view."""
+    decl, idx = key
+    return st.var(decl) if isinstance(decl, StateVar) else st.cell(decl, idx)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the recorded run
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Predictor:
+    def __init__(self, model_name: str, consts: Mapping[str, int]) -> None:
+        self.monitor = Monitor([model_name], consts=consts, check_invariants=True)
+        self.watched = self.monitor.watched[0]
+        self.model = self.watched.model
+        self.sm = self.watched.sm
+        self.consts = dict(self.sm.consts)
+        self.events: list[_Event] = []
+        self.history: dict[CellKey, list[tuple[int, int]]] = defaultdict(list)
+        self.first_mention: dict[tuple[str, int], int] = {}
+        self.sections: list[tuple[str, str, int | None, int | None]] = []
+        self._open: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self._posts: dict[str, int] = {}
+        self.handoffs: list[tuple[int, int]] = []
+        #: vector clocks over program order and hand-offs (thread -> index of its last event before)
+        self.clocks: list[dict[str, int]] = []
+        self._thread_clock: dict[str, dict[str, int]] = {}
+        self.invariants: list[Invariant] = [i for i in self.model.invariants if not i.lemma and not i.transition]
+        self.written_decls: dict[str, set[object]] = {a.name: {u.decl for u in a.updates} for a in self.model.actions}
+        self.read_decls: dict[str, set[object]] = {a.name: _action_reads(a) for a in self.model.actions}
+        self.invariants_after: dict[str, list[Invariant]] = {
+            a.name: [i for i in self.invariants if decls_read(i.expr) & self.written_decls[a.name]]
+            for a in self.model.actions}
+        self._captured: list[tuple[list[set[Any]], set[int]]] = []
+        original = self.sm.clear_changes
+
+        def capture() -> None:
+            ns = self.sm.ns
+            self._captured.append(([set(s) for s in ns["CH"]], set(ns["CV"])))
+            original()
+
+        self.sm.clear_changes = capture  # type: ignore[method-assign]
+
+    def happens_before(self, a: _Event, b: _Event) -> bool:
+        """``a`` precedes ``b`` in every schedule consistent with program order and the recorded hand-offs."""
+        return a.index < b.index and self.clocks[b.index].get(a.thread, -1) >= a.index
+
+    def value_before(self, key: CellKey, index: int) -> int:
+        hist = self.history.get(key)
+        if hist:
+            lo, hi = 0, len(hist)
+            while lo < hi:  # last change before ``index``
+                mid = (lo + hi) // 2
+                if hist[mid][0] < index:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo > 0:
+                return hist[lo - 1][1]
+        decl = key[0]
+        return int(decl.init)  # type: ignore[attr-defined]
+
+    def add(self, line: int, raw: dict[str, Any]) -> None:
+        """Record one event of the run (the monitor checks it: the run itself must be allowed)."""
+        e = _Event(len(self.events), line, raw, str(raw.get("thread", "?")), str(raw["op"]))
+        self.events.append(e)
+        args = raw.get("args", {})
+        post = self._posts.get(str(args.get("edge"))) if e.op == "note.wait" else None
+        self._clock(e, post)
+        if e.op.startswith("note."):
+            self._sync(e, args)
+        base = e.op[len("note."):] if e.op.startswith("note.") else e.op
+        if base in _WORKER_LOCK and raw.get("result", "OK") == "OK":
+            # Worker::Lock (the locks model's take_sync_lock / release_sync_lock): a lock section per isolate
+            self._sync(e, {"lock": f"worker-lock:{args.get('i')}"}, _WORKER_LOCK[base])
+        ops = self.watched.ops
+        if e.op not in ops:
+            return
+        operation = ops[e.op]
+        twin = operation.action
+        if twin.checks and raw.get("result", "OK") != "OK" and operation.rejected is not None:
+            twin = operation.rejected
+        self._captured.clear()
+        self.monitor.step(raw, line=line)  # raises MonitorViolation: the run itself breaks a rule
+        vals = self.monitor._decode_args(self.watched, twin, args, raw)
+        e.operation, e.twin = operation, twin
+        e.env = dict(zip(twin.params, vals))
+        for p, v in zip(twin.params, vals):
+            ids = p.sort.id_sort()
+            if ids is not None and v >= 0:
+                e.ids.add((ids.name, v))
+        for ident in e.ids:
+            self.first_mention.setdefault(ident, e.index)
+        sm = self.sm
+        for ch, cv in self._captured:
+            for j in cv:
+                var = sm.vars[j]
+                self._change(e, (var, ()), sm.read_var(var))
+            for k, keys in enumerate(ch):
+                func = sm.funcs[k]
+                for key in keys:
+                    idx = key if isinstance(key, tuple) else (key,)
+                    self._change(e, (func, idx), sm.read_cell(func, idx))
+
+    def _change(self, e: _Event, key: CellKey, value: int) -> None:
+        e.changes[key] = value
+        self.history[key].append((e.index, value))
+
+    def _sync(self, e: _Event, args: Mapping[str, Any], kind: str = "") -> None:
+        kind = kind or e.op[len("note."):]
+        if kind == "lock_acquire":
+            self._open[(str(args.get("lock")), e.thread)].append(e.index)
+        elif kind == "lock_release":
+            stack = self._open[(str(args.get("lock")), e.thread)]
+            acq = stack.pop() if stack else None
+            self.sections.append((str(args.get("lock")), e.thread, acq, e.index))
+        elif kind == "post":
+            self._posts[str(args.get("edge"))] = e.index
+        elif kind == "wait":
+            post = self._posts.get(str(args.get("edge")))
+            if post is not None:
+                self.handoffs.append((post, e.index))
+
+    def _clock(self, e: _Event, post: int | None) -> None:
+        vc = dict(self._thread_clock.get(e.thread, {}))
+        if post is not None:
+            for t, i in self.clocks[post].items():
+                if vc.get(t, -1) < i:
+                    vc[t] = i
+        vc[e.thread] = e.index
+        self._thread_clock[e.thread] = vc
+        self.clocks.append(vc)
+
+    def finish(self) -> None:
+        for (lock, thread), stack in self._open.items():
+            for acq in stack:
+                self.sections.append((lock, thread, acq, None))
+        self._open.clear()
+        n = len(self.events)
+        self.sections.sort(key=lambda x: -1 if x[2] is None else x[2])
+        self.handoff_of = dict(self.handoffs)
+        self._sweep = 0
+        self._active: list[tuple[str, str, int | None, int | None]] = []
+        self._n = n
+
+    def sections_overlapping(self, lo: int, hi: int) -> list[tuple[str, str, int | None, int | None]]:
+        """Lock sections overlapping events ``lo .. hi-1`` (windows are asked for in increasing order)."""
+        while self._sweep < len(self.sections):
+            sec = self.sections[self._sweep]
+            if (sec[2] if sec[2] is not None else -1) >= hi:
+                break
+            self._active.append(sec)
+            self._sweep += 1
+        self._active = [sec for sec in self._active if sec[3] is None or sec[3] >= lo]
+        return self._active
+
+
+def predict_events(
+    header: Mapping[str, Any], events: Sequence[tuple[int, dict[str, Any]]], *, model: str = "ownership",
+    window: int = 200, path: str = "<events>", timeout_ms: int = 60_000,
+) -> PredictReport:
+    """Predictive checking of a run given as (line, event) pairs; see the module docstring."""
+    start = time.perf_counter()
+    consts = {k: int(v) for k, v in dict(header.get("consts", {})).items()}
+    pred = _Predictor(model, consts)
+    report = PredictReport(path, model, len(events), 0, window, 0.0, header=dict(header))
+    try:
+        for line, raw in events:
+            pred.add(line, raw)
+    except MonitorViolation as v:
+        if v.kind in ("bad_event", "unknown_op"):
+            raise TraceFormatError(f"{path}:{v.line}: {v.message}") from None
+        report.recorded_violation = v
+        report.seconds = time.perf_counter() - start
+        return report
+    pred.finish()
+    n = len(pred.events)
+    stride = max(1, window // 2)
+    lo = 0
+    while True:
+        hi = min(n, lo + window)
+        if any(e.model for e in pred.events[lo:hi]):
+            report.windows += 1
+            t0 = time.perf_counter()
+            witness = _solve_window(pred, lo, hi, timeout_ms, [raw for _, raw in events])
+            report.solver_seconds += time.perf_counter() - t0
+            if witness is not None:
+                report.witness = witness
+                break
+        if hi >= n:
+            break
+        lo += stride
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
+                  raw_events: list[dict[str, Any]]) -> Witness | None:
+    win = _Window(pred, lo, hi)
+    cut = win.cut
+    candidates: list[Any] = []
+    for e in win.events:
+        # an event nothing another thread writes here reaches behaves as recorded in every schedule
+        if e.model and win.interacts(e):
+            viol = _or(list(win.violation_at(e)))
+            if not (_concrete(viol) and not viol):
+                candidates.append(z3.And(win.order[e.index] == cut, _z3bool(viol)))
+    if not candidates:
+        return None  # no step of this window can see another thread's writes differently: nothing to solve
+    s = z3.Solver()
+    s.set("timeout", timeout_ms)
+    s.add(*win.constraints())
+    for e in win.events:
+        if e.model:
+            rc = win.behaves_as_recorded(e)
+            if not (_concrete(rc) and rc):
+                s.add(z3.Implies(win.order[e.index] < cut, _z3bool(rc)))
+    s.add(z3.Or(*candidates))
+    while True:
+        r = s.check()
+        if r != z3.sat:
+            if r == z3.unknown:
+                raise RuntimeError(f"z3 gave up on events {lo}..{hi} ({s.reason_unknown()}); try a smaller --window")
+            return None
+        m = s.model()
+        c = m.eval(cut, model_completion=True).as_long()
+        placed = sorted((m.eval(v, model_completion=True).as_long(), i) for i, v in win.order.items())
+        order = list(range(lo)) + [i for o, i in placed if o <= c]
+        violation = _confirm(pred, raw_events, order)
+        if violation is not None:
+            return Witness(order[: _upto(order, violation, raw_events)], violation, (lo, hi), raw_events)
+        # the monitor does not confirm this candidate (an approximation of the window's domain): exclude it
+        s.add(z3.Or(*[win.order[i] != m.eval(win.order[i], model_completion=True) for i in order[lo:]], cut != c))
+
+
+def _upto(order: list[int], v: MonitorViolation, raw_events: list[dict[str, Any]]) -> int:
+    for pos, i in enumerate(order):
+        if raw_events[i] is v.event:
+            return pos + 1
+    return len(order)
+
+
+def _confirm(pred: _Predictor, raw_events: list[dict[str, Any]], order: list[int]) -> MonitorViolation | None:
+    """Run the model's monitor over the reordered events: the violation it reports, if any."""
+    mon = Monitor([pred.model], consts=pred.consts)
+    for i in order:
+        raw = raw_events[i]
+        if raw["op"] not in mon.by_op:
+            continue
+        try:
+            mon.step(raw, line=pred.events[i].line)
+        except MonitorViolation as v:
+            if v.kind == "wrong_result":
+                return None  # the reordering changes a result: not the recorded branch
+            v.event = raw
+            return v
+    return None
+
+
+def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 200,
+                  timeout_ms: int = 60_000, require_sync: bool = True) -> PredictReport:
+    """Predictive checking of one NDJSON trace file (raises `TraceFormatError` for a malformed file)."""
+    path = Path(path)
+    it = read_trace(path)
+    n0, head = next(it)
+    _header(path, n0, head, None)
+    if require_sync and not head.get("sync"):
+        raise TraceFormatError(
+            f"{path}:{n0}: the header does not say \"sync\": true: the trace records no synchronisation, so every "
+            "reordering would look feasible (record with Runtime(record_sync=True); docs/predictive-checking.md)")
+    events: list[tuple[int, dict[str, Any]]] = []
+    last: int | None = None
+    for n, obj in it:
+        last = _check_event(path, n, obj, last)
+        if not isinstance(obj.get("thread"), (str, int)) or isinstance(obj.get("thread"), bool):
+            raise TraceFormatError(f"{path}:{n}: with \"sync\": true every event needs a 'thread' (its program order)")
+        events.append((n, obj))
+    if not events:
+        raise TraceFormatError(f"{path}: the trace has a header but no events")
+    return predict_events(head, events, model=model, window=window, path=str(path), timeout_ms=timeout_ms)

@@ -1,0 +1,247 @@
+"""Predictive checking (properties/predict.py) and the controlled scheduler (reference_impl/scheduler.py).
+
+For each interleaving-dependent seeded fault, a committed *lucky* schedule (the GC thread's drop
+completes before the owner's thread touches the queue) is replayed exactly: the bug does not
+show and the monitors accept the run.  Predictive checking of that run still finds a schedule
+that breaks the ownership model, and replaying that witness through the controlled scheduler
+makes the monitors reject the run.  On the reference implementation the same runs admit no
+violation.  A witness from a trace with a synchronisation edge removed is reported infeasible,
+naming the lock.  PCT, random and bounded DFS exploration run with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iospec.cli import main as iospec_main
+from properties.predict import predict_events, predict_trace
+from reference_impl.scenarios import explore, record_uncontrolled, replay_schedule, run_scenario
+from reference_impl.scheduler import PCTStrategy, PriorityStrategy, ReplayStrategy, Schedule, next_dfs_prefix
+
+SCHEDULES = Path(__file__).parent / "data" / "schedules"
+
+#: fault -> the scenario whose lucky schedule hides it
+RACES = {
+    "queue_lock_skipped": "gc_drop_vs_entry",
+    "queue_closed_without_lock": "gc_drop_vs_teardown",
+}
+
+
+def _predict(header: dict[str, Any], trace: list[dict[str, Any]], **kw: Any) -> Any:
+    return predict_events(header, [(i + 2, e) for i, e in enumerate(trace)], **kw)
+
+
+def _lucky(scenario: str, faults: list[str]) -> Any:
+    sched = Schedule.load(SCHEDULES / f"{scenario}.lucky.json")
+    return run_scenario(scenario, ReplayStrategy(sched.events), faults=faults)
+
+
+@pytest.mark.parametrize("fault", sorted(RACES))
+def test_a_clean_looking_run_admits_a_violation_and_the_replay_confirms_it(fault: str, tmp_path: Path) -> None:
+    scenario = RACES[fault]
+    run = _lucky(scenario, [fault])
+    assert run.replay is not None and run.replay.complete, run.replay
+    assert run.violation is None, "the lucky schedule must hide the bug"
+    report = _predict(run.header, run.trace)
+    assert report.witness is not None, report.summary()
+    assert "queue_mutex_free" in report.witness.violation.message
+    witness = tmp_path / "witness.json"
+    witness.write_text(json.dumps(report.witness.to_json(run.header, "lucky")))
+    replayed = replay_schedule(witness)
+    assert replayed.replay is not None and replayed.replay.complete, replayed.replay
+    assert replayed.violation is not None, "the replayed witness must be rejected by the monitors"
+    # the live monitor watches the trace's models (the violation is reported by the largest one that has the step)
+    assert replayed.violation.message.split(": ", 1)[1] == report.witness.violation.message.split(": ", 1)[1]
+
+
+@pytest.mark.parametrize("scenario", sorted(set(RACES.values())))
+def test_the_reference_runs_admit_no_violation(scenario: str) -> None:
+    run = _lucky(scenario, [])
+    assert run.violation is None
+    report = _predict(run.header, run.trace)
+    assert report.ok, report.summary()
+    assert "no feasible violation among all schedules consistent with this run" in report.summary()
+
+
+def test_an_uncontrolled_reference_run_with_many_objects_admits_no_violation() -> None:
+    header, trace = record_uncontrolled("churn")
+    report = _predict(header, trace, window=200)
+    assert report.ok, report.summary()
+    assert report.windows >= 2
+
+
+def test_a_witness_that_needs_an_unrecorded_edge_is_reported_infeasible_naming_the_lock(tmp_path: Path) -> None:
+    run = _lucky("gc_drop_vs_entry", [])
+    # the trace as an implementation that does not record the DeleteQueue mutex would write it
+    trace = [e for e in run.trace if e["op"] not in ("note.lock_acquire", "note.lock_release")]
+    report = _predict(run.header, trace)
+    assert report.witness is not None
+    witness = tmp_path / "w.json"
+    witness.write_text(json.dumps(report.witness.to_json(run.header, "stripped")))
+    replayed = replay_schedule(witness, stuck=1.0)
+    assert replayed.violation is None
+    assert replayed.replay is not None and not replayed.replay.complete
+    assert "missing synchronisation edge" in replayed.replay.stuck
+    assert "lock queue:ctx-1 held by gc" in replayed.replay.stuck
+
+
+def test_the_committed_witnesses_still_replay_to_a_violation() -> None:
+    for fault in sorted(RACES):
+        replayed = replay_schedule(SCHEDULES / f"{fault}.witness.json")
+        assert replayed.violation is not None, fault
+
+
+def test_a_schedule_replays_exactly(tmp_path: Path) -> None:
+    first = run_scenario("gc_drop_vs_entry", PCTStrategy(7, depth=2))
+    path = tmp_path / "s.json"
+    first.schedule.save(path)
+    again = replay_schedule(path)
+    assert again.replay is not None and again.replay.complete
+    assert [[e["thread"], e["op"]] for e in again.trace] == [[e["thread"], e["op"]] for e in first.trace]
+
+
+# ---- strategies ------------------------------------------------------------------------------------------
+
+
+def test_pct_is_a_function_of_its_seed() -> None:
+    waits = [["MainThread", "gc"], ["gc", "thread-1"], ["MainThread", "gc", "thread-1"]] * 10
+    a, b = PCTStrategy(3, depth=3, steps=30), PCTStrategy(3, depth=3, steps=30)
+    assert [a.choose(w, i + 1) for i, w in enumerate(waits)] == [b.choose(w, i + 1) for i, w in enumerate(waits)]
+    assert len(a.changes) == 2
+
+
+def test_bounded_dfs_backtracks_within_its_preemption_bound() -> None:
+    assert next_dfs_prefix([(0, 2), (0, 1), (0, 3)], 1) == [0, 0, 1]
+    assert next_dfs_prefix([(0, 2), (0, 1), (1, 3)], 1) == [0, 0, 2]
+    assert next_dfs_prefix([(0, 2), (0, 1), (2, 3)], 1) == [1]
+    assert next_dfs_prefix([(1, 2), (0, 1), (0, 3)], 1) is None
+
+
+#: scheduling decisions wait this long for the running thread (longer than the default: CI machines are loaded,
+#: and a decision taken before the running thread arrives changes which schedule a seed or DFS prefix means)
+QUIET = 0.01
+
+
+@pytest.mark.parametrize("strategy,runs", [("dfs", 30), ("pct", 60)])
+def test_exploration_finds_the_teardown_race_with_fixed_seeds(strategy: str, runs: int) -> None:
+    found, n = explore("gc_drop_vs_teardown", strategy, runs=runs, faults=["queue_closed_without_lock"], seed=1,
+                       depth=1 if strategy == "dfs" else 3, quiet=QUIET)
+    assert found is not None, f"{strategy}: no violation in {n} schedules"
+    assert "queue_mutex_free" in found.violation.message
+    # the schedule that found it replays to the same violation
+    again = run_scenario(found.schedule.scenario, ReplayStrategy(found.schedule.events), faults=found.schedule.faults)
+    assert again.violation is not None and again.violation.message == found.violation.message  # same monitor
+
+
+def test_dfs_finds_nothing_on_the_reference() -> None:
+    found, n = explore("gc_drop_vs_teardown", "dfs", runs=6, depth=1, quiet=QUIET)
+    assert found is None and n >= 2
+
+
+# ---- command line --------------------------------------------------------------------------------------------
+
+
+def test_check_trace_predict_exit_codes_and_witness(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _lucky("gc_drop_vs_teardown", ["queue_closed_without_lock"])
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text("\n".join(run.trace_lines()) + "\n")
+    witness = tmp_path / "w.json"
+    assert iospec_main(["check-trace", "--predict", str(bad), "--witness", str(witness)]) == 1
+    out = capsys.readouterr().out
+    assert "FEASIBLE VIOLATION" in out and json.loads(witness.read_text())["iospec_witness"] == 1
+    good_run = _lucky("gc_drop_vs_teardown", [])
+    good = tmp_path / "good.ndjson"
+    good.write_text("\n".join(good_run.trace_lines()) + "\n")
+    assert iospec_main(["check-trace", "--predict", str(good)]) == 0
+    assert "no feasible violation among all schedules consistent with this run" in capsys.readouterr().out
+    assert predict_trace(good).ok
+
+
+def test_a_trace_without_synchronisation_is_refused_in_one_line(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "t.ndjson"
+    f.write_text('{"iospec_trace": 1, "models": ["ownership"]}\n'
+                 '{"seq": 1, "op": "create_context", "args": {"c": "c", "t": "t", "actor": false}}\n')
+    assert iospec_main(["check-trace", "--predict", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{f}:1:" in err and '"sync": true' in err
+
+
+def test_replay_cli_reports_a_bad_schedule_in_one_line(tmp_path: Path) -> None:
+    f = tmp_path / "s.json"
+    f.write_text('{"events": 3}')
+    r = subprocess.run([sys.executable, "-m", "reference_impl", "replay", str(f)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and str(f) in r.stderr
+
+
+def test_priority_strategy_prefers_the_first_waiting_thread() -> None:
+    p = PriorityStrategy(["gc", "thread-1"])
+    assert p.choose(["thread-1", "gc"], 1) == "gc"
+    assert p.choose(["MainThread", "thread-1"], 2) == "thread-1"
+    assert p.choose(["MainThread", "zz"], 3) == "MainThread"
+
+
+# ---- soak (tox -e soak; IOSPEC_SLOW=1) ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", sorted(RACES))
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")
+def test_soak_uncontrolled_faulty_runs_are_caught_live_or_predicted(fault: str, batch: int) -> None:
+    """Real (uncontrolled) runs: whichever schedule the OS picks, the monitors or predictive checking catch it."""
+    scenario = RACES[fault]
+    for k in range(100):
+        header, trace = record_uncontrolled(scenario, faults=[fault])
+        report = _predict(header, trace)
+        assert not report.ok, f"run {k} (batch {batch}): neither the run nor any consistent schedule violates"
+
+
+@pytest.mark.parametrize("scenario", sorted(set(RACES.values())) + ["churn"])
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")
+def test_soak_reference_schedules_and_predictions_are_clean(scenario: str) -> None:
+    for strategy in ("random", "pct"):
+        found, n = explore(scenario, strategy, runs=60, seed=11, depth=3, quiet=QUIET)
+        assert found is None, f"{strategy} after {n}: {found.violation if found else ''}"
+    for _ in range(10):
+        header, trace = record_uncontrolled(scenario)
+        report = _predict(header, trace)
+        assert report.ok, report.summary()
+
+
+@pytest.mark.parametrize("fault", sorted(RACES))
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")
+def test_soak_every_strategy_finds_each_race(fault: str) -> None:
+    for strategy, runs, depth in (("pct", 150, 3), ("random", 150, 2), ("dfs", 60, 1)):
+        found, n = explore(RACES[fault], strategy, runs=runs, faults=[fault], seed=5, depth=depth, quiet=QUIET)
+        assert found is not None, f"{fault}: {strategy} found nothing in {n} schedules"
+
+
+def test_a_synchronised_trace_needs_threads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "t.ndjson"
+    f.write_text('{"iospec_trace": 1, "models": ["ownership"], "sync": true}\n'
+                 '{"seq": 1, "op": "create_context", "args": {"c": "c", "t": "t", "actor": false}}\n')
+    assert iospec_main(["check-trace", "--predict", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{f}:2:" in err and "'thread'" in err
+
+
+def test_window_boundaries_add_no_reordering_the_run_forbids() -> None:
+    """Lock sections and hand-offs cut by a window's edges still constrain it: small windows find nothing
+    on the reference, and a window that holds the race finds it."""
+    for scenario in sorted(set(RACES.values())):
+        run = _lucky(scenario, [])
+        for window in (2, 3, 5, 8, 13, 21):
+            report = _predict(run.header, run.trace, window=window)
+            assert report.ok, f"{scenario}, window {window}: {report.summary()}"
+    faulty = _lucky("gc_drop_vs_teardown", ["queue_closed_without_lock"])
+    assert not _predict(faulty.header, faulty.trace, window=24).ok
