@@ -33,7 +33,8 @@ waitUntil task at the first delivery), hibernation.  The seed article mentions o
 
 from __future__ import annotations
 
-from model.context import NOT_ABORTED, abort_reason, ctx_actor
+from model.context import NOT_ABORTED, abort_reason, ctx_actor, ctx_state
+from model.context import UNBORN as CTX_UNBORN
 from model.core import BOOL, NONE, And, Enum, Exists, Expr, ForAll, Implies, Ite, ModelBuilder, Opt, Post, Step
 from model.lifecycle import (
     DRAINING,
@@ -173,12 +174,14 @@ def actor_abort_cancels_every_event() -> Expr:
 
 @m.invariant(rules=("INV-C5", "INV-C4"), source="io/worker.c++:4355-4375", lemma=True)
 def actor_links_agree() -> Expr:
-    """Lemma: an actor holding a context holds it as its Actor; a linked context is an actor context."""
+    """Lemma: an actor holding a context holds it as its Actor; a linked context is an actor context;
+    a context not yet created belongs to no actor."""
     return And(
         ForAll(Actor, lambda a: Implies(actor_ctx[a] != NONE,
                                         actor_holds[actor_ctx[a].some] & (actor_state[a] != UNBORN))),
         ForAll(Ctx, lambda c: Implies(ctx_owner[c] != NONE, ctx_actor[c] & (actor_state[_owner_of(c)] != UNBORN))),
         ForAll(Ctx, lambda c: Implies(actor_holds[c] & (ctx_owner[c] != NONE), actor_ctx[_owner_of(c)] == c)),
+        ForAll(Ctx, lambda c: Implies(ctx_state[c] == CTX_UNBORN, ctx_owner[c] == NONE)),
     )
 
 

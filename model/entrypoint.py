@@ -447,7 +447,9 @@ def no_late_status() -> Expr:
 
 @m.invariant(rules=("INV-E1", "INV-E3", "INV-R6"), source="io/worker-entrypoint.c++:361-634", lemma=True)
 def stages_match_the_request() -> Expr:
-    """Lemma: the entrypoint's stage fixes its request's phase; responses come only from fetch flows."""
+    """Lemma: the entrypoint's stage fixes its request's phase (and back: finishScheduled only from
+    runScheduled; an idle entrypoint's request is undelivered); responses come only from fetch flows;
+    the fallback runs only with a captured fail-open service and no response started."""
     P = Phase
     return ForAll(Req, lambda r: And(
         Implies(_st(r, "HANDLER_RUNNING", "HANDLER_RETURNED", "HANDLER_THREW", "HANDLER_CANCELED",
@@ -459,6 +461,10 @@ def stages_match_the_request() -> Expr:
                              "PROXYING", "FAILED", "FALLBACK", "COMPLETED", "RETHROWN", "CANCELED")),
         Implies(response[r] != Response.PENDING, _st(r, "HANDLER_CANCELED", "COMPLETED", "RETHROWN", "CANCELED")),
         Implies(fail_open_service[r], _st(r, *AFTER_DRAIN)),
+        Implies(ep_stage[r] == EpStage.IDLE, (phase[r] == P.UNBORN) | (phase[r] == P.CREATED)),
+        Implies(phase[r] == FINISHING_SCHEDULED, ep_stage[r] == SCHEDULED_FINISHING),
+        Implies(ep_stage[r] == FALLBACK, fail_open_service[r] & ~sent[r] & ~_actor(r)),
+        Implies(ep_stage[r] == HANDLER_CANCELED, response[r] == Response.NO_RESPONSE),
     ))
 
 

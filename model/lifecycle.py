@@ -78,6 +78,7 @@ from model.context import (
     ctx_thread,
     current,
     entered,
+    outer,
     record_abort,
 )
 from model.context import MODEL as CONTEXT
@@ -101,6 +102,7 @@ from model.core import (
     Opt,
     Or,
     Post,
+    Some,
     Step,
 )
 from model.vocab import Ctx, Req, Result
@@ -671,7 +673,7 @@ def phase_matches_fields() -> Expr:
     """Lemma: each phase fixes wasDelivered, waitedForWaitUntil and list membership; requests keep their context."""
     return ForAll(Req, lambda r: And(
         Iff(phase[r] == UNBORN, req_ctx[r] == NONE),
-        Implies((phase[r] == CREATED) | (phase[r] == CANCELED), ~delivered[r] & ~waited[r]),
+        Implies(_in(phase[r], ("UNBORN", "CREATED", "CANCELED")), ~delivered[r] & ~waited[r]),
         Implies((phase[r] == CURRENT) | (phase[r] == SUPERSEDED) | (phase[r] == DROPPED), delivered[r] & ~waited[r]),
         Implies(_in(phase[r], ("DRAINING", "FINISHING_SCHEDULED", "DRAIN_SKIPPED", "DONE", "DRAIN_SUPERSEDED",
                                "TIMED_OUT", "ABORTED", "SHUT_DOWN")), delivered[r] & waited[r]),
@@ -688,6 +690,37 @@ def newer_orders_each_list() -> Expr:
         Implies(linked[a] & linked[b] & _same_ctx(a, b) & (a != b), newer[a, b] | newer[b, a]),
         ForAll(Req, lambda z: Implies(newer[a, b] & newer[b, z], newer[a, z])),
     )))
+
+
+@m.invariant(rules=("INV-T4", "INV-C6"), source=("io/io-context.c++:152-218", "io/io-context.c++:537-553"), lemma=True)
+def unborn_contexts_have_no_tasks() -> Expr:
+    """Lemma: a context not yet created has no task, no waitUntil task and no Actor holding it
+    (tasks are added only from JS or by an owner of a live context)."""
+    return ForAll(Ctx, lambda c: Implies(ctx_state[c] == CTX_UNBORN,
+                                         (tasks[c] == 0) & (wait_until[c] == 0) & ~actor_holds[c]))
+
+
+@m.invariant(rules=("INV-C3",), source="io/io-context.c++:1303-1309", lemma=True)
+def no_context_is_its_own_outer() -> Expr:
+    """Lemma: a context's saved outer context is another context (entry refuses re-entry)."""
+    return ForAll(Ctx, lambda c: (outer[c] == NONE) | (outer[c] != Some(c)))
+
+
+@m.invariant(rules=("INV-C3",), source=("io/io-context.c++:1293-1331", "io/io-context.c++:1303-1309"), lemma=True)
+def threads_with_entered_contexts_are_busy() -> Expr:
+    """Lemma: while a context is entered, its thread has a current context (so no KJ event of it runs).
+
+    Inductive on its own when a thread has one context, with `no_context_is_its_own_outer` when it
+    has two; with more, the argument follows the chain of saved outer contexts (a cycle of them
+    must be excluded: see docs/verification.md)."""
+    return ForAll(Ctx, lambda c: Implies(entered[c], current[ctx_thread[c].some] != NONE))
+
+
+@m.invariant(rules=("INV-R8", "INV-C4"), source=("io/io-context.h:1273-1277", "io/io-context.c++:320-367"), lemma=True)
+def entered_contexts_have_a_request() -> Expr:
+    """Lemma: while JS runs in a context, a delivered request is listed in it: every step that ends a
+    listed request is a KJ event (it needs an idle thread), and drain() of the head keeps it listed."""
+    return ForAll(Ctx, lambda c: Implies(entered[c], _listed_in(c)))
 
 
 m.terminal(ForAll(Req, lambda r: (phase[r] == UNBORN) | _in(phase[r], ENDED)))

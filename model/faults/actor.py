@@ -31,6 +31,10 @@ def _drop_keeps_link(m: Model) -> list[Action]:
     return [m.action("drop_actor_context").without_update("actor_ctx")]
 
 
+def _context_set_before_creation(m: Model) -> list[Action]:
+    return [m.action("set_io_context").without_guard("new_actor_context")]
+
+
 FAULTS = [
     Fault("second_context_for_actor", "actor", "setIoContext() accepts a second context for an actor",
           ("one_context_per_actor",), _second_context, {**ONE_ACTOR, "contexts": 2, "requests": 1}),
@@ -42,4 +46,6 @@ FAULTS = [
           ("actor_abort_cancels_every_event",), _abort_keeps_drains, {**ONE_ACTOR, "requests": 1, "aborts": 1}),
     Fault("drop_keeps_link", "actor", "the actor drops its IoContext but keeps referring to it",
           ("actor_links_agree",), _drop_keeps_link, {**ONE_ACTOR, "requests": 1}),
+    Fault("context_set_before_creation", "actor", "setIoContext() accepts an IoContext that was never constructed",
+          ("actor_links_agree",), _context_set_before_creation, {**ONE_ACTOR, "requests": 1}),
 ]

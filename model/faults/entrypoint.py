@@ -58,6 +58,18 @@ def _respond_outside_fetch(m: Model) -> list[Action]:
         HANDLER_RUNNING, SCHEDULED_DELIVERED, SCHEDULED_RUNNING, SCHEDULED_FINISHING))))]
 
 
+def _cancel_leaves_entrypoint_idle(m: Model) -> list[Action]:
+    return [m.action("cancel_request").without_update("ep_stage")]
+
+
+def _finish_before_handler_task(m: Model) -> list[Action]:
+    return [m.action("finish_scheduled").without_guard("handler_task_added")]
+
+
+def _canceled_handler_keeps_response_pending(m: Model) -> list[Action]:
+    return [m.action("request_canceled").without_update("response")]
+
+
 FAULTS = [
     Fault("request_callable_twice", "entrypoint", "request() does not refuse a second event",
           ("one_event_per_entrypoint",), _request_twice, FETCH),
@@ -69,11 +81,20 @@ FAULTS = [
     Fault("tunnel_before_fail_open", "entrypoint", "tunnelExceptions is checked before the fail-open service",
           ("one_disposition_in_priority_order",), _tunnel_before_fail_open, FETCH),
     Fault("actor_fails_open", "entrypoint", "an actor's exception goes to the fail-open service",
-          ("one_disposition_in_priority_order",), _actor_fails_open, ACTOR_FETCH),
+          ("one_disposition_in_priority_order", "stages_match_the_request"), _actor_fails_open, ACTOR_FETCH),
     Fault("listener_500_after_headers", "entrypoint", "a 500 is sent although the response had started",
           ("no_late_status",), _listener_500_after_headers, FETCH),
     Fault("fail_open_after_headers", "entrypoint", "fail-open is used after the response had started",
-          ("no_late_status",), _fail_open_after_headers, FETCH),
+          ("no_late_status", "stages_match_the_request"), _fail_open_after_headers, FETCH),
     Fault("respond_outside_fetch", "entrypoint", "a Response is sent from a scheduled handler",
           ("stages_match_the_request",), _respond_outside_fetch, FETCH),
+    Fault("cancel_leaves_entrypoint_idle", "entrypoint",
+          "an entrypoint whose request was canceled before delivery still accepts an event",
+          ("stages_match_the_request", "one_event_per_entrypoint"), _cancel_leaves_entrypoint_idle, FETCH),
+    Fault("finish_before_handler_task", "entrypoint",
+          "finishScheduled() runs before the scheduled handler was added as a waitUntil task",
+          ("stages_match_the_request",), _finish_before_handler_task, FETCH),
+    Fault("canceled_handler_keeps_response_pending", "entrypoint",
+          "a canceled fetch reports no outcome (the client's disconnect is not recorded)",
+          ("stages_match_the_request",), _canceled_handler_keeps_response_pending, FETCH),
 ]

@@ -140,6 +140,18 @@ def _drain_ends_inside_js(m: Model) -> list[Action]:
     return [m.action("drain_done").without_guard("event_loop_turn")]
 
 
+def _wait_until_before_creation(m: Model) -> list[Action]:
+    return [m.action("add_wait_until").without_guard("context_alive").without_guard("owned")]
+
+
+def _exit_stays_entered(m: Model) -> list[Action]:
+    return [m.action("exit").without_update("entered")]
+
+
+def _reenter_saves_itself(m: Model) -> list[Action]:
+    return [m.action("enter").without_guard("not_entered")]
+
+
 def _order_not_recorded(m: Model) -> list[Action]:
     return [m.action("deliver").without_update("newer")]
 
@@ -183,7 +195,14 @@ FAULTS = [
     Fault("cancel_delivered_request", "lifecycle", "a delivered request is treated as canceled before delivery",
           ("phase_matches_fields",), _cancel_delivered, STATELESS),
     Fault("drain_ends_inside_js", "lifecycle", "a drain completes (and destroys the request) while its context runs JS",
-          ("unowned_contexts_run_nothing",), _drain_ends_inside_js, STATELESS),
+          ("entered_contexts_have_a_request", "unowned_contexts_run_nothing"), _drain_ends_inside_js, STATELESS),
+    Fault("exit_stays_entered", "lifecycle", "leaving runInContextScope does not clear the context's entered flag",
+          ("threads_with_entered_contexts_are_busy",), _exit_stays_entered, STATELESS),
+    Fault("reenter_saves_itself", "lifecycle", "a re-entered context saves itself as its own outer context",
+          ("no_context_is_its_own_outer",), _reenter_saves_itself, {**STATELESS, "nesting": 1}),
+    Fault("wait_until_before_creation", "lifecycle",
+          "addWaitUntil reaches an IoContext that was never constructed (a dangling or early reference)",
+          ("unborn_contexts_have_no_tasks",), _wait_until_before_creation, STATELESS),
     Fault("delivery_order_not_recorded", "lifecycle", "delivered() does not put the request at the list's front",
           ("newer_orders_each_list", "current_is_newest_delivered"), _order_not_recorded, ACTOR),
 ]

@@ -7,7 +7,8 @@ invariant not yet violated; each violation comes back as the *shortest* countere
 
 With ``shortcut=True`` (the default) BMC also asks, whenever the set of invariants not yet
 violated changes, whether that set is inductive (``R(s) ∧ T(s, s') ⇒ R(s')`` for any state
-``s``, a 50 ms query where a deep unrolling takes seconds).  If it is, no deeper path can
+``s``, a 50 ms query where a deep unrolling takes seconds), or 2-inductive once depth 1 is
+checked (a transition invariant that keeps a ghost flag false needs its previous step).  If it is, no deeper path can
 violate it: the unrolling stops and the result says at which depth every deeper depth was
 covered (`BmcResult.inductive_at`).  ``shortcut=False`` is plain BMC (the benchmark reports both).
 
@@ -84,14 +85,20 @@ def bmc(
     if timeout_ms:
         s.set("timeout", timeout_ms)
     s.add(enc.init(0))
-    tried: list[str] | None = None
+    tried: set[tuple[tuple[str, ...], int]] = set()
     for d in range(depth + 1):
-        if shortcut and d > 0 and tried != [i.name for i in remaining]:
-            tried = [i.name for i in remaining]
-            if _inductive(config, remaining, timeout_ms):
-                res.inductive_at = d - 1
-                res.per_depth.append(time.perf_counter() - start)
+        # depths 0..d-1 are checked: k-induction with k <= d covers every deeper depth
+        ks = [k for k in (1, 2) if shortcut and d >= k and (tuple(i.name for i in remaining), k) not in tried]
+        covered = False
+        for k in ks:
+            tried.add((tuple(i.name for i in remaining), k))
+            if _inductive(config, remaining, timeout_ms, k):
+                covered = True
                 break
+        if covered:
+            res.inductive_at = d - 1
+            res.per_depth.append(time.perf_counter() - start)
+            break
         if d > 0:
             s.add(enc.transition(d - 1))
         while remaining:
@@ -124,18 +131,24 @@ def bmc(
     return res
 
 
-def _inductive(config: Config, invs: Sequence[Invariant], timeout_ms: int | None) -> bool:
-    """Whether ``invs`` (together) are preserved by every transition from any state satisfying them."""
+def _inductive(config: Config, invs: Sequence[Invariant], timeout_ms: int | None, k: int = 1) -> bool:
+    """Whether ``invs`` (together) are k-inductive: on every path of k steps whose first k-1
+    steps (and states) satisfy them, the last step does too.  k = 2 is for a transition
+    invariant with a state part (a ghost flag that must stay false needs its previous step)."""
     if not invs:
         return True
     enc = BoundedEncoding(config, tag="#ind")
     s = z3.SolverFor("QF_FD")
     if timeout_ms:
         s.set("timeout", timeout_ms)
-    s.add(enc.types(0))
-    s.add(*[enc.invariant(i, 0) for i in invs if not i.transition])
-    s.add(enc.transition(0))
-    s.add(z3.Or(*[z3.Not(enc.invariant(i, 0 if i.transition else 1)) for i in invs]))
+    for j in range(k + 1):
+        s.add(enc.types(j))
+    for j in range(k):
+        s.add(enc.transition(j))
+        s.add(*[enc.invariant(i, j) for i in invs if not i.transition])
+        if j < k - 1:
+            s.add(*[enc.invariant(i, j) for i in invs if i.transition])
+    s.add(z3.Or(*[z3.Not(enc.invariant(i, k - 1 if i.transition else k)) for i in invs]))
     return bool(s.check() == z3.unsat)
 
 

@@ -15,7 +15,8 @@ The method, for one `Encoding` (a bounded configuration, or the parametric unive
    simple paths, with the proved invariants as facts at every step; a success is a new fact
    and Houdini runs again on the rest.
 5. **Transition invariants** (``Post``): every action from a state satisfying the proved
-   state invariants, into a state satisfying them, keeps the invariant.
+   state invariants, into a state satisfying them, keeps the invariant; failing that,
+   k-induction over steps (the invariant on the k-1 previous steps is a hypothesis).
 
 One query per (action, invariant) keeps the post-state a substitution of the pre-state (no
 frame axioms, no fresh state), which is what keeps the parametric queries in the decidable
@@ -107,7 +108,7 @@ class _ActionContext:
         return f
 
     def affects(self, inv: Invariant) -> bool:
-        return inv.transition or bool(self.written & decls_read(inv.expr))
+        return inv.transition or bool(self.written & self.prover.reads(inv))
 
     def goal(self, key: str, formula: Any) -> Any:
         """An assumption literal that, when assumed, asserts ``formula``."""
@@ -126,11 +127,21 @@ class _Prover:
         self.trans_invs = [i for i in self.invs if i.transition]
         self.timeout_ms = timeout_ms
         self.minimize_timeout_ms = min(timeout_ms, 1000)
+        self.minimize = True
         self.max_k = max_k
         self.hyp = {i.name: z3.Bool(f"hyp:{i.name}") for i in self.state_invs}
+        self.hyp_name = {lit.get_id(): name for name, lit in self.hyp.items()}
+        self._reads: dict[str, set[object]] = {}
         self.queries = 0
         self.spent: dict[str, float] = {i.name: 0.0 for i in self.invs}
         self._contexts: dict[str, _ActionContext] = {}
+
+    def reads(self, inv: Invariant) -> set[object]:
+        """The state declarations ``inv`` reads (cached: asked once per action and round)."""
+        r = self._reads.get(inv.name)
+        if r is None:
+            r = self._reads[inv.name] = decls_read(inv.expr)
+        return r
 
     def new_solver(self) -> Any:
         s = z3.Solver()
@@ -225,14 +236,15 @@ class _Prover:
                 return f"not inductive: {self.describe_cti(ctx, ctx.solver.model(), [inv])}"
             if r != z3.unsat:
                 return f"z3 returned unknown ({ctx.solver.reason_unknown()}) for action {a.name}"
-            core = {str(c) for c in ctx.solver.unsat_core()}
-            needed = [h for h in hyps if str(h) in core]
+            core = {c.get_id() for c in ctx.solver.unsat_core()}  # ids: printing z3 terms is slow
+            needed = [h for h in hyps if h.get_id() in core]
             # deletion-based minimisation of the core
             # (a short timeout: a query that is not quickly unsat keeps the hypothesis, which
             # leaves the support sufficient, if perhaps not minimal)
             ctx.solver.set("timeout", self.minimize_timeout_ms)
             k = 0
-            while k < len(needed):
+            minimal = minimal and self.minimize
+            while self.minimize and k < len(needed):
                 trial = needed[:k] + needed[k + 1:]
                 r = self.check(ctx.solver, base + trial, [inv.name])
                 if r == z3.unsat:
@@ -241,7 +253,7 @@ class _Prover:
                     minimal = minimal and r == z3.sat
                     k += 1
             ctx.solver.set("timeout", self.timeout_ms)
-            used.update(str(h).removeprefix("hyp:") for h in needed)
+            used.update(self.hyp_name[h.get_id()] for h in needed)
         return tuple(sorted(used)), minimal
 
     def describe_cti(self, ctx: _ActionContext, m: Any, invs: Sequence[Invariant] = ()) -> str:
@@ -302,6 +314,41 @@ class _Prover:
         s.add(z3.Not(enc.invariant(inv, k)))
         return self.check(s, [], [inv.name])
 
+    def k_induction_transition(self, inv: Invariant, facts: Sequence[Invariant], k: int) -> Any:
+        """``unsat`` if the transition invariant ``inv`` is k-inductive: it holds on each of the
+        first k steps from the initial state, and on every simple path of k steps through
+        states satisfying the ``facts`` whose first k-1 steps satisfy it, on the last step too.
+        (A transition invariant with a state part, e.g. a ghost flag that must stay false, needs
+        its own previous step as a hypothesis: k = 2.)"""
+        enc = self.enc
+        base = self.new_solver()
+        if isinstance(enc, ParametricEncoding):
+            base.add(enc.background())
+        base.add(enc.init(0))
+        for i in range(k):
+            base.add(enc.transition(i))
+        base.add(z3.Or(*[z3.Not(enc.invariant(inv, j)) for j in range(k)]))
+        r = self.check(base, [], [inv.name])
+        if r != z3.unsat:
+            return z3.sat if r == z3.sat else r
+        s = self.new_solver()
+        if isinstance(enc, ParametricEncoding):
+            s.add(enc.background())
+        for i in range(k + 1):
+            s.add(enc.types(i))
+            for f in facts:
+                s.add(enc.invariant(f, i))
+        for i in range(k):
+            s.add(enc.transition(i))
+        for j in range(k - 1):
+            s.add(enc.invariant(inv, j))
+        if isinstance(enc, BoundedEncoding):
+            for i in range(k + 1):
+                for j in range(i + 1, k + 1):
+                    s.add(z3.Or(*[a != b for a, b in zip(enc.state(i).slots, enc.state(j).slots)]))
+        s.add(z3.Not(enc.invariant(inv, k - 1)))
+        return self.check(s, [], [inv.name])
+
 
 def prove(
     enc: Encoding,
@@ -310,6 +357,7 @@ def prove(
     timeout_ms: int = 20000,
     max_k: int = 3,
     skip: Mapping[str, str] | None = None,
+    minimize: bool = True,
 ) -> ProofRun:
     """Prove the model's invariants (or those named) for every depth; see the module docstring.
 
@@ -317,12 +365,15 @@ def prove(
     inductive in the bounded configuration"): a counterexample to induction of a bounded
     configuration is one of the parametric universe too, so the parametric proof starts from
     what the bounded Houdini kept and spends no time on quantified satisfiable queries.
+    ``minimize=False`` reports each support as z3's unsat core, unminimised (sufficient, not
+    necessarily minimal): the proof alone, without the deletion queries that name the lemmas used.
     """
     start = time.perf_counter()
     model = enc.model
     names = set(invariants) if invariants is not None else None
     chosen = [i for i in model.invariants if names is None or i.name in names]
     p = _Prover(enc, chosen, timeout_ms, max_k)
+    p.minimize = minimize
     proofs: dict[str, Proof] = {}
     notes: list[str] = []
 
@@ -392,7 +443,20 @@ def prove(
     for inv in p.trans_invs:
         tsup = p.support(inv, facts)
         if isinstance(tsup, str):
-            proofs[inv.name] = Proof(inv.name, "unknown", "", detail=tsup)
+            kind = None
+            for k in range(2, max_k + 1):
+                r3 = p.k_induction_transition(inv, facts, k)
+                if r3 == z3.unsat:
+                    kind = k
+                    break
+                if r3 == z3.unknown:
+                    tsup += f"; {k}-induction: z3 returned unknown"
+                    break
+            if kind is None:
+                proofs[inv.name] = Proof(inv.name, "unknown", "", detail=tsup)
+            else:
+                support = tuple(sorted(f.name for f in facts if methods[f.name][0] == "induction"))
+                proofs[inv.name] = Proof(inv.name, "proved", "k-induction", kind, support, support_minimal=False)
         else:
             proofs[inv.name] = Proof(inv.name, "proved", "induction", 1, tsup[0], support_minimal=tsup[1])
 

@@ -133,7 +133,7 @@ def verify_model(
         t = time.perf_counter()
         fixed = _parametric_fixed(model, bounds)
         skip = {
-            n: f"not inductive in {config.describe()}, so not parametrically either ({p.detail})"
+            n: f"not 1-inductive in {config.describe()}, so not tried parametrically ({p.detail or p.method})"
             for n, p in bounded.items()
             if not (p.proved and p.method == "induction")
         }
