@@ -22,6 +22,9 @@ class RuntimeFault:
     description: str
     #: how the fault shows in a trace (the forbidden step or the wrong result)
     shows_as: str
+    #: shows only in an unlucky schedule: caught by predictive checking and the controlled
+    #: scheduler (tests/test_predict.py), not by a conformance scenario's one run
+    interleaving_only: bool = False
 
 
 _FAULTS = [
@@ -48,11 +51,11 @@ _FAULTS = [
     RuntimeFault("queue_lock_skipped", "INV-O6",
                  "scheduleDeletion records its locked section but never takes the DeleteQueue mutex",
                  "only in an unlucky schedule: the owner's enter between drop_elsewhere and push_deletion "
-                 "(guard queue_mutex_free)"),
+                 "(guard queue_mutex_free)", interleaving_only=True),
     RuntimeFault("queue_closed_without_lock", "INV-O5",
                  "~IoContext closes the DeleteQueue without taking its mutex",
                  "only in an unlucky schedule: destroy_end between a GC thread's drop_elsewhere and push_deletion "
-                 "(guard queue_mutex_free)"),
+                 "(guard queue_mutex_free)", interleaving_only=True),
     RuntimeFault("queue_processed_when_dead", "INV-O5",
                  "the DeleteQueue signal task is not cancelled at teardown and runs without checking the context",
                  "run_actions for a context that is no longer alive (guard alive)"),
@@ -100,8 +103,9 @@ _FAULTS = [
 FAULTS: dict[str, RuntimeFault] = {f.name: f for f in _FAULTS}
 
 
-def fault_names() -> list[str]:
-    return sorted(FAULTS)
+def fault_names(*, interleaving_only: bool | None = None) -> list[str]:
+    """Every fault's name, or only those that do (True) / do not (False) need an unlucky schedule."""
+    return sorted(n for n, f in FAULTS.items() if interleaving_only is None or f.interleaving_only == interleaving_only)
 
 
 def check_faults(names: set[str] | frozenset[str] | list[str] | tuple[str, ...]) -> frozenset[str]:

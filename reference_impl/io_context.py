@@ -392,7 +392,10 @@ class IoContext:
     def add_wait_until(self, aw: Awaitable[Any]) -> asyncio.Task[Any]:
         """``addWaitUntil`` (``ctx.waitUntil``): the drain waits for it; its failure is logged, never returned."""
         rec = self.runtime.recorder
-        task = self._new_task(aw)
+        # JS code (a coroutine) runs in the context, a turn per step; a native promise (an
+        # awaitable that is not a coroutine, like a kj promise added from C++) is only awaited:
+        # it enters no context, so it needs no request (INV-R8) and an abort does not refuse it
+        task = self._new_task(aw) if asyncio.iscoroutine(aw) else asyncio.Task(_await(aw), loop=self.loop)
         with rec.atomic():
             listed = bool(self.incoming)
             self.wait_until_tasks.add(task)

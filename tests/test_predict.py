@@ -245,3 +245,10 @@ def test_window_boundaries_add_no_reordering_the_run_forbids() -> None:
             assert report.ok, f"{scenario}, window {window}: {report.summary()}"
     faulty = _lucky("gc_drop_vs_teardown", ["queue_closed_without_lock"])
     assert not _predict(faulty.header, faulty.trace, window=24).ok
+
+
+def test_every_interleaving_only_fault_has_a_race_here() -> None:
+    """The conformance suite's kill rate leaves these faults to predictive checking: none may fall between."""
+    from reference_impl.faults import fault_names
+
+    assert sorted(RACES) == fault_names(interleaving_only=True)
