@@ -112,13 +112,12 @@ def _js(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-
 def _template(template: str) -> str:
     return template_expr(template, _js)
 
 
 class _Writer(CodeWriter):
-    indent = '  '
+    indent = "  "
 
 
 _slots = slots_of

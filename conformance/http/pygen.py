@@ -173,13 +173,12 @@ def _py(value: Any) -> str:
     return repr(value)
 
 
-
 def _template(template: str) -> str:
     return template_expr(template, _py)
 
 
 class _Writer(CodeWriter):
-    indent = '    '
+    indent = "    "
 
 
 _slots = slots_of

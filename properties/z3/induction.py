@@ -148,6 +148,13 @@ class _Prover:
         s.set("timeout", self.timeout_ms)
         return s
 
+    def path_solver(self) -> Any:
+        """A solver for paths of states: with the parametric encoding's background axioms."""
+        s = self.new_solver()
+        if isinstance(self.enc, ParametricEncoding):
+            s.add(self.enc.background())
+        return s
+
     def context(self, a: Action) -> _ActionContext:
         c = self._contexts.get(a.name)
         if c is None:
@@ -167,9 +174,7 @@ class _Prover:
     # -- base case -----------------------------------------------------------------------------
     def base(self, inv: Invariant) -> tuple[bool | None, str]:
         enc = self.enc
-        s = self.new_solver()
-        if isinstance(enc, ParametricEncoding):
-            s.add(enc.background())
+        s = self.path_solver()
         s.add(z3.Not(enc.invariant_on(inv, enc.init_state())))
         r = self.check(s, [], [inv.name])
         if r == z3.unsat:
@@ -287,9 +292,7 @@ class _Prover:
         the initial state (the base case) and, on every simple path of k steps through states
         satisfying it and the ``facts``, at the end too (the step case)."""
         enc = self.enc
-        base = self.new_solver()
-        if isinstance(enc, ParametricEncoding):
-            base.add(enc.background())
+        base = self.path_solver()
         base.add(enc.init(0))
         for i in range(k - 1):
             base.add(enc.transition(i))
@@ -297,9 +300,7 @@ class _Prover:
         r = self.check(base, [], [inv.name])
         if r != z3.unsat:
             return z3.sat if r == z3.sat else r
-        s = self.new_solver()
-        if isinstance(enc, ParametricEncoding):
-            s.add(enc.background())
+        s = self.path_solver()
         for i in range(k + 1):
             s.add(enc.types(i))
             for f in facts:
@@ -321,9 +322,7 @@ class _Prover:
         (A transition invariant with a state part, e.g. a ghost flag that must stay false, needs
         its own previous step as a hypothesis: k = 2.)"""
         enc = self.enc
-        base = self.new_solver()
-        if isinstance(enc, ParametricEncoding):
-            base.add(enc.background())
+        base = self.path_solver()
         base.add(enc.init(0))
         for i in range(k):
             base.add(enc.transition(i))
@@ -331,9 +330,7 @@ class _Prover:
         r = self.check(base, [], [inv.name])
         if r != z3.unsat:
             return z3.sat if r == z3.sat else r
-        s = self.new_solver()
-        if isinstance(enc, ParametricEncoding):
-            s.add(enc.background())
+        s = self.path_solver()
         for i in range(k + 1):
             s.add(enc.types(i))
             for f in facts:
