@@ -147,6 +147,26 @@ LIFECYCLE_ARROWS: dict[str, Arrow] = {
     "drop_actor_context": Arrow("Worker::Actor", _CTX, "the actor drops its context"),
 }
 
+#: model.entrypoint (extends the lifecycle model): WorkerEntrypoint::request's own steps
+ENTRYPOINT_ARROWS: dict[str, Arrow] = {
+    **LIFECYCLE_ARROWS,
+    "request": Arrow("client", _WE, "request()"),
+    "request_rejected": Arrow("client", _WE, "request() again refused"),
+    "run_scheduled": Arrow("cron", _WE, "runScheduled()"),
+    "run_scheduled_rejected": Arrow("cron", _WE, "runScheduled() again refused"),
+    "send_response": Arrow(_JS, "client", "response headers sent"),
+    "pass_through_on_exception": Arrow(_JS, _WE, "ctx.passThroughOnException()"),
+    "handler_returned": Arrow(_JS, _WE, "handler returns", reply=True),
+    "handler_threw": Arrow(_JS, _WE, "handler throws", reply=True),
+    "request_canceled": Arrow("client", _WE, "client disconnects"),
+    "proxy_done": Arrow(_WE, "client", "response body streamed"),
+    "tunnel_to_actor_caller": Arrow(_WE, "client", "exception tunnelled to the actor's caller"),
+    "fail_open": Arrow(_WE, "fallback service", "request forwarded (passThroughOnException)"),
+    "fallback_done": Arrow("fallback service", "client", "the fallback's response"),
+    "tunnel_exception": Arrow(_WE, "client", "exception rethrown: the listener answers 500"),
+    "send_synthetic_status": Arrow(_WE, "client", "synthetic 500"),
+}
+
 # ---- the diagrams -----------------------------------------------------------------------------------
 
 DIAGRAMS: list[Spec] = [
@@ -210,6 +230,19 @@ DIAGRAMS: list[Spec] = [
               "the context dies with its request.",
     ),
     SequenceSpec(
+        name="entrypoint-sequence",
+        title="passThroughOnException: a handler that throws is answered by the fallback service",
+        model="entrypoint",
+        milestones=("fail_open_requested[c0]=true", "ep_stage[r0]=HANDLER_THREW",
+                    "response[r0]=FALLBACK_RESPONSE"),
+        arrows=ENTRYPOINT_ARROWS,
+        bounds={"threads": 1, "contexts": 1, "requests": 1, "max_tasks": 0, "actors": 0, "nesting": 0},
+        participants=("client", _WE, "IncomingRequest r0", "IoContext c0", _JS, "fallback service"),
+        about="The shortest run of the entrypoint model in which the handler calls "
+              "``ctx.passThroughOnException()`` and then throws before sending headers: the request goes to "
+              "the fallback service, whose response the client gets.",
+    ),
+    SequenceSpec(
         name="deletequeue-sequence",
         title="Cross-thread deletion through the DeleteQueue",
         model="ownership",
@@ -236,11 +269,7 @@ DIAGRAMS: list[Spec] = [
 ]
 
 #: diagrams that cannot be generated yet, with what they wait for
-PENDING: dict[str, str] = {
-    "entrypoint-sequence": "the request sequence with WorkerEntrypoint::request's own steps (response sent, "
-                           "error dispositions, the isolate lock), from the entrypoint model (model/entrypoint.py, "
-                           "model name 'entrypoint'), which does not exist yet; needs its milestones and arrow table",
-}
+PENDING: dict[str, str] = {}
 
 
 def available(s: Spec) -> bool:
