@@ -8,17 +8,22 @@ and how deep it indents.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from conformance.http.vocabulary import template_names
 
-__all__ = ["CodeWriter", "local", "template_expr", "slots_of"]
+__all__ = ["CodeWriter", "local", "saved_names", "template_expr", "slots_of"]
 
 
 def local(name: str) -> str:
     """The generated local variable holding the result a step saved `as` ``name``."""
     return "v_" + name
+
+
+def saved_names(steps: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The names the steps save results `as` (each becomes a local of the generated function)."""
+    return sorted({step["as"] for step in steps if "as" in step})
 
 
 def template_expr(template: str, literal: Callable[[str], str]) -> str:

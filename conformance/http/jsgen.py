@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conformance.http.codewriter import CodeWriter, local, slots_of, template_expr
+from conformance.http.codewriter import CodeWriter, local, saved_names, slots_of, template_expr
 from conformance.http.vocabulary import TERMINAL_OPS, steps_wait
 
 __all__ = ["ACTOR_CLASS", "generate_worker"]
@@ -120,15 +120,12 @@ class _Writer(CodeWriter):
     indent = "  "
 
 
-_slots = slots_of
-_var = local
-
 
 def _steps(w: _Writer, steps: Sequence[Mapping[str, Any]], *, body: str) -> None:
     """Emit `steps`; `body` is 'fetch' (fall-through returns an empty 200) or 'task'."""
-    names = sorted({step["as"] for step in steps if "as" in step})
+    names = saved_names(steps)
     if names:
-        w.line("let " + ", ".join(_var(n) for n in names) + ";")
+        w.line("let " + ", ".join(local(n) for n in names) + ";")
     for step in steps:
         _step(w, step)
     if body == "fetch" and (not steps or steps[-1]["op"] not in TERMINAL_OPS):
@@ -185,7 +182,7 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
     elif op == "hang":
         w.line("await new Promise(() => {});")
     elif op == "save_io":
-        kind, slots = step["kind"], _slots(step)
+        kind, slots = step["kind"], slots_of(step)
         args = f"{_js(kind)}, request, env, {_js(step.get('binding'))}, {_js(step.get('path', '/'))}"
         if kind in ("subrequest_response", "text"):
             w.line(f"{slots}[{_js(step['slot'])}] = {{ kind: {_js(kind)}, object: await makeIo({args}) }};")
@@ -194,11 +191,11 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
             w.line(f"{slots}[{_js(step['slot'])}] = {{ kind: {_js(kind)}, object: makeIoSync({sync_args}) }};")
     elif op == "use_io":
         within = f", {step['within_ms']}" if "within_ms" in step else ""
-        w.line(f"{_var(step['as'])} = await attempt(() => useIo({_slots(step)}[{_js(step['slot'])}]){within});")
+        w.line(f"{local(step['as'])} = await attempt(() => useIo({slots_of(step)}[{_js(step['slot'])}]){within});")
     elif op == "read_body":
-        w.line(f"{_var(step['as'])} = await attempt(() => request.text());")
+        w.line(f"{local(step['as'])} = await attempt(() => request.text());")
     elif op == "describe_request":
-        w.line(f"{_var(step['as'])} = await attempt(() => describeRequest(request));")
+        w.line(f"{local(step['as'])} = await attempt(() => describeRequest(request));")
     elif op in ("wait_until", "set_timeout"):
         w.line("ctx.waitUntil((async () => {" if op == "wait_until" else "setTimeout(async () => {")
         w.depth += 1
@@ -211,7 +208,7 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
         w.line("controller.noRetry();")
     elif op == "call_scheduled":
         call = f"env[{_js(step['binding'])}].scheduled({{ cron: {_js(step.get('cron', '* * * * *'))} }})"
-        w.line(f"{_var(step['as'])} = await attempt(async () => {{ const r = await {call}; "
+        w.line(f"{local(step['as'])} = await attempt(async () => {{ const r = await {call}; "
                'return "outcome=" + r.outcome + " noRetry=" + r.noRetry; });')
     elif op in ("fetch_service", "fetch_durable_object"):
         if op == "fetch_service":
@@ -224,18 +221,18 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
             method, payload = _js(step.get("method", "GET")), _template(step.get("body", ""))
             url = f"{url}, {{ method: {method}, body: {payload} }}"
         if "as" in step:
-            w.line(f"{_var(step['as'])} = await attempt(async () => {{ const r = await {target}.fetch({url}); "
+            w.line(f"{local(step['as'])} = await attempt(async () => {{ const r = await {target}.fetch({url}); "
                    'return r.status + " " + (await r.text()); });')
         else:  # no result wanted: an error propagates out of the handler
             w.line(f"await (await {target}.fetch({url})).arrayBuffer();")
     elif op == "await_shared_promise":
         within = f", {step['within_ms']}" if "within_ms" in step else ""
-        w.line(f"{_var(step['as'])} = await attempt(() => new Promise((resolve) => {{ G[{_js(step['slot'])}] = "
+        w.line(f"{local(step['as'])} = await attempt(() => new Promise((resolve) => {{ G[{_js(step['slot'])}] = "
                f"resolve; }}){within});")
     elif op == "resolve_shared_promise":
         call = f"G[{_js(step['slot'])}]({_template(step.get('value', ''))})"
         if "as" in step:
-            w.line(f'{_var(step["as"])} = await attempt(async () => {{ {call}; return ""; }});')
+            w.line(f'{local(step["as"])} = await attempt(async () => {{ {call}; return ""; }});')
         else:
             w.line(call + ";")
     else:  # the schema lists every op; reaching here means the vocabulary grew without the generator

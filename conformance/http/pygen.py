@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conformance.http.codewriter import CodeWriter, local, slots_of, template_expr
+from conformance.http.codewriter import CodeWriter, local, saved_names, slots_of, template_expr
 from conformance.http.vocabulary import TERMINAL_OPS
 
 __all__ = ["ACTOR_CLASS", "WORKER_CLASS", "generate_worker", "load_worker"]
@@ -181,15 +181,12 @@ class _Writer(CodeWriter):
     indent = "    "
 
 
-_slots = slots_of
-_var = local
-
 
 def _steps(w: _Writer, steps: Sequence[Mapping[str, Any]], *, body: str) -> None:
     """Emit `steps`; `body` is 'fetch' (fall-through returns an empty 200) or 'task'."""
-    names = sorted({step["as"] for step in steps if "as" in step})
+    names = saved_names(steps)
     for name in names:
-        w.line(f"{_var(name)} = None")
+        w.line(f"{local(name)} = None")
     for step in steps:
         _step(w, step)
     if body == "fetch" and (not steps or steps[-1]["op"] not in TERMINAL_OPS):
@@ -240,14 +237,15 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
     elif op == "save_io":
         kind = step["kind"]
         args = f"{_py(kind)}, request, env, {_py(step.get('binding'))}, {_py(step.get('path', '/'))}"
-        w.line(f"{_slots(step)}[{_py(step['slot'])}] = ({_py(kind)}, await make_io({args}))")
+        w.line(f"{slots_of(step)}[{_py(step['slot'])}] = ({_py(kind)}, await make_io({args}))")
     elif op == "use_io":
         within = f", {step['within_ms']}" if "within_ms" in step else ""
-        w.line(f"{_var(step['as'])} = await attempt(lambda: use_io({_slots(step)}.get({_py(step['slot'])})){within})")
+        target = f"{slots_of(step)}.get({_py(step['slot'])})"
+        w.line(f"{local(step['as'])} = await attempt(lambda: use_io({target}){within})")
     elif op == "read_body":
-        w.line(f"{_var(step['as'])} = await attempt(lambda: request.text())")
+        w.line(f"{local(step['as'])} = await attempt(lambda: request.text())")
     elif op == "describe_request":
-        w.line(f"{_var(step['as'])} = await attempt(lambda: describe_request(request))")
+        w.line(f"{local(step['as'])} = await attempt(lambda: describe_request(request))")
     elif op == "wait_until":
         name = _task(w, step["steps"], "wait_until")
         w.line(f"ctx.wait_until({name}())")
@@ -262,7 +260,7 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
         w.line("controller.no_retry()")
     elif op == "call_scheduled":
         cron = _py(step.get("cron", "* * * * *"))
-        w.line(f"{_var(step['as'])} = await attempt(lambda: scheduled_result(env[{_py(step['binding'])}], {cron}))")
+        w.line(f"{local(step['as'])} = await attempt(lambda: scheduled_result(env[{_py(step['binding'])}], {cron}))")
     elif op in ("fetch_service", "fetch_durable_object"):
         if op == "fetch_service":
             target = f"env[{_py(step['binding'])}]"
@@ -274,7 +272,7 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
         body = _template(step["body"]) if "body" in step else "None"
         request = f"outgoing({_py(host)}, {_py(step.get('path', '/'))}, {method}, {body})"
         if "as" in step:
-            w.line(f"{_var(step['as'])} = await attempt(lambda: fetch_text({target}, {request}))")
+            w.line(f"{local(step['as'])} = await attempt(lambda: fetch_text({target}, {request}))")
         else:  # no result wanted: an error propagates out of the handler
             w.line(f"await (await {target}.fetch({request})).text()")
     elif op == "await_shared_promise":
@@ -282,11 +280,11 @@ def _step(w: _Writer, step: Mapping[str, Any]) -> None:
         promise = w.fresh("promise")
         w.line(f"{promise} = Promise()")
         w.line(f"G[{_py(step['slot'])}] = {promise}.resolve")
-        w.line(f"{_var(step['as'])} = await attempt(lambda: awaited({promise}){within})")
+        w.line(f"{local(step['as'])} = await attempt(lambda: awaited({promise}){within})")
     elif op == "resolve_shared_promise":
         call = f"G[{_py(step['slot'])}]({_template(step.get('value', ''))})"
         if "as" in step:
-            w.line(f"{_var(step['as'])} = await attempt(lambda: resolved(lambda: {call}))")
+            w.line(f"{local(step['as'])} = await attempt(lambda: resolved(lambda: {call}))")
         else:
             w.line(call)
     else:  # the schema lists every op; reaching here means the vocabulary grew without the generator
