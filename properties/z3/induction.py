@@ -287,31 +287,44 @@ class _Prover:
         return f"{ctx.action.name} from a state of a model with {sizes or 'no identity'} (elements incl. none)"
 
     # -- k-induction ----------------------------------------------------------------------------
+    def _initial_path(self, steps: int) -> Any:
+        """A solver over a path of ``steps`` steps from the initial state."""
+        base = self.path_solver()
+        base.add(self.enc.init(0))
+        for i in range(steps):
+            base.add(self.enc.transition(i))
+        return base
+
+    def _simple_path(self, steps: int, facts: Sequence[Invariant]) -> Any:
+        """A solver over a simple path (no state repeated, in a bounded configuration) of ``steps``
+        steps through well-typed states satisfying the ``facts``: the step case's hypotheses."""
+        enc = self.enc
+        s = self.path_solver()
+        for i in range(steps + 1):
+            s.add(enc.types(i))
+            for f in facts:
+                s.add(enc.invariant(f, i))
+        for i in range(steps):
+            s.add(enc.transition(i))
+        if isinstance(enc, BoundedEncoding):
+            for i in range(steps + 1):
+                for j in range(i + 1, steps + 1):
+                    s.add(z3.Or(*[a != b for a, b in zip(enc.state(i).slots, enc.state(j).slots)]))
+        return s
+
     def k_induction(self, inv: Invariant, facts: Sequence[Invariant], k: int) -> Any:
         """``unsat`` if ``inv`` is k-inductive: it holds on every path of fewer than k steps from
         the initial state (the base case) and, on every simple path of k steps through states
         satisfying it and the ``facts``, at the end too (the step case)."""
         enc = self.enc
-        base = self.path_solver()
-        base.add(enc.init(0))
-        for i in range(k - 1):
-            base.add(enc.transition(i))
+        base = self._initial_path(k - 1)
         base.add(z3.Or(*[z3.Not(enc.invariant(inv, j)) for j in range(1, k)]))
         r = self.check(base, [], [inv.name])
         if r != z3.unsat:
             return z3.sat if r == z3.sat else r
-        s = self.path_solver()
-        for i in range(k + 1):
-            s.add(enc.types(i))
-            for f in facts:
-                s.add(enc.invariant(f, i))
+        s = self._simple_path(k, facts)
         for i in range(k):
-            s.add(enc.transition(i))
             s.add(enc.invariant(inv, i))
-        if isinstance(enc, BoundedEncoding):
-            for i in range(k + 1):
-                for j in range(i + 1, k + 1):
-                    s.add(z3.Or(*[a != b for a, b in zip(enc.state(i).slots, enc.state(j).slots)]))
         s.add(z3.Not(enc.invariant(inv, k)))
         return self.check(s, [], [inv.name])
 
@@ -322,30 +335,16 @@ class _Prover:
         (A transition invariant with a state part, e.g. a ghost flag that must stay false, needs
         its own previous step as a hypothesis: k = 2.)"""
         enc = self.enc
-        base = self.path_solver()
-        base.add(enc.init(0))
-        for i in range(k):
-            base.add(enc.transition(i))
+        base = self._initial_path(k)
         base.add(z3.Or(*[z3.Not(enc.invariant(inv, j)) for j in range(k)]))
         r = self.check(base, [], [inv.name])
         if r != z3.unsat:
             return z3.sat if r == z3.sat else r
-        s = self.path_solver()
-        for i in range(k + 1):
-            s.add(enc.types(i))
-            for f in facts:
-                s.add(enc.invariant(f, i))
-        for i in range(k):
-            s.add(enc.transition(i))
+        s = self._simple_path(k, facts)
         for j in range(k - 1):
             s.add(enc.invariant(inv, j))
-        if isinstance(enc, BoundedEncoding):
-            for i in range(k + 1):
-                for j in range(i + 1, k + 1):
-                    s.add(z3.Or(*[a != b for a, b in zip(enc.state(i).slots, enc.state(j).slots)]))
         s.add(z3.Not(enc.invariant(inv, k - 1)))
         return self.check(s, [], [inv.name])
-
 
 def prove(
     enc: Encoding,
