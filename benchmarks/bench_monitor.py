@@ -18,7 +18,6 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import statistics
@@ -31,27 +30,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference_throughput import Bench  # noqa: E402  (the same workload)
 from model.catalog import get_model  # noqa: E402
 from model.core.sorts import IdSort, OptSort  # noqa: E402
 from properties.tracecheck import check_trace  # noqa: E402
-from reference_impl import Request, Response, Runtime  # noqa: E402
+from reference_impl import Request, Runtime  # noqa: E402
 from reference_impl.demo import DemoWorker, build_demo  # noqa: E402
 from reference_impl.trace import NdjsonSink  # noqa: E402
-
-
-class Bench:
-    """A request that touches what the monitors watch: an I/O object, a stream, a waitUntil task."""
-
-    async def fetch(self, request: Request, env: Any, ctx: Any) -> Response:
-        await asyncio.sleep(0)
-        stream = ctx.create_stream()
-        stream.write(b"x")
-
-        async def later() -> None:
-            await asyncio.sleep(0)
-
-        ctx.wait_until(later())
-        return Response(stream.read())
 
 
 def _requests(rt: Runtime, n: int) -> float:
