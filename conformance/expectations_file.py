@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iospec.errors import UserError
+from iospec.errors import UserError, read_user_file
 
 from .jsonpos import JsonError, line_of, parse
 
@@ -103,14 +103,5 @@ def parse_expectations(text: str, path: str) -> Expectations:
 
 def load_expectations(path: str | Path) -> Expectations:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExpectationsError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise ExpectationsError(f"{p}: is a directory, not an expectations file") from None
-    except UnicodeDecodeError:
-        raise ExpectationsError(f"{p}:1: not UTF-8 text") from None
-    except OSError as e:
-        raise ExpectationsError(f"{p}: cannot read: {e.strerror}") from None
+    text = read_user_file(p, "an expectations file", ExpectationsError)
     return parse_expectations(text, str(p))

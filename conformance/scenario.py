@@ -23,7 +23,7 @@ from typing import Any
 
 import jsonschema
 
-from iospec.errors import UserError
+from iospec.errors import UserError, read_user_file
 from model.core.errors import EvaluationError
 from model.rules import RULES, Rule
 
@@ -235,16 +235,7 @@ def check_against_model(sc: Scenario) -> ModelRun:
 
 def load_file(path: Path | str, *, check_model: bool = True) -> list[Scenario]:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{p}: is a directory, not a scenario file") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{p}:1: not UTF-8 text") from None
-    except OSError as e:
-        raise ScenarioError(f"{p}: cannot read: {e.strerror}") from None
+    text = read_user_file(p, "a scenario file", ScenarioError)
     return load_text(text, _display(p), check_model=check_model)
 
 
