@@ -306,7 +306,7 @@ class Explorer:
                 v = chk(t) if chk is not None else -1
                 if canon is not None:
                     t = canon(t)
-                h = (hash(t) & mask) or 1
+                h = (hash(t) & mask) or 1  # fingerprint(t), inlined: this is the hot loop
                 if edges is not None:
                     edges.append((s, t, i))
                 if dedup:
