@@ -225,7 +225,7 @@ def run_traces(paths: Iterable[str | Path]) -> list[ScenarioResult]:
     for p in paths:
         start = time.perf_counter()
         try:
-            rep = check_trace(p)
+            rep = check_trace(p, final_check=True)
         except TraceFormatError as e:
             raise UserError(str(e)) from None
         except OSError as e:

@@ -45,7 +45,7 @@ def test_a_real_multithreaded_run_is_a_checkable_ndjson_trace(tmp_path: Path) ->
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert {e["thread"] for e in events} >= {"thread-0", "thread-1"}
     assert len(seen) == len(events)
-    report = check_trace(path)
+    report = check_trace(path, final_check=True)
     assert report.ok, report.summary()
 
 

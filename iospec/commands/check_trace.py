@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
     p.add_argument("--models", metavar="A,B", help="check against these models instead of the header's")
     p.add_argument("--json", metavar="FILE", type=Path, help="write a JSON report here")
     p.add_argument("--history", type=int, default=10, metavar="N", help="events shown before a violation")
+    p.add_argument("--final-check", action="store_true",
+                   help="also evaluate every invariant in full at the end (a cross-check of the incremental "
+                        "checks; slow on long traces)")
     p.add_argument("--predict", action="store_true",
                    help="predictive checking: ask z3 whether any schedule consistent with the run's program order "
                         "and recorded synchronisation breaks an ownership rule (docs/predictive-checking.md)")
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     out = []
     for f in args.files:
         try:
-            rep = check_trace(f, models=models, history=args.history)
+            rep = check_trace(f, models=models, history=args.history, final_check=args.final_check)
         except TraceFormatError as e:
             raise UserError(str(e)) from None
         print(rep.summary())

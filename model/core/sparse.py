@@ -1037,13 +1037,15 @@ class SparseModel:
             order.append((v, sel_code))
             body_lines.append(f"{indent}for {name_v} in {sel_code}:")
             indent += "    "
-        # filters, in the order their facts are evaluated; literals over unbound variables are dropped
-        conds: list[str] = []
+        # filters: each is a necessary fact, so one that is false (and evaluates without error)
+        # excludes the instance; each is tested at the outermost loop that binds its variables,
+        # so a fact about the changed key alone skips the loops instead of filtering every pass
+        conds: list[tuple[str, set[BoundVar]]] = []
         env = dict(known)
         for arg, comp in arg_atoms:
             if _bound_vars(arg) <= set(env):
                 code.pre = mode["W2"]
-                conds.append(f"{code.expr(arg, env)} == {comp}")
+                conds.append((f"{code.expr(arg, env)} == {comp}", _bound_vars(arg)))
                 code.pre = False
         if site.partner is not None and _bound_vars(site.partner) <= set(env):
             code.pre = mode["W1"]
@@ -1051,19 +1053,39 @@ class SparseModel:
             code.pre = mode["W2"]
             p2 = code.expr(site.partner, env)
             code.pre = False
-            conds.append(f"({p1} in ({old}, {new}) or {p2} in ({old}, {new}))")
+            conds.append((f"({p1} in ({old}, {new}) or {p2} in ({old}, {new}))", _bound_vars(site.partner)))
         for expr, world, truth in atoms:
             if not _bound_vars(expr) <= set(env):
                 continue
             code.pre = mode[world]
             c = code.expr(expr, env)
             code.pre = False
-            conds.append(c if truth else f"not {c}")
+            conds.append((c if truth else f"not {c}", _bound_vars(expr)))
+        loop_vars = [v for v, _ in order]
+
+        def level(vars_: set[BoundVar]) -> int:
+            return max((loop_vars.index(v) + 1 for v in vars_ if v in loop_vars), default=0)
+
+        inner = [c for c, vs in conds if level(vs) == len(loop_vars)]
+        lines_at: dict[int, list[str]] = {}
+        for c, vs in conds:
+            lv = level(vs)
+            if lv < len(loop_vars):
+                pad = "        " + "    " * lv
+                skip = "return" if lv == 0 else "continue"
+                lines_at.setdefault(lv, []).extend(
+                    [f"{pad}try:", f"{pad}    if not ({c}): {skip}", f"{pad}except EvaluationError:", f"{pad}    pass"])
+        # body_lines holds one `for` line per loop; put each level's early exits before its loop
+        loops = body_lines
+        body_lines = []
+        for i, line in enumerate(loops):
+            body_lines.extend(lines_at.get(i, []))
+            body_lines.append(line)
         inst = ", ".join(known[v] for v in part.vars)
         add = f"out.add({inst})" if len(part.vars) == 1 else f"out.add(({inst},))"
-        if conds:
+        if inner:
             body_lines.append(f"{indent}try:")
-            body_lines.append(f"{indent}    ok_ = {' and '.join(conds)}")
+            body_lines.append(f"{indent}    ok_ = {' and '.join(inner)}")
             body_lines.append(f"{indent}except EvaluationError:")
             body_lines.append(f"{indent}    ok_ = True")
             body_lines.append(f"{indent}if ok_: {add}")
