@@ -117,6 +117,10 @@ class ContextStatistics:
     owned_objects: int
     fail_open: bool
     refs: int
+    #: retryScheduled (cleared by ``setNoRetryScheduled``)
+    retry_scheduled: bool = True
+    #: awaitIo I/O in flight (KJ tasks: a PendingEvent each; in an actor also waitUntil tasks)
+    io_in_flight: int = 0
 
 
 @dataclass(frozen=True)
@@ -790,6 +794,8 @@ class IoContext:
             owned_objects=len(self.owned),
             fail_open=self.fail_open,
             refs=self.refs,
+            retry_scheduled=self.retry_scheduled,
+            io_in_flight=len(self._io_tasks),
         )
 
     def __repr__(self) -> str:
@@ -934,7 +940,7 @@ class IncomingRequest:
             self._drain_fulfiller = None
             if not self.destroyed:
                 with rec.atomic():
-                    self._destroy_locked(end, final=end.upper(), outputs=outputs)
+                    self._destroy_locked(end, final=_DRAIN_END_PHASE[end], outputs=outputs)
                 self._after_destroy()
 
     async def finish_scheduled(self) -> ScheduledResult:
@@ -970,7 +976,7 @@ class IncomingRequest:
         finally:
             if not self.destroyed:
                 with rec.atomic():
-                    self._destroy_locked(end, final="DONE", outputs={
+                    self._destroy_locked(end, final=_SCHEDULED_END_PHASE[end], outputs={
                         "outcome": _model_outcome(result.outcome), "no_retry": str(result.no_retry).lower()})
                 self._after_destroy()
 
@@ -1014,6 +1020,13 @@ class IncomingRequest:
 
     def __repr__(self) -> str:
         return f"<IncomingRequest {self.name} {self.state} in {self.context.name}>"
+
+
+#: the lifecycle model's Phase after each end of a drain / of finishScheduled (`RequestStatistics.state`)
+_DRAIN_END_PHASE = {"drain_done": "DONE", "drain_timeout": "TIMED_OUT", "drain_aborted": "ABORTED",
+                    "drain_superseded": "DRAIN_SUPERSEDED", "drain_shutdown": "SHUT_DOWN"}
+_SCHEDULED_END_PHASE = {"finish_scheduled_done": "DONE", "finish_scheduled_timeout": "TIMED_OUT",
+                        "finish_scheduled_aborted": "ABORTED"}
 
 
 async def _done() -> None:

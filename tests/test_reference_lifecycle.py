@@ -426,5 +426,5 @@ def test_shutdown_ends_an_actor_drain() -> None:
         drain_future = rt.threads[0].submit(r.drain())
         on(rt, 0, ctx.actor.shutdown)  # type: ignore[union-attr]
         drain_future.result(5)
-        assert r.statistics().state == "DRAIN_SHUTDOWN"
+        assert r.statistics().state == "SHUT_DOWN"
         assert_monitor_ok(rt)

@@ -9,8 +9,11 @@ that disagrees, and its failure names the broken rule).  Profiles: IOSPEC_HYPOTH
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +22,23 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from properties.tracecheck import check_trace
 from reference_impl.faults import FAULTS
-from tests.stateful_reference import COVERAGE, STEPS, ReferenceMachine, machine_with_faults, profile
+from tests.stateful_reference import (
+    COVERAGE,
+    REQUIRED_STATES,
+    STATES,
+    STEPS,
+    ReferenceMachine,
+    coverage_table,
+    machine_with_faults,
+    missing_states,
+    profile,
+)
 
 TestReferenceMachine = ReferenceMachine.TestCase
 TestReferenceMachine.settings = profile()
 
-#: faults of the rules this machine exercises (ownership, entering, aborts, delivery)
+#: faults of the rules this machine exercises: ownership, entering, aborts, delivery; waitUntil tasks;
+#: pass-through and the error dispositions; scheduled events; stateless vs actor requests
 CAUGHT = [
     "access_check_missing",
     "access_check_compares_threads",
@@ -35,6 +49,18 @@ CAUGHT = [
     "run_after_abort",
     "abort_last_reason_wins",
     "deliver_twice",
+    # waitUntil tasks that succeed or fail (last_failure_wins is invisible here: every failure the machine
+    # causes has the model outcome EXCEPTION, so the first and the last agree)
+    "drain_ignores_wait_until",
+    # passThroughOnException, with a working and a failing fallback
+    "pass_through_ignored",
+    "fallback_after_headers",
+    "exception_after_headers_500",
+    # scheduled events
+    "finish_scheduled_ignores_wait_until",
+    # actor requests vs stateless ones
+    "actor_new_context_per_request",
+    "superseded_drain_not_cancelled",
 ]
 
 
@@ -56,7 +82,9 @@ def test_a_failure_shrinks_to_a_minimal_replayable_trace(tmp_path: Path) -> None
     fixed = settings(profile("dev"), derandomize=True, max_examples=300, stateful_step_count=15, print_blob=False)
     with pytest.raises(AssertionError) as info:
         run_state_machine_as_test(machine, settings=fixed)
-    lines = str(info.value).split("trace (NDJSON; `iospec check-trace FILE` replays it):\n", 1)[1].splitlines()
+    marker = "trace (NDJSON; `iospec check-trace FILE` replays it) of the contexts runtime:\n"
+    text = str(info.value).split(marker, 1)[1]
+    lines = text.split("\ntrace (NDJSON", 1)[0].splitlines()
     assert json.loads(lines[0])["iospec_trace"] == 1
     events = [json.loads(x) for x in lines[1:]]
     # two contexts, an object, a foreign access (each with its lock and enter/exit events): a few dozen at most
@@ -66,6 +94,41 @@ def test_a_failure_shrinks_to_a_minimal_replayable_trace(tmp_path: Path) -> None
     rep = check_trace(trace)
     assert rep.violation is not None and "INV-O2" in rep.violation.rules, rep.summary()
     assert rep.violation.event is not None and rep.violation.event["op"] == "access"
+
+
+# ---- coverage ---------------------------------------------------------------------------------------------------
+
+#: the fixed run the coverage claim is about: the ci profile, derandomised
+COVERAGE_RUN = settings(profile("ci"), derandomize=True, print_blob=False, phases=[Phase.generate])
+
+
+def test_every_model_state_is_reached_in_the_ci_profile() -> None:
+    """Every value of `REQUIRED_STATES` (each request phase, entrypoint stage and response, context and actor
+    state, object node and handle, lock state, ...) is held by some identity after some model event of a
+    fixed, derandomised run of the ci profile.  Prints the coverage table."""
+    before = collections.Counter(STATES)
+    run_state_machine_as_test(ReferenceMachine, settings=COVERAGE_RUN)
+    reached = STATES - before
+    print(coverage_table())
+    missing = missing_states(reached)
+    assert not missing, f"model states never reached in {COVERAGE_RUN.max_examples} programs: {missing}"
+    assert REQUIRED_STATES and all(reached[s] for s in REQUIRED_STATES)
+
+
+def test_the_coverage_check_can_fail() -> None:
+    """A state no program reaches is reported missing (the check above is not vacuous)."""
+    assert missing_states({}) == REQUIRED_STATES
+    assert missing_states({s: 1 for s in REQUIRED_STATES[1:]}) == REQUIRED_STATES[:1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _coverage_report(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With IOSPEC_STATEFUL_COVERAGE=1: print the per-rule and per-model-state coverage of this module's runs."""
+    yield
+    if os.environ.get("IOSPEC_STATEFUL_COVERAGE") == "1":
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print("\nstateful coverage (tests/stateful_reference.py):\n" + coverage_table())
 
 
 # ---- soak (IOSPEC_SLOW=1; tox -e soak) ------------------------------------------------------------------------------
