@@ -735,12 +735,16 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.expect(outcome["observed"] == outcome["predicted"],
                     f"deliver({r.name}): observed {outcome['observed']}, the models predict {outcome['predicted']}")
 
-    @rule(c=contexts, deliver=st.booleans())
-    def new_actor_request(self, c: Ctx, deliver: bool) -> None:
+    def running_actors(self) -> list[Ctx]:
+        return [c for c in self.all_contexts
+                if c.context.actor is not None and self.alive(c) and not c.context.actor.shut_down]
+
+    @precondition(lambda self: self.running_actors())
+    @rule(data=st.data(), deliver=st.booleans())
+    def new_actor_request(self, data: st.DataObject, deliver: bool) -> None:
         """Another IncomingRequest for a running actor's context, delivered at once or left undelivered."""
-        actor = c.context.actor
-        if not self.acted("new_actor_request", actor is not None and self.alive(c) and not actor.shut_down):
-            return
+        c = data.draw(st.sampled_from(self.running_actors()), label="actor")
+        self.acted("new_actor_request")
 
         def make() -> IncomingRequest:
             r = IncomingRequest(c.context)
@@ -783,15 +787,19 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.on(c.thread, release)
 
     # ---- waitUntil, finishScheduled, the actor's end, lock contention ------------------------------------------
-    @rule(c=contexts, js=st.booleans())
-    def wait_until(self, c: Ctx, js: bool) -> None:
+    def usable_contexts(self, stateless: bool = False) -> list[Ctx]:
+        return [c for c in self.all_contexts if self.usable(c) and not (stateless and c.context.actor is not None)]
+
+    @precondition(lambda self: self.usable_contexts())
+    @rule(data=st.data(), js=st.booleans())
+    def wait_until(self, data: st.DataObject, js: bool) -> None:
         """``ctx.waitUntil(io)`` with an I/O the machine completes later (a JS chain awaiting it, or the promise).
 
         JS chains only in stateless contexts: an actor context may lose its last request while the
         task waits, and the reference would then resume JS without a request (see the report).
         """
-        if not self.acted("wait_until", self.usable(c)):
-            return
+        c = data.draw(st.sampled_from(self.usable_contexts()), label="context")
+        self.acted("wait_until")
         js = js and c.context.actor is None
 
         def add() -> Gate:
@@ -823,11 +831,12 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.cover(f"waitUntil I/O {'completed' if ok else 'failed'}")
         self.check_scheduled_results()
 
-    @rule(c=contexts)
-    def set_no_retry(self, c: Ctx) -> None:
+    @precondition(lambda self: self.usable_contexts(stateless=True))
+    @rule(data=st.data())
+    def set_no_retry(self, data: st.DataObject) -> None:
         """``controller.noRetry()`` from JS in a stateless context (``setNoRetryScheduled``)."""
-        if not self.acted("set_no_retry", self.usable(c) and c.context.actor is None):
-            return
+        c = data.draw(st.sampled_from(self.usable_contexts(stateless=True)), label="context")
+        self.acted("set_no_retry")
         self.run_in(c, c.context.set_no_retry)
 
     @precondition(lambda self: any(c.context.actor is None for c, _ in self.held()))
@@ -843,31 +852,41 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.scheduled.append((self.rt, r.name, result))
         self.check_scheduled_results()
 
-    @rule(c=contexts)
-    def shutdown_actor(self, c: Ctx) -> None:
+    @precondition(lambda self: self.running_actors())
+    @rule(data=st.data())
+    def shutdown_actor(self, data: st.DataObject) -> None:
         """``Actor::shutdown`` (eviction): a waiting actor drain ends (SHUT_DOWN)."""
+        c = data.draw(st.sampled_from(self.running_actors()), label="actor")
         actor = c.context.actor
-        if not self.acted("shutdown_actor", actor is not None and self.alive(c) and not actor.shut_down):
-            return
         assert actor is not None
+        self.acted("shutdown_actor")
         self.settled_on(c.context.thread, actor.shutdown)
 
-    @rule(c=contexts)
-    def drop_actor_context(self, c: Ctx) -> None:
+    def idle_shut_down_actors(self) -> list[Ctx]:
+        return [c for c in self.all_contexts
+                if c.context.actor is not None and c.context.actor.shut_down and c.context.actor.io_context is c.context
+                and all(r.destroyed for r in c.requests)]
+
+    @precondition(lambda self: self.idle_shut_down_actors())
+    @rule(data=st.data())
+    def drop_actor_context(self, data: st.DataObject) -> None:
         """A shut-down actor with no request left drops its context (which then dies)."""
+        c = data.draw(st.sampled_from(self.idle_shut_down_actors()), label="actor")
         actor = c.context.actor
-        able = (actor is not None and actor.shut_down and actor.io_context is c.context
-                and all(r.destroyed for r in c.requests))
-        if not self.acted("drop_actor_context", able):
-            return
         assert actor is not None
+        self.acted("drop_actor_context")
         self.settled_on(c.context.thread, actor.drop_io_context)
 
-    @rule(first=contexts, second=contexts)
-    def contend(self, first: Ctx, second: Ctx) -> None:
+    def contenders(self) -> list[tuple[Ctx, Ctx]]:
+        usable = self.usable_contexts()
+        return [(a, b) for a in usable for b in usable if a.thread != b.thread]
+
+    @precondition(lambda self: self.contenders())
+    @rule(data=st.data())
+    def contend(self, data: st.DataObject) -> None:
         """Two threads want the isolate lock: ``second`` queues while ``first`` runs JS (a fair FIFO turn)."""
-        if not self.acted("contend", first.thread != second.thread and self.usable(first) and self.usable(second)):
-            return
+        first, second = data.draw(st.sampled_from(self.contenders()), label="contexts")
+        self.acted("contend")
         running, go = threading.Event(), threading.Event()
 
         def hold() -> None:
@@ -926,16 +945,20 @@ class ReferenceMachine(RuleBasedStateMachine):
         return self.event_count < EVENTS_PER_PROGRAM
 
     @precondition(events_left)
-    @rule(thread=st.integers(0, 7), actor=st.sampled_from([None, "a", "b"]), fallback_works=st.booleans(),
-          pass_through=st.booleans(), outcome=st.sampled_from(["return", "throw", "throw_after_headers"]),
+    @rule(thread=st.integers(0, 7), actor=st.sampled_from([None, "a"]),
+          fallback=st.sampled_from(["none", "works", "down"]),
+          outcome=st.sampled_from(["return", "throw", "throw_after_headers"]),
           wait_until=st.lists(st.booleans(), max_size=2))
-    def fetch_event(self, thread: int, actor: str | None, fallback_works: bool, pass_through: bool, outcome: str,
-                    wait_until: list[bool]) -> None:
-        """A fetch event (to a stateless worker, or to actor ``a``/``b``); the client's response must be the model's."""
+    def fetch_event(self, thread: int, actor: str | None, fallback: str, outcome: str, wait_until: list[bool]) -> None:
+        """A fetch event (stateless, or to actor ``a``); the client's response must be the model's.
+
+        ``fallback``: no ``passThroughOnException()``, or one towards a working / a failing ``globalOutbound``.
+        """
         self.acted("fetch_event")
         self.event_count += 1
         rt = self.events_runtime()
-        svc = rt.services["app" if fallback_works else "app-down"]
+        pass_through = fallback != "none"
+        svc = rt.services["app-down" if fallback == "down" else "app"]
         assert isinstance(svc, WorkerService)
         # JS waitUntil chains only in stateless contexts (see `wait_until`)
         url, plan = self.new_plan(outcome=outcome, pass_through=pass_through,
