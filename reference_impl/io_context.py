@@ -282,16 +282,28 @@ class IoContext:
             self._exit()
             self._pending_event_dropped()
 
+    def _require_incoming_request(self) -> None:
+        """``getCurrentIncomingRequest()`` (h:1273-1277), which ``runSingle`` and ``runImpl`` call for the metrics
+        and the timer (h:1351-1353, c++:1341): JS runs only while a delivered request of the context exists.
+
+        An actor context outlives its requests (its Actor holds it): once the last one was dropped, running
+        code in it throws "the IoContext has no current IncomingRequest" before anything is entered (INV-R8).
+        """
+        if not self.incoming and not self.runtime.fault("run_without_request"):
+            raise WorkerdError("NO_CURRENT_INCOMING_REQUEST")
+
     async def run(self, fn: Callable[[], T]) -> T:
         """``run()``: take the isolate's turn and ``Worker::Lock``, enter, call ``fn``, exit."""
         if self.state != "ALIVE":
             raise asyncio.CancelledError(f"{self.name} is {self.state}")
         self._refuse_if_aborted()
+        self._require_incoming_request()
         lock = await self.worker.isolate.lock_queue.lock()
         try:
             if self.state != "ALIVE":
                 raise asyncio.CancelledError(f"{self.name} is {self.state}")
             self._refuse_if_aborted()
+            self._require_incoming_request()  # the last request may have gone while the turn was awaited
             self._check_entry()
             with WorkerLock(self.worker.isolate.lock_queue, lock), self._scope():
                 return fn()
@@ -302,6 +314,7 @@ class IoContext:
         """``run()`` with ``Worker::Lock::TakeSynchronously``: usable from any thread (checks apply)."""
         if self.state != "ALIVE":
             raise RuntimeError(f"{self.name} is not alive ({self.state})")
+        self._require_incoming_request()
         self._check_entry()
         with WorkerLock(self.worker.isolate.lock_queue, None), self._scope():
             return fn()

@@ -86,12 +86,13 @@ def attach_monitor(runtime: Runtime) -> LiveMonitor:
 
 
 def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
-                       state: Mapping[str, Any] | None = None) -> list[str]:
+                       state: Mapping[str, Any] | None = None, contexts: Iterable[Any] | None = None) -> list[str]:
     """Differences between the runtime's `statistics()` views and the model state the monitor tracks.
 
     Compared per context: its state, whether it is entered, its abort reason and kind; and the
     DeleteQueue's queued deletions.  An empty list means the runtime and the models agree.
-    ``state``: the monitor's ``state(model)``, if the caller already has it.
+    ``state``: the monitor's ``state(model)``, if the caller already has it; ``contexts``: the
+    contexts to compare (default: every context of the runtime).
     """
     live = live or runtime.monitor
     if live is None:
@@ -100,7 +101,7 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
     if state is None:
         state = live.monitor.state(model)
     out: list[str] = []
-    for ctx in list(runtime.contexts):
+    for ctx in list(runtime.contexts if contexts is None else contexts):
         st = ctx.statistics()
         expect = {
             "ctx_state": st.state,

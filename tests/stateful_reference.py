@@ -90,6 +90,7 @@ from reference_impl.worker import Actor
 
 __all__ = [
     "COVERAGE",
+    "EVENT_RULES",
     "PROFILES",
     "REQUIRED_STATES",
     "STATES",
@@ -109,7 +110,9 @@ MODELS = [m for m in TRACE_MODELS if m != "entrypoint"]
 TIMEOUT = 10.0
 #: whole events (fetch or scheduled) per program: each costs a few dozen model events over six models, and
 #: the events runtime is built for the first one (steps/s: benchmarks/bench_monitor.py)
-EVENTS_PER_PROGRAM = 6
+EVENTS_PER_PROGRAM = 4
+#: lock contentions per program (each is two threads' lock traffic; once or twice reaches every lock state)
+CONTENTIONS_PER_PROGRAM = 2
 #: runtime threads of the events runtime (actors are placed round robin on them)
 EVENT_THREADS = 2
 
@@ -216,25 +219,33 @@ class StateSampler:
     """After each model event, count the values the tracked functions hold (reads the monitor's cells only)."""
 
     def __init__(self, live: LiveMonitor) -> None:
-        self.tracks: list[tuple[str, Any, str, Any]] = []
+        #: watched model -> its tracked functions (label, the cells' dict name, value sort)
+        self.tracks: dict[int, list[tuple[str, str, Any]]] = collections.defaultdict(list)
         for label, (model, func) in TRACKED.items():
             for w in live.monitor.watched:
                 if model != w.model.name and model not in w.model.bases:
                     continue
                 decl = w.model.decl(func)
-                sm = w.sm
-                self.tracks.append((label, sm, f"D{sm.func_index[decl]}", decl.value_sort))
+                self.tracks[id(w)].append((label, f"D{w.sm.func_index[decl]}", decl.value_sort))
                 break
+        self.by_op = live.monitor.by_op
         self.cache: dict[tuple[str, int], str] = {}
 
-    def __call__(self, _event: Mapping[str, Any], _predicted: dict[str, str]) -> None:
+    def __call__(self, event: Mapping[str, Any], _predicted: dict[str, str]) -> None:
+        """Only the models that stepped on ``event`` can have changed: sample their tracked functions."""
         cache = self.cache
-        for label, sm, key, sort in self.tracks:
-            for v in set(sm.ns[key].values()):
-                name = cache.get((label, v))
-                if name is None:
-                    name = cache[(label, v)] = f"{label}={_label(sort, v)}"
-                STATES[name] += 1
+        for w in self.by_op.get(event["op"], ()):
+            ns = w.sm.ns
+            for label, key, sort in self.tracks.get(id(w), ()):
+                self._count(label, sort, ns[key], cache)
+
+    @staticmethod
+    def _count(label: str, sort: Any, cells: dict[Any, int], cache: dict[tuple[str, int], str]) -> None:
+        for v in set(cells.values()):
+            name = cache.get((label, v))
+            if name is None:
+                name = cache[(label, v)] = f"{label}={_label(sort, v)}"
+            STATES[name] += 1
 
 
 def missing_states(reached: Mapping[str, int] | None = None) -> list[str]:
@@ -497,6 +508,9 @@ class ReferenceMachine(RuleBasedStateMachine):
         assert isinstance(self.svc, WorkerService)
         self.events: Runtime | None = None
         self.event_count = 0
+        self.contentions = 0
+        #: dead contexts already compared with the model (ids; a dead context's state never changes again)
+        self.compared_dead: set[int] = set()
         #: drains the machine started and does not wait for
         self.background: list[asyncio.Future[None]] = []
         self.all_contexts: list[Ctx] = []
@@ -504,8 +518,8 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.gates: list[Gate] = []
         #: requests whose statistics() are compared with the model: hand-built ones and those events ran
         self.requests: list[IncomingRequest] = []
-        #: finishScheduled() calls not yet returned: (runtime, request name, its result)
-        self.scheduled: list[tuple[Runtime, str, Any]] = []
+        #: finishScheduled() calls not yet returned: (runtime, request name, its result, the thread it runs on)
+        self.scheduled: list[tuple[Runtime, str, asyncio.Future[ScheduledResult], RuntimeThread]] = []
         self.steps = 0
 
     def _watch(self, rt: Runtime) -> LiveMonitor:
@@ -764,9 +778,12 @@ class ReferenceMachine(RuleBasedStateMachine):
                          label="request")
         if not self.acted("drain", r.was_delivered):
             return
-        self._release(c)
 
-        self.settled_on(c.context.thread, lambda: self.background.append(asyncio.ensure_future(r.drain())))
+        def start() -> None:
+            self._release_here(c)
+            self.background.append(asyncio.ensure_future(r.drain()))
+
+        self.settled_on(c.context.thread, start)
 
     @precondition(lambda self: any(True for _ in self.held()))
     @rule(data=st.data())
@@ -774,17 +791,22 @@ class ReferenceMachine(RuleBasedStateMachine):
         """``~IncomingRequest`` without a drain (``cancel_request`` or ``drop_request``)."""
         c, r = data.draw(st.sampled_from(self.held()), label="request")
         self.acted("destroy_undrained")
-        if c.context.actor is None:
-            self._release(c)
-        self.settled_on(c.context.thread, r.destroy)
+
+        def destroy() -> None:
+            if c.context.actor is None:
+                self._release_here(c)
+            r.destroy()
+
+        self.settled_on(c.context.thread, destroy)
+
+    def _release_here(self, c: Ctx) -> None:
+        """Release the I/O that kept the context from hang-aborting (on the context's thread)."""
+        if c.kept_alive:
+            c.kept_alive = False
+            c.context._io_pending -= 1
 
     def _release(self, c: Ctx) -> None:
-        def release() -> None:
-            if c.kept_alive:
-                c.kept_alive = False
-                c.context._io_pending -= 1
-
-        self.on(c.thread, release)
+        self.on(c.thread, lambda: self._release_here(c))
 
     # ---- waitUntil, finishScheduled, the actor's end, lock contention ------------------------------------------
     def usable_contexts(self, stateless: bool = False) -> list[Ctx]:
@@ -795,12 +817,11 @@ class ReferenceMachine(RuleBasedStateMachine):
     def wait_until(self, data: st.DataObject, js: bool) -> None:
         """``ctx.waitUntil(io)`` with an I/O the machine completes later (a JS chain awaiting it, or the promise).
 
-        JS chains only in stateless contexts: an actor context may lose its last request while the
-        task waits, and the reference would then resume JS without a request (see the report).
+        A JS chain in an actor context whose last request was dropped meanwhile cannot resume: ``run()``
+        throws "the IoContext has no current IncomingRequest" and the task fails (INV-R8).
         """
         c = data.draw(st.sampled_from(self.usable_contexts()), label="context")
         self.acted("wait_until")
-        js = js and c.context.actor is None
 
         def add() -> Gate:
             ctx = c.context
@@ -846,10 +867,13 @@ class ReferenceMachine(RuleBasedStateMachine):
         c, r = data.draw(st.sampled_from([(c, r) for c, r in self.held() if c.context.actor is None]), label="request")
         if not self.acted("finish_scheduled", r.was_delivered and r.is_current):
             return
-        self._release(c)
-        result = c.context.thread.submit(r.finish_scheduled())
-        self.settled_on(c.context.thread, lambda: None)
-        self.scheduled.append((self.rt, r.name, result))
+
+        def start() -> asyncio.Future[ScheduledResult]:
+            self._release_here(c)
+            return asyncio.ensure_future(r.finish_scheduled())
+
+        result = self.settled_on(c.context.thread, start)
+        self.scheduled.append((self.rt, r.name, result, c.context.thread))
         self.check_scheduled_results()
 
     @precondition(lambda self: self.running_actors())
@@ -861,6 +885,38 @@ class ReferenceMachine(RuleBasedStateMachine):
         assert actor is not None
         self.acted("shutdown_actor")
         self.settled_on(c.context.thread, actor.shutdown)
+
+    def waiting(self) -> list[tuple[Ctx, IncomingRequest]]:
+        """Requests whose drain or finishScheduled waits (for waitUntil tasks) in a live context."""
+        return [(c, r) for c in self.all_contexts if self.alive(c) for r in c.requests
+                if r.state in ("DRAINING", "FINISHING_SCHEDULED")]
+
+    @precondition(lambda self: self.waiting())
+    @rule(data=st.data())
+    def abort_while_waiting(self, data: st.DataObject) -> None:
+        """``abort()`` while a drain or finishScheduled waits: ``onAbort()`` wins the race (ABORTED)."""
+        c, _ = data.draw(st.sampled_from(self.waiting()), label="request")
+        self.acted("abort_while_waiting")
+        self.settled_on(c.context.thread, lambda: c.context.abort(c.reasons[0]))
+
+    def draining_actors(self) -> list[Ctx]:
+        return [c for c, r in self.waiting() if r.state == "DRAINING" and c in self.running_actors()]
+
+    @precondition(lambda self: self.draining_actors())
+    @rule(data=st.data())
+    def supersede_drain(self, data: st.DataObject) -> None:
+        """A new request delivered to an actor whose current request is draining takes the drain over."""
+        c = data.draw(st.sampled_from(self.draining_actors()), label="actor")
+        self.acted("supersede_drain")
+
+        def deliver() -> IncomingRequest:
+            r = IncomingRequest(c.context)
+            r.delivered()
+            return r
+
+        r = self.settled_on(c.context.thread, deliver)
+        c.requests.append(r)
+        self.requests.append(r)
 
     def idle_shut_down_actors(self) -> list[Ctx]:
         return [c for c in self.all_contexts
@@ -881,12 +937,13 @@ class ReferenceMachine(RuleBasedStateMachine):
         usable = self.usable_contexts()
         return [(a, b) for a in usable for b in usable if a.thread != b.thread]
 
-    @precondition(lambda self: self.contenders())
+    @precondition(lambda self: self.contentions < CONTENTIONS_PER_PROGRAM and self.contenders())
     @rule(data=st.data())
     def contend(self, data: st.DataObject) -> None:
         """Two threads want the isolate lock: ``second`` queues while ``first`` runs JS (a fair FIFO turn)."""
         first, second = data.draw(st.sampled_from(self.contenders()), label="contexts")
         self.acted("contend")
+        self.contentions += 1
         running, go = threading.Event(), threading.Event()
 
         def hold() -> None:
@@ -912,11 +969,11 @@ class ReferenceMachine(RuleBasedStateMachine):
     def check_scheduled_results(self) -> None:
         """Each finishScheduled() that returned gave its caller what the models predicted at its end event."""
         left = []
-        for rt, name, result in self.scheduled:
+        for rt, name, result, thread in self.scheduled:
             if not result.done():
-                left.append((rt, name, result))
+                left.append((rt, name, result, thread))
                 continue
-            got: ScheduledResult = result.result(0)
+            got: ScheduledResult = result.result()
             want = self.predicted_results.get((id(rt), name))
             seen = {"outcome": _model_outcome(got.outcome), "no_retry": str(got.no_retry).lower()}
             self.cover(f"finishScheduled -> {seen['outcome']} no_retry={seen['no_retry']}")
@@ -946,37 +1003,53 @@ class ReferenceMachine(RuleBasedStateMachine):
 
     @precondition(events_left)
     @rule(thread=st.integers(0, 7), actor=st.sampled_from([None, "a"]),
-          fallback=st.sampled_from(["none", "works", "down"]),
           outcome=st.sampled_from(["return", "throw", "throw_after_headers"]),
           wait_until=st.lists(st.booleans(), max_size=2))
-    def fetch_event(self, thread: int, actor: str | None, fallback: str, outcome: str, wait_until: list[bool]) -> None:
-        """A fetch event (stateless, or to actor ``a``); the client's response must be the model's.
-
-        ``fallback``: no ``passThroughOnException()``, or one towards a working / a failing ``globalOutbound``.
-        """
+    def fetch_event(self, thread: int, actor: str | None, outcome: str, wait_until: list[bool]) -> None:
+        """A fetch event (stateless, or to actor ``a``); the client's response must be the model's."""
         self.acted("fetch_event")
+        self._fetch(thread, actor, "none", outcome, wait_until)
+
+    @precondition(events_left)
+    @rule(thread=st.integers(0, 7), actor=st.sampled_from([None, "a"]), fallback_works=st.booleans(),
+          outcome=st.sampled_from(["return", "throw", "throw_after_headers"]),
+          wait_until=st.lists(st.booleans(), max_size=2))
+    def fetch_with_pass_through(self, thread: int, actor: str | None, fallback_works: bool, outcome: str,
+                                wait_until: list[bool]) -> None:
+        """A fetch event whose handler calls ``passThroughOnException()``, towards a working or a failing fallback."""
+        self.acted("fetch_with_pass_through")
+        self._fetch(thread, actor, "works" if fallback_works else "down", outcome, wait_until)
+
+    def _fetch(self, thread: int, actor: str | None, fallback: str, outcome: str, wait_until: list[bool]) -> None:
+        """Send one fetch event; ``fallback``: no pass-through, or one to a working / failing ``globalOutbound``."""
         self.event_count += 1
         rt = self.events_runtime()
         pass_through = fallback != "none"
         svc = rt.services["app-down" if fallback == "down" else "app"]
         assert isinstance(svc, WorkerService)
-        # JS waitUntil chains only in stateless contexts (see `wait_until`)
-        url, plan = self.new_plan(outcome=outcome, pass_through=pass_through,
-                                  wait_until=tuple(js and actor is None for js in wait_until))
+        url, plan = self.new_plan(outcome=outcome, pass_through=pass_through, wait_until=tuple(wait_until))
         sink = CollectingResponse()
         raised: BaseException | None = None
         caller = rt.threads[thread % EVENT_THREADS]
+
+        async def fetch() -> None:
+            try:
+                if actor is None:
+                    await svc.request(Request("GET", url), sink)
+                else:
+                    await svc.actor_request("NS", actor, Request("GET", url), sink)
+            finally:
+                await _idle()
+
         try:
-            if actor is None:
-                caller.run(svc.request(Request("GET", url), sink), timeout=TIMEOUT)
-            else:
-                caller.run(svc.actor_request("NS", actor, Request("GET", url), sink), timeout=TIMEOUT)
+            caller.run(fetch(), timeout=TIMEOUT)
         except (JsError, WorkerdError) as e:
             raised = e
         PLANS.pop(url, None)
         self.expect(plan.context is not None and plan.request is not None, f"the handler of {url} never ran")
         assert plan.context is not None and plan.request is not None
-        self.settled_on(plan.context.thread, lambda: None)
+        if plan.context.thread is not caller:
+            self.settled_on(plan.context.thread, lambda: None)
         self.requests.append(plan.request)
         seen = observed_response(sink, raised, actor is not None)
         with rt.recorder.atomic():
@@ -996,13 +1069,12 @@ class ReferenceMachine(RuleBasedStateMachine):
         assert isinstance(svc, WorkerService)
         cron, plan = self.new_plan(outcome=outcome, no_retry=no_retry, wait_until=tuple(wait_until))
         caller = rt.threads[thread % EVENT_THREADS]
-        result = caller.submit(svc.scheduled(cron))
-        self.settled_on(caller, lambda: None)
+        result = self.settled_on(caller, lambda: asyncio.ensure_future(svc.scheduled(cron)))
         PLANS.pop(cron, None)
         self.expect(plan.context is not None and plan.request is not None, f"the scheduled handler {cron} never ran")
         assert plan.request is not None
         self.requests.append(plan.request)
-        self.scheduled.append((rt, plan.request.name, result))
+        self.scheduled.append((rt, plan.request.name, result, caller))
         self.check_scheduled_results()
 
     # ---- the oracle after every step -------------------------------------------------------------------------------
@@ -1016,7 +1088,8 @@ class ReferenceMachine(RuleBasedStateMachine):
         diffs: list[str] = []
         with self.rt.recorder.atomic():
             live = self.monitor
-            diffs += compare_with_model(self.rt, state={f: cells(live, f) for f in _COMPARED})
+            diffs += compare_with_model(self.rt, state={f: cells(live, f) for f in _COMPARED},
+                                        contexts=self.unsettled(self.rt))
             node, handle = cells(live, "node"), cells(live, "handle")
             for o in self.all_objects:
                 name = o.handle.name
@@ -1032,7 +1105,8 @@ class ReferenceMachine(RuleBasedStateMachine):
         if self.events is not None:
             live = self.events.monitor
             with self.events.recorder.atomic():
-                diffs += compare_with_model(self.events, state={f: cells(live, f) for f in _COMPARED})
+                diffs += compare_with_model(self.events, state={f: cells(live, f) for f in _COMPARED},
+                                            contexts=self.unsettled(self.events))
                 diffs += self._lifecycle_diffs(self.events)
                 fail_open = cells(live, "fail_open_requested")
                 for ctx in self.events.contexts:
@@ -1040,6 +1114,12 @@ class ReferenceMachine(RuleBasedStateMachine):
                         diffs.append(f"{ctx.name}: runtime fail_open={ctx.fail_open}, model "
                                      f"fail_open_requested={fail_open.get(ctx.name, 'false')}")
         self.expect(not diffs, "the runtime's state differs from the models': " + "; ".join(diffs))
+
+    def unsettled(self, rt: Runtime) -> list[IoContext]:
+        """The contexts to compare: every live one, and each dead one once (nothing changes after death)."""
+        out = [c for c in rt.contexts if id(c) not in self.compared_dead]
+        self.compared_dead.update(id(c) for c in out if c.state == "DEAD")
+        return out
 
     def _lifecycle_diffs(self, rt: Runtime) -> list[str]:
         """Requests' phases and contexts' task counts, waitUntil status and retry flag vs the lifecycle model."""
@@ -1082,8 +1162,8 @@ class ReferenceMachine(RuleBasedStateMachine):
                         gate.settled = True
                         self.settled_on(gate.context.thread,
                                         lambda g=gate: None if g.future.done() else g.future.set_result(None))
-                for _, _, result in self.scheduled:
-                    result.result(TIMEOUT)
+                for _, _, result, thread in self.scheduled:
+                    thread.run(asyncio.wait([result], timeout=TIMEOUT), timeout=TIMEOUT)
                 self.check_scheduled_results()
                 for c, r in self.held():
                     if not r.was_delivered:
@@ -1119,8 +1199,17 @@ class ReferenceMachine(RuleBasedStateMachine):
                 self.expect(not left, f"runtime threads still running after close: {left}")
 
 
-def machine_with_faults(faults: Iterable[str], threads: int = THREADS) -> type[ReferenceMachine]:
-    """A `ReferenceMachine` subclass running the faulty variants ``faults`` on ``threads`` runtime threads."""
+#: the rules that send whole events through WorkerEntrypoint (the events runtime)
+EVENT_RULES = ("fetch_event", "fetch_with_pass_through", "scheduled_event")
+
+
+def machine_with_faults(faults: Iterable[str], threads: int = THREADS,
+                        without: Iterable[str] = ()) -> type[ReferenceMachine]:
+    """A `ReferenceMachine` subclass running the faulty variants ``faults`` on ``threads`` runtime threads.
+
+    ``without``: rules the subclass leaves out (e.g. `EVENT_RULES`, for a program about contexts only).
+    """
     fs = frozenset(faults)
-    name = f"ReferenceMachine_{'_'.join(sorted(fs)) or 'clean'}_{threads}"
-    return type(name, (ReferenceMachine,), {"FAULTS": fs, "THREADS": threads})
+    off = sorted(without)
+    name = f"ReferenceMachine_{'_'.join(sorted(fs)) or 'clean'}_{threads}" + "".join(f"_no_{r}" for r in off)
+    return type(name, (ReferenceMachine,), {"FAULTS": fs, "THREADS": threads, **dict.fromkeys(off)})
