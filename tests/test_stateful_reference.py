@@ -180,3 +180,4 @@ def test_soak_campaign_eight_threads() -> None:
     ran = STEPS["steps"] - before
     print(f"soak: {ran:,} steps in {elapsed:.0f}s ({ran / elapsed:,.0f} steps/s) on 8 threads; "
           f"outcomes {dict(COVERAGE)}")
+    print(coverage_table())
