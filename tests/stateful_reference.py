@@ -1,20 +1,22 @@
 """A hypothesis state machine that drives the reference implementation, with the models as the oracle.
 
-`ReferenceMachine` runs random programs on two real `reference_impl.Runtime`\\s (three runtime
-threads each with their event loops, plus the GC thread).  It follows workerd's
+`ReferenceMachine` runs random programs on two real `reference_impl.Runtime` objects (runtime threads
+with their event loops, plus a GC thread each).  It follows workerd's
 io/io-context.{h,c++}, io/io-own.{h,c++} and io/worker-entrypoint.c++ through the reference
 implementation:
 
-* the *contexts* runtime (``self.rt``): contexts (stateless and actor) built by hand on random
-  threads, objects added, accessed from random contexts, dropped in their owner or finalised on
+* the *contexts* runtime (``self.rt``, three threads): contexts (stateless and actor) built by hand
+  on random threads, objects added, accessed from random contexts, dropped in their owner or finalised on
   the GC thread; contexts entered, aborted (twice, with different reasons), drained, destroyed
   undrained; requests delivered again, new requests to actor contexts (delivered or not),
   waitUntil tasks (JS coroutines or native promises, each waiting on an I/O the machine later
-  completes or fails), ``setNoRetryScheduled``, ``finishScheduled()``, actor shutdown and the
+  completes or fails; a JS one may resume in an actor context that lost its last request, and
+  must then fail: INV-R8), ``setNoRetryScheduled``, ``finishScheduled()``, aborts while a drain
+  or finishScheduled waits, a new delivery superseding an actor's drain, actor shutdown and the
   actor dropping its context, and two threads contending for the isolate lock.  Checked
   against the ``context``, ``ownership``, ``lifecycle``, ``actor`` and ``locks`` models (the
   runtime's `TRACE_MODELS` without ``entrypoint``, since these contexts have no entrypoint);
-* the *events* runtime (``self.events``, built on first use): whole events through
+* the *events* runtime (``self.events``, one thread, built on first use): whole events through
   ``WorkerEntrypoint`` (every model of `TRACE_MODELS`, ``entrypoint`` included): fetch events to
   stateless workers and to actors, whose handler returns, throws before the headers or throws
   after them, with or without ``passThroughOnException()``, towards a working fallback
