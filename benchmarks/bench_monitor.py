@@ -77,13 +77,15 @@ def machine_steps(examples: int) -> None:
 
     machine = machine_with_faults([])
     run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))  # compile the monitor
-    before = STEPS["steps"]
+    before, events_before = STEPS["steps"], STEPS["model events"]
     t0 = time.perf_counter()
     run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=examples, derandomize=True))
     elapsed = time.perf_counter() - t0
     steps = STEPS["steps"] - before
+    events = STEPS["model events"] - events_before
     print(f"hypothesis steps/s (monitored reference implementation, model comparison after each step): "
-          f"{steps / elapsed:,.0f}  ({steps:,} steps, {examples} programs, {elapsed:.1f}s)  target >= 1,000")
+          f"{steps / elapsed:,.0f}  ({steps:,} steps, {events / steps:.1f} model events/step, {examples} programs, "
+          f"{elapsed:.1f}s)  target >= 1,000")
 
 
 def _demo_trace() -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -37,10 +37,6 @@ TIMEOUT = 5.0
 #: how long a lock request may take to be granted (a LIFO queue never grants the expected one)
 LOCK_TIMEOUT = 2.0
 
-#: the reference request states (IncomingRequest.state) as the lifecycle model's phases
-PHASE = {"DRAIN_DONE": "DONE", "DRAIN_TIMEOUT": "TIMED_OUT", "DRAIN_ABORTED": "ABORTED",
-         "DRAIN_SHUTDOWN": "SHUT_DOWN"}
-
 #: the warnings (log texts) a step may write, by the model's name for them
 WARNINGS = {MESSAGES[k]: k for k in ("DRAIN_FORGOTTEN", "DRAIN_TIMEOUT")}
 WARNINGS[MESSAGES["WARN_CROSS_REQUEST_PROMISE"]] = "CROSS_REQUEST_PROMISE"
@@ -466,8 +462,8 @@ class ReferenceSession:
         return Observation(values={"warning": self._warning(logs)}, logs=logs)
 
     def _phase(self, r: str) -> str:
-        state = str(self.req[r].state)
-        return PHASE.get(state, state)
+        """The request's state, which is the lifecycle model's phase (`RequestStatistics.state`)."""
+        return str(self.req[r].state)
 
     def drain(self, r: str) -> Observation:
         req = self.req[r]

@@ -117,6 +117,10 @@ class ContextStatistics:
     owned_objects: int
     fail_open: bool
     refs: int
+    #: retryScheduled (cleared by ``setNoRetryScheduled``)
+    retry_scheduled: bool = True
+    #: awaitIo I/O in flight (KJ tasks: a PendingEvent each; in an actor also waitUntil tasks)
+    io_in_flight: int = 0
 
 
 @dataclass(frozen=True)
@@ -278,16 +282,28 @@ class IoContext:
             self._exit()
             self._pending_event_dropped()
 
+    def _require_incoming_request(self) -> None:
+        """``getCurrentIncomingRequest()`` (h:1273-1277), which ``runSingle`` and ``runImpl`` call for the metrics
+        and the timer (h:1351-1353, c++:1341): JS runs only while a delivered request of the context exists.
+
+        An actor context outlives its requests (its Actor holds it): once the last one was dropped, running
+        code in it throws "the IoContext has no current IncomingRequest" before anything is entered (INV-R8).
+        """
+        if not self.incoming and not self.runtime.fault("run_without_request"):
+            raise WorkerdError("NO_CURRENT_INCOMING_REQUEST")
+
     async def run(self, fn: Callable[[], T]) -> T:
         """``run()``: take the isolate's turn and ``Worker::Lock``, enter, call ``fn``, exit."""
         if self.state != "ALIVE":
             raise asyncio.CancelledError(f"{self.name} is {self.state}")
         self._refuse_if_aborted()
+        self._require_incoming_request()
         lock = await self.worker.isolate.lock_queue.lock()
         try:
             if self.state != "ALIVE":
                 raise asyncio.CancelledError(f"{self.name} is {self.state}")
             self._refuse_if_aborted()
+            self._require_incoming_request()  # the last request may have gone while the turn was awaited
             self._check_entry()
             with WorkerLock(self.worker.isolate.lock_queue, lock), self._scope():
                 return fn()
@@ -298,6 +314,7 @@ class IoContext:
         """``run()`` with ``Worker::Lock::TakeSynchronously``: usable from any thread (checks apply)."""
         if self.state != "ALIVE":
             raise RuntimeError(f"{self.name} is not alive ({self.state})")
+        self._require_incoming_request()
         self._check_entry()
         with WorkerLock(self.worker.isolate.lock_queue, None), self._scope():
             return fn()
@@ -790,6 +807,8 @@ class IoContext:
             owned_objects=len(self.owned),
             fail_open=self.fail_open,
             refs=self.refs,
+            retry_scheduled=self.retry_scheduled,
+            io_in_flight=len(self._io_tasks),
         )
 
     def __repr__(self) -> str:
@@ -934,7 +953,7 @@ class IncomingRequest:
             self._drain_fulfiller = None
             if not self.destroyed:
                 with rec.atomic():
-                    self._destroy_locked(end, final=end.upper(), outputs=outputs)
+                    self._destroy_locked(end, final=_DRAIN_END_PHASE[end], outputs=outputs)
                 self._after_destroy()
 
     async def finish_scheduled(self) -> ScheduledResult:
@@ -970,7 +989,7 @@ class IncomingRequest:
         finally:
             if not self.destroyed:
                 with rec.atomic():
-                    self._destroy_locked(end, final="DONE", outputs={
+                    self._destroy_locked(end, final=_SCHEDULED_END_PHASE[end], outputs={
                         "outcome": _model_outcome(result.outcome), "no_retry": str(result.no_retry).lower()})
                 self._after_destroy()
 
@@ -1014,6 +1033,13 @@ class IncomingRequest:
 
     def __repr__(self) -> str:
         return f"<IncomingRequest {self.name} {self.state} in {self.context.name}>"
+
+
+#: the lifecycle model's Phase after each end of a drain / of finishScheduled (`RequestStatistics.state`)
+_DRAIN_END_PHASE = {"drain_done": "DONE", "drain_timeout": "TIMED_OUT", "drain_aborted": "ABORTED",
+                    "drain_superseded": "DRAIN_SUPERSEDED", "drain_shutdown": "SHUT_DOWN"}
+_SCHEDULED_END_PHASE = {"finish_scheduled_done": "DONE", "finish_scheduled_timeout": "TIMED_OUT",
+                        "finish_scheduled_aborted": "ABORTED"}
 
 
 async def _done() -> None:

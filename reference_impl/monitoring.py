@@ -11,7 +11,7 @@ and checking stops there.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from model.catalog import MODELS, get_model
@@ -52,15 +52,22 @@ class LiveMonitor:
         self.monitor = Monitor(models, consts=dict(consts or {}))
         self.violation: MonitorViolation | None = None
         self.events = 0
+        #: called after every event the models accepted, with the event and what the models predicted
+        #: for it (``result`` and outputs); runs under the recorder's lock, so it sees the state right after
+        #: that event (tests use it for coverage and to keep predictions)
+        self.after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         if self.violation is not None or str(event.get("op", "")).startswith("note."):
             return
         self.events += 1
         try:
-            self.monitor.step(event, line=int(event.get("seq", 0)))
+            predicted = self.monitor.step(event, line=int(event.get("seq", 0)))
         except MonitorViolation as v:
             self.violation = v
+            return
+        if self.after_step is not None:
+            self.after_step(event, predicted)
 
     @property
     def ok(self) -> bool:
@@ -79,12 +86,13 @@ def attach_monitor(runtime: Runtime) -> LiveMonitor:
 
 
 def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
-                       state: Mapping[str, Any] | None = None) -> list[str]:
+                       state: Mapping[str, Any] | None = None, contexts: Iterable[Any] | None = None) -> list[str]:
     """Differences between the runtime's `statistics()` views and the model state the monitor tracks.
 
     Compared per context: its state, whether it is entered, its abort reason and kind; and the
     DeleteQueue's queued deletions.  An empty list means the runtime and the models agree.
-    ``state``: the monitor's ``state(model)``, if the caller already has it.
+    ``state``: the monitor's ``state(model)``, if the caller already has it; ``contexts``: the
+    contexts to compare (default: every context of the runtime).
     """
     live = live or runtime.monitor
     if live is None:
@@ -93,7 +101,7 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
     if state is None:
         state = live.monitor.state(model)
     out: list[str] = []
-    for ctx in list(runtime.contexts):
+    for ctx in list(runtime.contexts if contexts is None else contexts):
         st = ctx.statistics()
         expect = {
             "ctx_state": st.state,

@@ -119,10 +119,15 @@ class WorkerService:
     async def scheduled(self, cron: str = "") -> ScheduledResult:
         return await WorkerEntrypoint(self).run_scheduled(cron)
 
-    async def actor_request(self, namespace: str, actor_id: str, request: Request) -> Response:
-        """A request to one Durable Object, run on the actor's thread (which may not be the caller's)."""
+    async def actor_request(self, namespace: str, actor_id: str, request: Request,
+                            sink: CollectingResponse | None = None) -> Response:
+        """A request to one Durable Object, run on the actor's thread (which may not be the caller's).
+
+        ``sink``: where the response goes (the caller can look at what was sent when the actor's
+        exception propagates); a new one by default.
+        """
         actor = self._get_actor(namespace, actor_id)
-        sink = CollectingResponse()
+        sink = CollectingResponse() if sink is None else sink
 
         async def run() -> None:
             await WorkerEntrypoint(self, actor=actor).request(request, sink)

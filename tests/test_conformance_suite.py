@@ -86,9 +86,18 @@ def test_coverage_has_no_unexplained_gap(reference_run: tuple[int, Path]) -> Non
     assert sum(1 for n in cov["transitions"].values() if n) >= len(cov["transitions"]) - len(gaps)
 
 
+#: seeded faults no scenario can express, and why (each is caught elsewhere, named here)
+NOT_EXPRESSIBLE = {
+    "run_without_request": "it breaks a guard of enter (has_request, INV-R8): a scenario step must be one the "
+                           "model allows, so a refused run() cannot be written as a step; caught by the live "
+                           "monitor (tests/test_reference_faults.py) and the stateful machine "
+                           "(tests/test_stateful_reference.py)",
+}
+
+
 def test_every_seeded_fault_fails_a_must_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     # faults that show only in an unlucky schedule are predictive checking's (tests/test_predict.py)
-    faults = fault_names(interleaving_only=False)
+    faults = [f for f in fault_names(interleaving_only=False) if f not in NOT_EXPRESSIBLE]
     killed = kill_faults(load_all(generated=True), faults)
     caught = [f for f, ids in killed.items() if ids]
     with capsys.disabled():

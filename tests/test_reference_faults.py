@@ -179,6 +179,19 @@ def _run_after_abort(rt: Runtime) -> Any:
     return "code ran after abort" if ran else None
 
 
+@scenario("run_without_request", threads=1)
+def _run_without_request(rt: Runtime) -> Any:
+    """An actor context whose only request was dropped: its Actor keeps it alive, but no code may run in it."""
+    ctx, r = new_context(rt, 0, actor=True)
+    on(rt, 0, r.destroy)
+    ran: list[int] = []
+    try:
+        run_in(rt, ctx, lambda: ran.append(1))
+    except WorkerdError:
+        pass
+    return "code ran in an actor context with no IncomingRequest" if ran else None
+
+
 class AbortedCron:
     async def scheduled(self, controller, env, ctx):  # type: ignore[no-untyped-def]
         ctx.wait_until(asyncio.get_running_loop().create_future())
@@ -478,7 +491,7 @@ def test_the_fault_is_caught(name: str) -> None:
 MONITOR_CAUGHT = {
     "delete_on_wrong_thread", "access_check_missing", "access_check_compares_threads", "deletion_after_death",
     "double_deletion", "deletion_without_queue_lock", "queue_processed_when_dead", "run_after_abort",
-    "abort_last_reason_wins",
+    "abort_last_reason_wins", "run_without_request",
 }
 
 

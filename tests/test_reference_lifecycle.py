@@ -426,5 +426,35 @@ def test_shutdown_ends_an_actor_drain() -> None:
         drain_future = rt.threads[0].submit(r.drain())
         on(rt, 0, ctx.actor.shutdown)  # type: ignore[union-attr]
         drain_future.result(5)
-        assert r.statistics().state == "DRAIN_SHUTDOWN"
+        assert r.statistics().state == "SHUT_DOWN"
+        assert_monitor_ok(rt)
+
+
+def test_no_code_runs_in_an_actor_context_whose_last_request_was_dropped() -> None:
+    """INV-R8: ``run()`` needs a current IncomingRequest (``getCurrentIncomingRequest``, io-context.h:1273-1277).
+
+    The Actor keeps its context alive after its last request was dropped undrained; running code in it
+    then throws workerd's "the IoContext has no current IncomingRequest" and enters nothing, and a JS
+    waitUntil chain that resumes there fails (its failure is the waitUntil status), as in workerd.
+    """
+    with runtime(threads=1, direct=True) as rt:
+        ctx, r = new_context(rt, actor=True)
+        gate: asyncio.Future[None] = on(rt, 0, lambda: asyncio.get_running_loop().create_future())
+
+        async def chain() -> None:
+            await gate
+
+        run_in(rt, ctx, lambda: ctx.add_wait_until(chain()))
+        on(rt, 0, r.destroy)
+        assert ctx.state == "ALIVE" and not ctx.incoming
+        with pytest.raises(WorkerdError) as info:
+            run_in(rt, ctx, lambda: None)
+        assert str(info.value) == MESSAGES["NO_CURRENT_INCOMING_REQUEST"]
+        on(rt, 0, lambda: gate.set_result(None))
+        rt.threads[0].run(asyncio.sleep(0.05))
+        stats = ctx.statistics()
+        assert stats.wait_until_tasks == 0 and stats.wait_until_status == "exception" and not stats.entered
+        events = list(rt.trace.events)  # type: ignore[union-attr]
+        dropped = max(e["seq"] for e in events if e["op"] == "drop_request")
+        assert not [e for e in events if e["op"] == "enter" and e["seq"] > dropped], "code ran without a request"
         assert_monitor_ok(rt)

@@ -9,8 +9,11 @@ that disagrees, and its failure names the broken rule).  Profiles: IOSPEC_HYPOTH
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +22,24 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from properties.tracecheck import check_trace
 from reference_impl.faults import FAULTS
-from tests.stateful_reference import COVERAGE, STEPS, ReferenceMachine, machine_with_faults, profile
+from tests.stateful_reference import (
+    COVERAGE,
+    EVENT_RULES,
+    REQUIRED_STATES,
+    STATES,
+    STEPS,
+    ReferenceMachine,
+    coverage_table,
+    machine_with_faults,
+    missing_states,
+    profile,
+)
 
 TestReferenceMachine = ReferenceMachine.TestCase
 TestReferenceMachine.settings = profile()
 
-#: faults of the rules this machine exercises (ownership, entering, aborts, delivery)
+#: faults of the rules this machine exercises: ownership, entering, aborts, delivery (`CONTEXT_FAULTS`); waitUntil
+#: tasks; pass-through and the error dispositions; scheduled events; stateless vs actor requests
 CAUGHT = [
     "access_check_missing",
     "access_check_compares_threads",
@@ -35,12 +50,38 @@ CAUGHT = [
     "run_after_abort",
     "abort_last_reason_wins",
     "deliver_twice",
+    # waitUntil tasks that succeed or fail (last_failure_wins is invisible here: every failure the machine
+    # causes has the model outcome EXCEPTION, so the first and the last agree)
+    "drain_ignores_wait_until",
+    # passThroughOnException, with a working and a failing fallback
+    "pass_through_ignored",
+    "fallback_after_headers",
+    "exception_after_headers_500",
+    # scheduled events
+    "finish_scheduled_ignores_wait_until",
+    # actor requests vs stateless ones
+    "actor_new_context_per_request",
+    "superseded_drain_not_cancelled",
+    # JS resuming in an actor context whose last request was dropped
+    "run_without_request",
 ]
+
+
+#: rules not needed to reach an ownership failure (left out of the shrinking test and of the
+#: search for `CONTEXT_FAULTS`)
+LIFECYCLE_RULES = ("wait_until", "settle", "set_no_retry", "finish_scheduled", "new_actor_request", "shutdown_actor",
+                   "drop_actor_context", "contend", "abort_while_waiting", "supersede_drain")
+
+#: the faults of ownership, entering, aborts and delivery (the machine's core rules)
+CONTEXT_FAULTS = CAUGHT[:9]
 
 
 @pytest.mark.parametrize("fault", CAUGHT)
 def test_the_machine_catches_seeded_fault(fault: str) -> None:
-    machine = machine_with_faults([fault])
+    # a fault of the contexts' core rules is searched for by the machine without the lifecycle and event rules
+    # (the rules that reach it are then drawn more often); every other fault by the whole machine
+    without = EVENT_RULES + LIFECYCLE_RULES if fault in CONTEXT_FAULTS else ()
+    machine = machine_with_faults([fault], without=without)
     # generation only: finding the disagreement is the point here (shrinking is tested below)
     fixed = settings(profile("dev"), derandomize=True, max_examples=300, print_blob=False, phases=[Phase.generate])
     with pytest.raises(AssertionError) as info:
@@ -51,12 +92,18 @@ def test_the_machine_catches_seeded_fault(fault: str) -> None:
 
 
 def test_a_failure_shrinks_to_a_minimal_replayable_trace(tmp_path: Path) -> None:
-    """The shrunk failure of a faulty variant prints a short trace that `iospec check-trace` rejects on its own."""
-    machine = machine_with_faults(["access_check_missing"])
-    fixed = settings(profile("dev"), derandomize=True, max_examples=300, stateful_step_count=15, print_blob=False)
+    """The shrunk failure of a faulty variant prints a short trace that `iospec check-trace` rejects on its own.
+
+    The machine leaves out the whole-event rules and the lifecycle rules here: shrinking is about the contexts
+    runtime's ownership trace, and fewer rules keep the shrink phase short.
+    """
+    machine = machine_with_faults(["access_check_missing"], without=EVENT_RULES + LIFECYCLE_RULES)
+    fixed = settings(profile("dev"), derandomize=True, max_examples=300, stateful_step_count=12, print_blob=False)
     with pytest.raises(AssertionError) as info:
         run_state_machine_as_test(machine, settings=fixed)
-    lines = str(info.value).split("trace (NDJSON; `iospec check-trace FILE` replays it):\n", 1)[1].splitlines()
+    marker = "trace (NDJSON; `iospec check-trace FILE` replays it) of the contexts runtime:\n"
+    text = str(info.value).split(marker, 1)[1]
+    lines = text.split("\ntrace (NDJSON", 1)[0].splitlines()
     assert json.loads(lines[0])["iospec_trace"] == 1
     events = [json.loads(x) for x in lines[1:]]
     # two contexts, an object, a foreign access (each with its lock and enter/exit events): a few dozen at most
@@ -66,6 +113,41 @@ def test_a_failure_shrinks_to_a_minimal_replayable_trace(tmp_path: Path) -> None
     rep = check_trace(trace)
     assert rep.violation is not None and "INV-O2" in rep.violation.rules, rep.summary()
     assert rep.violation.event is not None and rep.violation.event["op"] == "access"
+
+
+# ---- coverage ---------------------------------------------------------------------------------------------------
+
+#: the fixed run the coverage claim is about: the ci profile, derandomised
+COVERAGE_RUN = settings(profile("ci"), derandomize=True, print_blob=False, phases=[Phase.generate])
+
+
+def test_every_model_state_is_reached_in_the_ci_profile() -> None:
+    """Every value of `REQUIRED_STATES` (each request phase, entrypoint stage and response, context and actor
+    state, object node and handle, lock state, ...) is held by some identity after some model event of a
+    fixed, derandomised run of the ci profile.  Prints the coverage table."""
+    before = collections.Counter(STATES)
+    run_state_machine_as_test(ReferenceMachine, settings=COVERAGE_RUN)
+    reached = STATES - before
+    print(coverage_table())
+    missing = missing_states(reached)
+    assert not missing, f"model states never reached in {COVERAGE_RUN.max_examples} programs: {missing}"
+    assert REQUIRED_STATES and all(reached[s] for s in REQUIRED_STATES)
+
+
+def test_the_coverage_check_can_fail() -> None:
+    """A state no program reaches is reported missing (the check above is not vacuous)."""
+    assert missing_states({}) == REQUIRED_STATES
+    assert missing_states({s: 1 for s in REQUIRED_STATES[1:]}) == REQUIRED_STATES[:1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _coverage_report(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With IOSPEC_STATEFUL_COVERAGE=1: print the per-rule and per-model-state coverage of this module's runs."""
+    yield
+    if os.environ.get("IOSPEC_STATEFUL_COVERAGE") == "1":
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print("\nstateful coverage (tests/stateful_reference.py):\n" + coverage_table())
 
 
 # ---- soak (IOSPEC_SLOW=1; tox -e soak) ------------------------------------------------------------------------------
@@ -98,3 +180,4 @@ def test_soak_campaign_eight_threads() -> None:
     ran = STEPS["steps"] - before
     print(f"soak: {ran:,} steps in {elapsed:.0f}s ({ran / elapsed:,.0f} steps/s) on 8 threads; "
           f"outcomes {dict(COVERAGE)}")
+    print(coverage_table())
