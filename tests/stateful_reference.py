@@ -1223,6 +1223,11 @@ class ReferenceMachine(RuleBasedStateMachine):
 #: the rules that send whole events through WorkerEntrypoint (the events runtime)
 EVENT_RULES = ("fetch_event", "fetch_with_pass_through", "scheduled_event")
 
+#: rules not needed to reach an ownership failure (left out of the shrinking test, of the search
+#: for the contexts' core faults, and of the core machine's figure in benchmarks/bench_monitor.py)
+LIFECYCLE_RULES = ("wait_until", "settle", "set_no_retry", "finish_scheduled", "new_actor_request", "shutdown_actor",
+                   "drop_actor_context", "contend", "abort_while_waiting", "supersede_drain")
+
 
 def machine_with_faults(faults: Iterable[str], threads: int = THREADS,
                         without: Iterable[str] = ()) -> type[ReferenceMachine]:

@@ -25,6 +25,7 @@ from reference_impl.faults import FAULTS
 from tests.stateful_reference import (
     COVERAGE,
     EVENT_RULES,
+    LIFECYCLE_RULES,
     REQUIRED_STATES,
     STATES,
     STEPS,
@@ -66,11 +67,6 @@ CAUGHT = [
     "run_without_request",
 ]
 
-
-#: rules not needed to reach an ownership failure (left out of the shrinking test and of the
-#: search for `CONTEXT_FAULTS`)
-LIFECYCLE_RULES = ("wait_until", "settle", "set_no_retry", "finish_scheduled", "new_actor_request", "shutdown_actor",
-                   "drop_actor_context", "contend", "abort_while_waiting", "supersede_drain")
 
 #: the faults of ownership, entering, aborts and delivery (the machine's core rules)
 CONTEXT_FAULTS = CAUGHT[:9]
