@@ -131,7 +131,8 @@ class PredictReport:
     witness: Witness | None = None
     recorded_violation: MonitorViolation | None = None
     header: dict[str, Any] = field(default_factory=dict)
-    solver_seconds: float = 0.0
+    solver_seconds: float = 0.0  # building and solving the windows' problems
+    z3_seconds: float = 0.0  # of which z3 solving (Solver.check)
 
     @property
     def ok(self) -> bool:
@@ -742,7 +743,7 @@ def predict_events(
         if any(e.model for e in pred.events[lo:hi]):
             report.windows += 1
             t0 = time.perf_counter()
-            witness = _solve_window(pred, lo, hi, timeout_ms, [raw for _, raw in events])
+            witness = _solve_window(pred, lo, hi, timeout_ms, [raw for _, raw in events], report)
             report.solver_seconds += time.perf_counter() - t0
             if witness is not None:
                 report.witness = witness
@@ -755,7 +756,7 @@ def predict_events(
 
 
 def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
-                  raw_events: list[dict[str, Any]]) -> Witness | None:
+                  raw_events: list[dict[str, Any]], report: PredictReport) -> Witness | None:
     win = _Window(pred, lo, hi)
     cut = win.cut
     candidates: list[Any] = []
@@ -777,7 +778,9 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
                 s.add(z3.Implies(win.order[e.index] < cut, _z3bool(rc)))
     s.add(z3.Or(*candidates))
     while True:
+        t0 = time.perf_counter()
         r = s.check()
+        report.z3_seconds += time.perf_counter() - t0
         if r != z3.sat:
             if r == z3.unknown:
                 raise RuntimeError(f"z3 gave up on events {lo}..{hi} ({s.reason_unknown()}); try a smaller --window")
