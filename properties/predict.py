@@ -56,7 +56,25 @@ from model.core.sorts import BoolSort, OptSort, Sort
 from model.core.sparse import Operation
 from properties.monitor import Monitor, MonitorViolation
 from properties.tracecheck import TraceFormatError, _check_event, _header, read_trace
-from properties.z3.encoding import Encoding, PostState, SymState, Translator, Value, _and, _concrete, _or, decls_read
+from properties.z3.encoding import (
+    Encoding,
+    PostState,
+    SymState,
+    Translator,
+    Value,
+    _and,
+    _concrete,
+    _not,
+    _or,
+    decls_read,
+    mk_and,
+    mk_eq,
+    mk_implies,
+    mk_ite,
+    mk_le,
+    mk_lt,
+    mk_or,
+)
 
 __all__ = ["PredictReport", "Witness", "predict_trace", "predict_events"]
 
@@ -184,11 +202,7 @@ class _WindowEncoding(Encoding):
     def lit(self, sort: Sort, value: Value) -> Any:
         if isinstance(sort, BoolSort):
             return _TRUE if value else _FALSE
-        v = int(value)
-        hit = _INTS.get(v)
-        if hit is None:
-            hit = _INTS[v] = z3.IntVal(v)
-        return hit
+        return _int(int(value))
 
     def const(self, c: Any) -> Value:
         return self.value_of(c.sort, self.consts[c.name])
@@ -246,12 +260,12 @@ def _id_name(sort: Sort) -> str | None:
     return None if ids is None else ids.name
 
 
-def _ite(c: Any, a: Any, b: Any) -> Any:
-    """``If(c, a, b)`` for z3 terms of one sort, without z3.If's coercions (it dominates the cost)."""
-    if a.eq(b):
-        return a
-    ctx = c.ctx
-    return z3.z3._to_expr_ref(z3.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
+def _int(v: int) -> Any:
+    """An integer literal (cached: z3.IntVal is comparatively costly)."""
+    hit = _INTS.get(v)
+    if hit is None:
+        hit = _INTS[v] = z3.IntVal(v)
+    return hit
 
 
 def _product(choices: list[list[int]]) -> list[tuple[int, ...]]:
@@ -302,92 +316,99 @@ class _Window:
     def read(self, key: CellKey, st: _CutState) -> Value:
         """The cell's value just before ``st.cut``: what its last writer before the cut wrote.
 
-        Writers of one thread are in program order, so each thread's last writer before the cut is
-        an if-then-else chain along that thread; the threads' candidates are then compared: linear
-        in the number of writers.  The reader's own earlier writes are known exactly.
+        Happens-before (program order and hand-offs) settles most of it: the reader's own earlier writes
+        and the writes that happen before it precede the cut in every schedule, so of each thread only the
+        last counts, and one that happens before another never does; writes that happen after the reader
+        never precede it.  Only the remaining (concurrent) writers are compared with the cut, each thread's
+        as an if-then-else chain along its program order: linear in the number of writers.  A cell whose
+        candidates all wrote one value reads that value.
         """
         memo_key = ("read", key)
         hit = st._memo.get(memo_key)
         if hit is not None:
             return hit
+        hit = st._memo[memo_key] = self._read(key, st)
+        return hit
+
+    def _read(self, key: CellKey, st: _CutState) -> Value:
         sort = _sort_of(key)
         enc = self.enc
         reader = st.reader
-        per_thread: dict[str, list[tuple[_Event, int]]] = defaultdict(list)
+        hb = self.pred.happens_before
+        last_fixed: dict[str, tuple[_Event, int]] = {}  # per thread, its last write that precedes the reader
+        concurrent: dict[str, list[tuple[_Event, int]]] = {}  # per thread, the writes that may precede it or not
         for w, v in self.writers.get(key, ()):
-            per_thread[w.thread].append((w, v))
-        best_o: Any = z3.IntVal(-1)
-        best_v: Value = enc.value_of(sort, self.start_value(key))
-        floors: dict[str, tuple[_Event, int]] = {}
-        if reader is not None:
-            own = [(w, v) for w, v in per_thread.pop(reader.thread, []) if w.index < reader.index]
-            if own:
-                best_o, best_v = self.order[own[-1][0].index], enc.value_of(sort, own[-1][1])
-            # happens-before (program order and hand-offs): writes before the reader are before it in every
-            # schedule, so only the last of them counts; writes after it never do
-            hb = self.pred.happens_before
-            for t in list(per_thread):
-                ws = [(w, v) for w, v in per_thread[t] if not hb(reader, w)]
-                before = [(w, v) for w, v in ws if hb(w, reader)]
-                if before:
-                    floors[t] = before[-1]
-                    ws = ws[len(before):]
-                if ws or t in floors:
-                    per_thread[t] = ws
-                else:
-                    del per_thread[t]
-            for t, (w, v) in floors.items():
-                if t not in per_thread or not per_thread[t]:
-                    ow = self.order[w.index]
-                    later = ow > best_o
-                    best_v = _ite(later, enc.lit(sort, v), enc.as_z3(sort, best_v))
-                    best_o = _ite(later, ow, best_o)
-                    per_thread.pop(t, None)
-        if not per_thread:
-            st._memo[memo_key] = best_v
-            return best_v
-        for t, writers in per_thread.items():
-            last_o: Any = z3.IntVal(-1)
-            last_v: Value = best_v
-            if t in floors:
-                last_o, last_v = self.order[floors[t][0].index], enc.lit(sort, floors[t][1])
-            for w, v in writers:
-                ow = self.order[w.index]
-                before = ow < st.cut
-                last_o = _ite(before, ow, last_o)
-                last_v = _ite(before, enc.lit(sort, v), enc.as_z3(sort, last_v))
-            later = last_o > best_o
-            best_v = _ite(later, enc.as_z3(sort, last_v), enc.as_z3(sort, best_v))
-            best_o = _ite(later, last_o, best_o)
-        st._memo[memo_key] = best_v
+            if reader is None:
+                concurrent.setdefault(w.thread, []).append((w, v))
+            elif w.thread == reader.thread:
+                if w.index < reader.index:
+                    last_fixed[w.thread] = (w, v)
+            elif hb(w, reader):  # a prefix of w's thread (program order), so the last one seen is its last
+                last_fixed[w.thread] = (w, v)
+            elif not hb(reader, w):
+                concurrent.setdefault(w.thread, []).append((w, v))
+        fixed = [(w, v) for w, v in last_fixed.values()
+                 if not any(x is not w and hb(w, x) for x, _ in last_fixed.values())]
+        values = {v for _, v in fixed}
+        values.update(v for ws in concurrent.values() for _, v in ws)
+        if not fixed:
+            values.add(self.start_value(key))
+        if len(values) == 1:
+            return enc.value_of(sort, values.pop())
+        o = self.order
+        best_o: Any = _int(-1)
+        best_v: Any = enc.lit(sort, enc.value_of(sort, self.start_value(key)))
+        for k, (w, v) in enumerate(fixed):  # mutually concurrent: the one placed last counts
+            ow = o[w.index]
+            if k == 0:
+                best_o, best_v = ow, enc.lit(sort, v)
+                continue
+            later = mk_lt(best_o, ow)
+            best_v = mk_ite(later, enc.lit(sort, v), best_v)
+            best_o = mk_ite(later, ow, best_o)
+        for ws in concurrent.values():
+            last_o: Any = _int(-1)
+            last_v: Any = best_v
+            for w, v in ws:
+                ow = o[w.index]
+                before = mk_lt(ow, st.cut)
+                last_o = mk_ite(before, ow, last_o)
+                last_v = mk_ite(before, enc.lit(sort, v), last_v)
+            later = mk_lt(best_o, last_o)
+            best_v = mk_ite(later, last_v, best_v)
+            best_o = mk_ite(later, last_o, best_o)
         return best_v
 
     # -- constraints ------------------------------------------------------------------------------------
     def constraints(self) -> list[Any]:
+        """Program order, lock exclusion, hand-offs and identity flow.  A constraint that happens-before
+        (program order and hand-offs) already implies is left out."""
         pred = self.pred
+        hb = pred.happens_before
         o = self.order
         cons: list[Any] = [z3.Distinct(*o.values())] if len(o) > 1 else []
-        cons.extend(v >= 0 for v in o.values())
         last: dict[str, _Event] = {}
         for e in self.events:
             p = last.get(e.thread)
-            if p is not None:
-                cons.append(o[p.index] < o[e.index])
+            cons.append(mk_le(_int(0), o[e.index]) if p is None else mk_lt(o[p.index], o[e.index]))
             last[e.thread] = e
         cons.extend(self._lock_constraints())
         for e in self.events:
             wait = pred.handoff_of.get(e.index)
             if wait is not None and wait in o:
-                cons.append(o[e.index] < o[wait])
+                cons.append(mk_lt(o[e.index], o[wait]))
+        events = pred.events
         for e in self.events:
             for ident in e.ids:
                 first = pred.first_mention[ident]
-                if first != e.index and first in o:
-                    cons.append(o[first] < o[e.index])
+                if first != e.index and first in o and not hb(events[first], e):
+                    cons.append(mk_lt(o[first], o[e.index]))
         return cons
 
     def _lock_constraints(self) -> list[Any]:
         o = self.order
+        events = self.pred.events
+        hb = self.pred.happens_before
         cons: list[Any] = []
         by_lock: dict[str, list[tuple[str, int | None, int | None]]] = defaultdict(list)
         for lock, thread, acq, rel in self.pred.sections_overlapping(self.lo, self.hi):
@@ -403,6 +424,9 @@ class _Window:
                 for t2, a2, r2 in secs[i + 1:]:
                     if t1 == t2:
                         continue
+                    if (r1 is not None and a2 is not None and hb(events[r1], events[a2])) or (
+                            r2 is not None and a1 is not None and hb(events[r2], events[a1])):
+                        continue  # the sections are ordered in every schedule
                     first = self._before(r1, a2)
                     second = self._before(r2, a1)
                     cons.append(_z3bool(_or([first, second])))
@@ -411,7 +435,7 @@ class _Window:
     def _before(self, rel: int | None, acq: int | None) -> Value:
         if rel is None or acq is None:
             return False  # a section open at the window's end cannot precede; one open at its start cannot follow
-        return self.order[rel] < self.order[acq]
+        return mk_lt(self.order[rel], self.order[acq])
 
     # -- the event's behaviour -----------------------------------------------------------------------------
     def behaves_as_recorded(self, e: _Event) -> Value:
@@ -543,10 +567,6 @@ def _action_reads(a: Action) -> set[object]:
     for x in exprs:
         out |= decls_read(x)
     return out
-
-
-def _not(v: Value) -> Value:
-    return (not v) if _concrete(v) else z3.Not(v)
 
 
 def _z3bool(v: Value) -> Any:
@@ -765,18 +785,18 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
         if e.model and win.interacts(e):
             viol = _or(list(win.violation_at(e)))
             if not (_concrete(viol) and not viol):
-                candidates.append(z3.And(win.order[e.index] == cut, _z3bool(viol)))
+                candidates.append(mk_and([mk_eq(win.order[e.index], cut), _z3bool(viol)]))
     if not candidates:
         return None  # no step of this window can see another thread's writes differently: nothing to solve
-    s = z3.Solver()
+    s = z3.SimpleSolver()
     s.set("timeout", timeout_ms)
     s.add(*win.constraints())
     for e in win.events:
         if e.model:
             rc = win.behaves_as_recorded(e)
             if not (_concrete(rc) and rc):
-                s.add(z3.Implies(win.order[e.index] < cut, _z3bool(rc)))
-    s.add(z3.Or(*candidates))
+                s.add(mk_implies(mk_lt(win.order[e.index], cut), _z3bool(rc)))
+    s.add(mk_or(candidates))
     while True:
         t0 = time.perf_counter()
         r = s.check()
