@@ -68,6 +68,7 @@ from properties.z3.encoding import (
     _or,
     decls_read,
     mk_and,
+    mk_distinct,
     mk_eq,
     mk_implies,
     mk_ite,
@@ -308,6 +309,8 @@ class _Window:
         self._interacts: dict[int, bool] = {}
         self._states: dict[int, tuple[_CutState, Translator]] = {}
         self._guards: dict[tuple[int, int], Value] = {}
+        self._at_reader: dict[tuple[CellKey, int], tuple[list[tuple[_Event, int]],
+                                                         dict[str, list[tuple[_Event, int]]]]] = {}
 
     # -- reads-from ---------------------------------------------------------------------------------------
     def start_value(self, key: CellKey) -> int:
@@ -330,13 +333,21 @@ class _Window:
         hit = st._memo[memo_key] = self._read(key, st)
         return hit
 
-    def _read(self, key: CellKey, st: _CutState) -> Value:
-        sort = _sort_of(key)
-        enc = self.enc
-        reader = st.reader
+    def _writers_at(self, key: CellKey, reader: _Event | None) -> tuple[list[tuple[_Event, int]],
+                                                                         dict[str, list[tuple[_Event, int]]]]:
+        """The writers of ``key`` that can be the last one before ``reader``: (those that precede it in every
+        schedule and are not overwritten by another of them, per thread those that may precede it or not)."""
+        memo_key = (key, -1 if reader is None else reader.index)
+        hit = self._at_reader.get(memo_key)
+        if hit is None:
+            hit = self._at_reader[memo_key] = self._classify(key, reader)
+        return hit
+
+    def _classify(self, key: CellKey, reader: _Event | None) -> tuple[list[tuple[_Event, int]],
+                                                                       dict[str, list[tuple[_Event, int]]]]:
         hb = self.pred.happens_before
         last_fixed: dict[str, tuple[_Event, int]] = {}  # per thread, its last write that precedes the reader
-        concurrent: dict[str, list[tuple[_Event, int]]] = {}  # per thread, the writes that may precede it or not
+        concurrent: dict[str, list[tuple[_Event, int]]] = {}
         for w, v in self.writers.get(key, ()):
             if reader is None:
                 concurrent.setdefault(w.thread, []).append((w, v))
@@ -347,14 +358,29 @@ class _Window:
                 last_fixed[w.thread] = (w, v)
             elif not hb(reader, w):
                 concurrent.setdefault(w.thread, []).append((w, v))
+        if len(last_fixed) < 2:
+            return list(last_fixed.values()), concurrent
         fixed = [(w, v) for w, v in last_fixed.values()
                  if not any(x is not w and hb(w, x) for x, _ in last_fixed.values())]
+        return fixed, concurrent
+
+    def _settled_value(self, key: CellKey, fixed: list[tuple[_Event, int]],
+                       concurrent: dict[str, list[tuple[_Event, int]]]) -> int | None:
+        """The value the cell holds in every schedule, if its candidate writers (or the start) agree."""
         values = {v for _, v in fixed}
-        values.update(v for ws in concurrent.values() for _, v in ws)
+        for ws in concurrent.values():
+            values.update(v for _, v in ws)
         if not fixed:
             values.add(self.start_value(key))
-        if len(values) == 1:
-            return enc.value_of(sort, values.pop())
+        return values.pop() if len(values) == 1 else None
+
+    def _read(self, key: CellKey, st: _CutState) -> Value:
+        sort = _sort_of(key)
+        enc = self.enc
+        fixed, concurrent = self._writers_at(key, st.reader)
+        settled = self._settled_value(key, fixed, concurrent)
+        if settled is not None:
+            return enc.value_of(sort, settled)
         o = self.order
         best_o: Any = _int(-1)
         best_v: Any = enc.lit(sort, enc.value_of(sort, self.start_value(key)))
@@ -386,7 +412,7 @@ class _Window:
         pred = self.pred
         hb = pred.happens_before
         o = self.order
-        cons: list[Any] = [z3.Distinct(*o.values())] if len(o) > 1 else []
+        cons: list[Any] = [mk_distinct(list(o.values()))] if len(o) > 1 else []
         last: dict[str, _Event] = {}
         for e in self.events:
             p = last.get(e.thread)
@@ -480,24 +506,16 @@ class _Window:
         return hit
 
     def neighbourhood(self, e: _Event) -> set[tuple[str, int]]:
-        """The identities ``e`` names, plus those its parameters' cells point to in the recorded run."""
-        ids = set(e.ids)
-        for decl in self.pred.model.state:
-            if not isinstance(decl, Func) or len(decl.index_sorts) != 1:
-                continue
-            target = decl.value_sort.id_sort()
-            src = decl.index_sorts[0].id_sort()
-            if target is None or src is None:
-                continue
-            for s, v in list(e.ids):
-                if s == src.name:
-                    val = self.pred.value_before((decl, (v,)), e.index)
-                    if val >= 0:
-                        ids.add((target.name, val))
-        return ids
+        return self.pred.neighbourhood(e)
 
     def interacts(self, e: _Event) -> bool:
-        """Can ``e`` read anything another thread of this window wrote (so that a reordering changes it)?"""
+        """Can ``e`` read anything another thread of this window wrote (so that a reordering changes it)?
+
+        No, also, when every cell it or the invariants checked after it can read, and another thread
+        writes here, holds one value in every schedule (happens-before fixes its last writer, or the
+        candidates agree): then ``e`` sees the recorded state, behaves as recorded and breaks nothing
+        (the monitor checked the recorded run), so its formulas would fold to constants anyway.
+        """
         assert e.twin is not None
         hit = self._interacts.get(e.index)
         if hit is not None:
@@ -515,6 +533,10 @@ class _Window:
             if any(_id_name(srt) is not None and (_id_name(srt), x) in near for srt, x in zip(decl.index_sorts, idx)):
                 out = True
                 break
+        if out:
+            relevant = self.pred.relevant_decls[e.twin.name]
+            out = any(key[0] in relevant and self._settled_value(key, *self._writers_at(key, e)) is None
+                      for key in self._cross_written(e.thread))
         self._interacts[e.index] = out
         return out
 
@@ -612,6 +634,18 @@ class _Predictor:
         self.invariants_after: dict[str, list[Invariant]] = {
             a.name: [i for i in self.invariants if decls_read(i.expr) & self.written_decls[a.name]]
             for a in self.model.actions}
+        #: everything an action's step can read: its own expressions and the invariants checked after it
+        self.relevant_decls: dict[str, set[object]] = {
+            a.name: self.read_decls[a.name].union(*(decls_read(i.expr) for i in self.invariants_after[a.name]))
+            for a in self.model.actions}
+        #: one-argument functions from an identity to an identity (a handle's context, a context's queue, ...)
+        self._pointers: list[tuple[Func, str, str]] = []
+        for decl in self.model.state:
+            if isinstance(decl, Func) and len(decl.index_sorts) == 1:
+                src, target = _id_name(decl.index_sorts[0]), _id_name(decl.value_sort)
+                if src is not None and target is not None:
+                    self._pointers.append((decl, src, target))
+        self._near: dict[int, set[tuple[str, int]]] = {}
         self._captured: list[tuple[list[set[Any]], set[int]]] = []
         original = self.sm.clear_changes
 
@@ -621,6 +655,21 @@ class _Predictor:
             original()
 
         self.sm.clear_changes = capture  # type: ignore[method-assign]
+
+    def neighbourhood(self, e: _Event) -> set[tuple[str, int]]:
+        """The identities ``e`` names, plus those its parameters' cells point to in the recorded run."""
+        hit = self._near.get(e.index)
+        if hit is not None:
+            return hit
+        ids = set(e.ids)
+        for decl, src, target in self._pointers:
+            for s, v in e.ids:
+                if s == src:
+                    val = self.value_before((decl, (v,)), e.index)
+                    if val >= 0:
+                        ids.add((target, val))
+        self._near[e.index] = ids
+        return ids
 
     def happens_before(self, a: _Event, b: _Event) -> bool:
         """``a`` precedes ``b`` in every schedule consistent with program order and the recorded hand-offs."""
@@ -790,13 +839,14 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
         return None  # no step of this window can see another thread's writes differently: nothing to solve
     s = z3.SimpleSolver()
     s.set("timeout", timeout_ms)
-    s.add(*win.constraints())
+    facts = win.constraints()
     for e in win.events:
         if e.model:
             rc = win.behaves_as_recorded(e)
             if not (_concrete(rc) and rc):
-                s.add(mk_implies(mk_lt(win.order[e.index], cut), _z3bool(rc)))
-    s.add(mk_or(candidates))
+                facts.append(mk_implies(mk_lt(win.order[e.index], cut), _z3bool(rc)))
+    facts.append(mk_or(candidates))
+    s.add(mk_and(facts))
     while True:
         t0 = time.perf_counter()
         r = s.check()

@@ -203,6 +203,11 @@ def mk_or(parts: Sequence[Any]) -> Any:
     return parts[0] if len(parts) == 1 else _nary(_z3c.Z3_mk_or, parts)
 
 
+def mk_distinct(terms: Sequence[Any]) -> Any:
+    """``Distinct`` of two or more z3 terms of one sort."""
+    return _nary(_z3c.Z3_mk_distinct, terms)
+
+
 def mk_not(a: Any) -> Any:
     return z3.BoolRef(_z3c.Z3_mk_not(a.ctx.ref(), a.ast), a.ctx)
 
