@@ -171,6 +171,9 @@ class PredictReport:
                  f"  {w.violation}", "  the reordered steps (recorded seq, thread, op, args):"]
         for e in w.to_json(self.header, self.path)["reordered"]:
             lines.append(f"    seq {e['seq']:>6} {e.get('thread')!s:<10} {e['op']} {json.dumps(e['args'])}")
+        if int(self.header.get("sync_version", 1)) < 2:
+            lines.append("  (the trace records hand-offs only where the program recorded them (sync_version 1): the "
+                         "witness may need an edge the trace lacks; replay it to confirm)")
         return "\n".join(lines)
 
 
