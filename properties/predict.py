@@ -808,6 +808,7 @@ def predict_events(
         return report
     pred.finish()
     n = len(pred.events)
+    raw_events = [raw for _, raw in events]
     stride = max(1, window // 2)
     lo = 0
     while True:
@@ -815,7 +816,7 @@ def predict_events(
         if any(e.model for e in pred.events[lo:hi]):
             report.windows += 1
             t0 = time.perf_counter()
-            witness = _solve_window(pred, lo, hi, timeout_ms, [raw for _, raw in events], report)
+            witness = _solve_window(pred, lo, hi, timeout_ms, raw_events, report)
             report.solver_seconds += time.perf_counter() - t0
             if witness is not None:
                 report.witness = witness
