@@ -192,7 +192,8 @@ class Recorder:
         """
         if self.sync and not self.closed:
             with self.atomic():
-                self.emit("note." + kind, args)
+                if not self.closed:  # a hand-off queued before the runtime closed may run after it
+                    self.emit("note." + kind, args)
 
     def held(self) -> bool:
         """True if the calling thread holds the recorder lock (used by assertions)."""
