@@ -14,7 +14,8 @@ RV-Predict):
 * **Synchronisation** recorded in the trace (header ``"sync": true``): two sections of the same
   lock (``note.lock_acquire`` .. ``note.lock_release``, e.g. a DeleteQueue mutex; and the locks
   model's ``take_sync_lock`` .. ``release_sync_lock``, ``Worker::Lock`` per isolate) on different
-  threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}.
+  threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}
+  (``"sync_version": 2`` traces have one for every hand-off to an event loop from another thread).
 * **Identity flow**: the event that first names an identity (the one that creates a context
   or object) precedes every other event naming it (a thread cannot hold a handle before it exists).
 * **Reads-from**: every model state cell an event reads has the value written by the last
@@ -31,6 +32,10 @@ No rule is written here: guards, checks, updates and invariants are the model's 
 translated by `properties.z3.encoding.Translator` over a *reads-from* view of the state; the
 mapping of trace events to model actions is the monitor's (`properties.monitor.Monitor`).
 A witness found by z3 is re-checked by running the monitor over the reordered events.
+
+What happens-before (program order and hand-offs, as vector clocks) settles is not encoded:
+writes a reader cannot see, comparisons whose outcome is fixed, events whose every readable
+cell has one value in every schedule, constraints it implies.  This changes no answer.
 
 Windows: the trace is checked in overlapping windows of ``window`` events (stride half a
 window); events before a window keep their recorded order and its state is the recorded
