@@ -14,7 +14,8 @@ RV-Predict):
 * **Synchronisation** recorded in the trace (header ``"sync": true``): two sections of the same
   lock (``note.lock_acquire`` .. ``note.lock_release``, e.g. a DeleteQueue mutex; and the locks
   model's ``take_sync_lock`` .. ``release_sync_lock``, ``Worker::Lock`` per isolate) on different
-  threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}.
+  threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}
+  (``"sync_version": 2`` traces have one for every hand-off to an event loop from another thread).
 * **Identity flow**: the event that first names an identity (the one that creates a context
   or object) precedes every other event naming it (a thread cannot hold a handle before it exists).
 * **Reads-from**: every model state cell an event reads has the value written by the last
@@ -31,6 +32,10 @@ No rule is written here: guards, checks, updates and invariants are the model's 
 translated by `properties.z3.encoding.Translator` over a *reads-from* view of the state; the
 mapping of trace events to model actions is the monitor's (`properties.monitor.Monitor`).
 A witness found by z3 is re-checked by running the monitor over the reordered events.
+
+What happens-before (program order and hand-offs, as vector clocks) settles is not encoded:
+writes a reader cannot see, comparisons whose outcome is fixed, events whose every readable
+cell has one value in every schedule, constraints it implies.  This changes no answer.
 
 Windows: the trace is checked in overlapping windows of ``window`` events (stride half a
 window); events before a window keep their recorded order and its state is the recorded
@@ -56,7 +61,26 @@ from model.core.sorts import BoolSort, OptSort, Sort
 from model.core.sparse import Operation
 from properties.monitor import Monitor, MonitorViolation
 from properties.tracecheck import TraceFormatError, _check_event, _header, read_trace
-from properties.z3.encoding import Encoding, PostState, SymState, Translator, Value, _and, _concrete, _or, decls_read
+from properties.z3.encoding import (
+    Encoding,
+    PostState,
+    SymState,
+    Translator,
+    Value,
+    _and,
+    _concrete,
+    _not,
+    _or,
+    decls_read,
+    mk_and,
+    mk_distinct,
+    mk_eq,
+    mk_implies,
+    mk_ite,
+    mk_le,
+    mk_lt,
+    mk_or,
+)
 
 __all__ = ["PredictReport", "Witness", "predict_trace", "predict_events"]
 
@@ -131,7 +155,8 @@ class PredictReport:
     witness: Witness | None = None
     recorded_violation: MonitorViolation | None = None
     header: dict[str, Any] = field(default_factory=dict)
-    solver_seconds: float = 0.0
+    solver_seconds: float = 0.0  # building and solving the windows' problems
+    z3_seconds: float = 0.0  # of which z3 solving (Solver.check)
 
     @property
     def ok(self) -> bool:
@@ -151,6 +176,9 @@ class PredictReport:
                  f"  {w.violation}", "  the reordered steps (recorded seq, thread, op, args):"]
         for e in w.to_json(self.header, self.path)["reordered"]:
             lines.append(f"    seq {e['seq']:>6} {e.get('thread')!s:<10} {e['op']} {json.dumps(e['args'])}")
+        if int(self.header.get("sync_version", 1)) < 2:
+            lines.append("  (the trace records hand-offs only where the program recorded them (sync_version 1): the "
+                         "witness may need an edge the trace lacks; replay it to confirm)")
         return "\n".join(lines)
 
 
@@ -183,11 +211,7 @@ class _WindowEncoding(Encoding):
     def lit(self, sort: Sort, value: Value) -> Any:
         if isinstance(sort, BoolSort):
             return _TRUE if value else _FALSE
-        v = int(value)
-        hit = _INTS.get(v)
-        if hit is None:
-            hit = _INTS[v] = z3.IntVal(v)
-        return hit
+        return _int(int(value))
 
     def const(self, c: Any) -> Value:
         return self.value_of(c.sort, self.consts[c.name])
@@ -245,12 +269,12 @@ def _id_name(sort: Sort) -> str | None:
     return None if ids is None else ids.name
 
 
-def _ite(c: Any, a: Any, b: Any) -> Any:
-    """``If(c, a, b)`` for z3 terms of one sort, without z3.If's coercions (it dominates the cost)."""
-    if a.eq(b):
-        return a
-    ctx = c.ctx
-    return z3.z3._to_expr_ref(z3.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
+def _int(v: int) -> Any:
+    """An integer literal (cached: z3.IntVal is comparatively costly)."""
+    hit = _INTS.get(v)
+    if hit is None:
+        hit = _INTS[v] = z3.IntVal(v)
+    return hit
 
 
 def _product(choices: list[list[int]]) -> list[tuple[int, ...]]:
@@ -293,6 +317,8 @@ class _Window:
         self._interacts: dict[int, bool] = {}
         self._states: dict[int, tuple[_CutState, Translator]] = {}
         self._guards: dict[tuple[int, int], Value] = {}
+        self._at_reader: dict[tuple[CellKey, int], tuple[list[tuple[_Event, int]],
+                                                         dict[str, list[tuple[_Event, int]]]]] = {}
 
     # -- reads-from ---------------------------------------------------------------------------------------
     def start_value(self, key: CellKey) -> int:
@@ -301,92 +327,122 @@ class _Window:
     def read(self, key: CellKey, st: _CutState) -> Value:
         """The cell's value just before ``st.cut``: what its last writer before the cut wrote.
 
-        Writers of one thread are in program order, so each thread's last writer before the cut is
-        an if-then-else chain along that thread; the threads' candidates are then compared: linear
-        in the number of writers.  The reader's own earlier writes are known exactly.
+        Happens-before (program order and hand-offs) settles most of it: the reader's own earlier writes
+        and the writes that happen before it precede the cut in every schedule, so of each thread only the
+        last counts, and one that happens before another never does; writes that happen after the reader
+        never precede it.  Only the remaining (concurrent) writers are compared with the cut, each thread's
+        as an if-then-else chain along its program order: linear in the number of writers.  A cell whose
+        candidates all wrote one value reads that value.
         """
         memo_key = ("read", key)
         hit = st._memo.get(memo_key)
         if hit is not None:
             return hit
+        hit = st._memo[memo_key] = self._read(key, st)
+        return hit
+
+    def _writers_at(self, key: CellKey, reader: _Event | None) -> tuple[list[tuple[_Event, int]],
+                                                                         dict[str, list[tuple[_Event, int]]]]:
+        """The writers of ``key`` that can be the last one before ``reader``: (those that precede it in every
+        schedule and are not overwritten by another of them, per thread those that may precede it or not)."""
+        memo_key = (key, -1 if reader is None else reader.index)
+        hit = self._at_reader.get(memo_key)
+        if hit is None:
+            hit = self._at_reader[memo_key] = self._classify(key, reader)
+        return hit
+
+    def _classify(self, key: CellKey, reader: _Event | None) -> tuple[list[tuple[_Event, int]],
+                                                                       dict[str, list[tuple[_Event, int]]]]:
+        hb = self.pred.happens_before
+        last_fixed: dict[str, tuple[_Event, int]] = {}  # per thread, its last write that precedes the reader
+        concurrent: dict[str, list[tuple[_Event, int]]] = {}
+        for w, v in self.writers.get(key, ()):
+            if reader is None:
+                concurrent.setdefault(w.thread, []).append((w, v))
+            elif w.thread == reader.thread:
+                if w.index < reader.index:
+                    last_fixed[w.thread] = (w, v)
+            elif hb(w, reader):  # a prefix of w's thread (program order), so the last one seen is its last
+                last_fixed[w.thread] = (w, v)
+            elif not hb(reader, w):
+                concurrent.setdefault(w.thread, []).append((w, v))
+        if len(last_fixed) < 2:
+            return list(last_fixed.values()), concurrent
+        fixed = [(w, v) for w, v in last_fixed.values()
+                 if not any(x is not w and hb(w, x) for x, _ in last_fixed.values())]
+        return fixed, concurrent
+
+    def _settled_value(self, key: CellKey, fixed: list[tuple[_Event, int]],
+                       concurrent: dict[str, list[tuple[_Event, int]]]) -> int | None:
+        """The value the cell holds in every schedule, if its candidate writers (or the start) agree."""
+        values = {v for _, v in fixed}
+        for ws in concurrent.values():
+            values.update(v for _, v in ws)
+        if not fixed:
+            values.add(self.start_value(key))
+        return values.pop() if len(values) == 1 else None
+
+    def _read(self, key: CellKey, st: _CutState) -> Value:
         sort = _sort_of(key)
         enc = self.enc
-        reader = st.reader
-        per_thread: dict[str, list[tuple[_Event, int]]] = defaultdict(list)
-        for w, v in self.writers.get(key, ()):
-            per_thread[w.thread].append((w, v))
-        best_o: Any = z3.IntVal(-1)
-        best_v: Value = enc.value_of(sort, self.start_value(key))
-        floors: dict[str, tuple[_Event, int]] = {}
-        if reader is not None:
-            own = [(w, v) for w, v in per_thread.pop(reader.thread, []) if w.index < reader.index]
-            if own:
-                best_o, best_v = self.order[own[-1][0].index], enc.value_of(sort, own[-1][1])
-            # happens-before (program order and hand-offs): writes before the reader are before it in every
-            # schedule, so only the last of them counts; writes after it never do
-            hb = self.pred.happens_before
-            for t in list(per_thread):
-                ws = [(w, v) for w, v in per_thread[t] if not hb(reader, w)]
-                before = [(w, v) for w, v in ws if hb(w, reader)]
-                if before:
-                    floors[t] = before[-1]
-                    ws = ws[len(before):]
-                if ws or t in floors:
-                    per_thread[t] = ws
-                else:
-                    del per_thread[t]
-            for t, (w, v) in floors.items():
-                if t not in per_thread or not per_thread[t]:
-                    ow = self.order[w.index]
-                    later = ow > best_o
-                    best_v = _ite(later, enc.lit(sort, v), enc.as_z3(sort, best_v))
-                    best_o = _ite(later, ow, best_o)
-                    per_thread.pop(t, None)
-        if not per_thread:
-            st._memo[memo_key] = best_v
-            return best_v
-        for t, writers in per_thread.items():
-            last_o: Any = z3.IntVal(-1)
-            last_v: Value = best_v
-            if t in floors:
-                last_o, last_v = self.order[floors[t][0].index], enc.lit(sort, floors[t][1])
-            for w, v in writers:
-                ow = self.order[w.index]
-                before = ow < st.cut
-                last_o = _ite(before, ow, last_o)
-                last_v = _ite(before, enc.lit(sort, v), enc.as_z3(sort, last_v))
-            later = last_o > best_o
-            best_v = _ite(later, enc.as_z3(sort, last_v), enc.as_z3(sort, best_v))
-            best_o = _ite(later, last_o, best_o)
-        st._memo[memo_key] = best_v
+        fixed, concurrent = self._writers_at(key, st.reader)
+        settled = self._settled_value(key, fixed, concurrent)
+        if settled is not None:
+            return enc.value_of(sort, settled)
+        o = self.order
+        best_o: Any = _int(-1)
+        best_v: Any = enc.lit(sort, enc.value_of(sort, self.start_value(key)))
+        for k, (w, v) in enumerate(fixed):  # mutually concurrent: the one placed last counts
+            ow = o[w.index]
+            if k == 0:
+                best_o, best_v = ow, enc.lit(sort, v)
+                continue
+            later = mk_lt(best_o, ow)
+            best_v = mk_ite(later, enc.lit(sort, v), best_v)
+            best_o = mk_ite(later, ow, best_o)
+        for ws in concurrent.values():
+            last_o: Any = _int(-1)
+            last_v: Any = best_v
+            for w, v in ws:
+                ow = o[w.index]
+                before = mk_lt(ow, st.cut)
+                last_o = mk_ite(before, ow, last_o)
+                last_v = mk_ite(before, enc.lit(sort, v), last_v)
+            later = mk_lt(best_o, last_o)
+            best_v = mk_ite(later, last_v, best_v)
+            best_o = mk_ite(later, last_o, best_o)
         return best_v
 
     # -- constraints ------------------------------------------------------------------------------------
     def constraints(self) -> list[Any]:
+        """Program order, lock exclusion, hand-offs and identity flow.  A constraint that happens-before
+        (program order and hand-offs) already implies is left out."""
         pred = self.pred
+        hb = pred.happens_before
         o = self.order
-        cons: list[Any] = [z3.Distinct(*o.values())] if len(o) > 1 else []
-        cons.extend(v >= 0 for v in o.values())
+        cons: list[Any] = [mk_distinct(list(o.values()))] if len(o) > 1 else []
         last: dict[str, _Event] = {}
         for e in self.events:
             p = last.get(e.thread)
-            if p is not None:
-                cons.append(o[p.index] < o[e.index])
+            cons.append(mk_le(_int(0), o[e.index]) if p is None else mk_lt(o[p.index], o[e.index]))
             last[e.thread] = e
         cons.extend(self._lock_constraints())
         for e in self.events:
             wait = pred.handoff_of.get(e.index)
             if wait is not None and wait in o:
-                cons.append(o[e.index] < o[wait])
+                cons.append(mk_lt(o[e.index], o[wait]))
+        events = pred.events
         for e in self.events:
             for ident in e.ids:
                 first = pred.first_mention[ident]
-                if first != e.index and first in o:
-                    cons.append(o[first] < o[e.index])
+                if first != e.index and first in o and not hb(events[first], e):
+                    cons.append(mk_lt(o[first], o[e.index]))
         return cons
 
     def _lock_constraints(self) -> list[Any]:
         o = self.order
+        events = self.pred.events
+        hb = self.pred.happens_before
         cons: list[Any] = []
         by_lock: dict[str, list[tuple[str, int | None, int | None]]] = defaultdict(list)
         for lock, thread, acq, rel in self.pred.sections_overlapping(self.lo, self.hi):
@@ -402,6 +458,9 @@ class _Window:
                 for t2, a2, r2 in secs[i + 1:]:
                     if t1 == t2:
                         continue
+                    if (r1 is not None and a2 is not None and hb(events[r1], events[a2])) or (
+                            r2 is not None and a1 is not None and hb(events[r2], events[a1])):
+                        continue  # the sections are ordered in every schedule
                     first = self._before(r1, a2)
                     second = self._before(r2, a1)
                     cons.append(_z3bool(_or([first, second])))
@@ -410,7 +469,7 @@ class _Window:
     def _before(self, rel: int | None, acq: int | None) -> Value:
         if rel is None or acq is None:
             return False  # a section open at the window's end cannot precede; one open at its start cannot follow
-        return self.order[rel] < self.order[acq]
+        return mk_lt(self.order[rel], self.order[acq])
 
     # -- the event's behaviour -----------------------------------------------------------------------------
     def behaves_as_recorded(self, e: _Event) -> Value:
@@ -455,24 +514,16 @@ class _Window:
         return hit
 
     def neighbourhood(self, e: _Event) -> set[tuple[str, int]]:
-        """The identities ``e`` names, plus those its parameters' cells point to in the recorded run."""
-        ids = set(e.ids)
-        for decl in self.pred.model.state:
-            if not isinstance(decl, Func) or len(decl.index_sorts) != 1:
-                continue
-            target = decl.value_sort.id_sort()
-            src = decl.index_sorts[0].id_sort()
-            if target is None or src is None:
-                continue
-            for s, v in list(e.ids):
-                if s == src.name:
-                    val = self.pred.value_before((decl, (v,)), e.index)
-                    if val >= 0:
-                        ids.add((target.name, val))
-        return ids
+        return self.pred.neighbourhood(e)
 
     def interacts(self, e: _Event) -> bool:
-        """Can ``e`` read anything another thread of this window wrote (so that a reordering changes it)?"""
+        """Can ``e`` read anything another thread of this window wrote (so that a reordering changes it)?
+
+        No, also, when every cell it or the invariants checked after it can read, and another thread
+        writes here, holds one value in every schedule (happens-before fixes its last writer, or the
+        candidates agree): then ``e`` sees the recorded state, behaves as recorded and breaks nothing
+        (the monitor checked the recorded run), so its formulas would fold to constants anyway.
+        """
         assert e.twin is not None
         hit = self._interacts.get(e.index)
         if hit is not None:
@@ -490,6 +541,10 @@ class _Window:
             if any(_id_name(srt) is not None and (_id_name(srt), x) in near for srt, x in zip(decl.index_sorts, idx)):
                 out = True
                 break
+        if out:
+            relevant = self.pred.relevant_decls[e.twin.name]
+            out = any(key[0] in relevant and self._settled_value(key, *self._writers_at(key, e)) is None
+                      for key in self._cross_written(e.thread))
         self._interacts[e.index] = out
         return out
 
@@ -544,10 +599,6 @@ def _action_reads(a: Action) -> set[object]:
     return out
 
 
-def _not(v: Value) -> Value:
-    return (not v) if _concrete(v) else z3.Not(v)
-
-
 def _z3bool(v: Value) -> Any:
     return z3.BoolVal(bool(v)) if _concrete(v) else v
 
@@ -591,6 +642,18 @@ class _Predictor:
         self.invariants_after: dict[str, list[Invariant]] = {
             a.name: [i for i in self.invariants if decls_read(i.expr) & self.written_decls[a.name]]
             for a in self.model.actions}
+        #: everything an action's step can read: its own expressions and the invariants checked after it
+        self.relevant_decls: dict[str, set[object]] = {
+            a.name: self.read_decls[a.name].union(*(decls_read(i.expr) for i in self.invariants_after[a.name]))
+            for a in self.model.actions}
+        #: one-argument functions from an identity to an identity (a handle's context, a context's queue, ...)
+        self._pointers: list[tuple[Func, str, str]] = []
+        for decl in self.model.state:
+            if isinstance(decl, Func) and len(decl.index_sorts) == 1:
+                src, target = _id_name(decl.index_sorts[0]), _id_name(decl.value_sort)
+                if src is not None and target is not None:
+                    self._pointers.append((decl, src, target))
+        self._near: dict[int, set[tuple[str, int]]] = {}
         self._captured: list[tuple[list[set[Any]], set[int]]] = []
         original = self.sm.clear_changes
 
@@ -600,6 +663,21 @@ class _Predictor:
             original()
 
         self.sm.clear_changes = capture  # type: ignore[method-assign]
+
+    def neighbourhood(self, e: _Event) -> set[tuple[str, int]]:
+        """The identities ``e`` names, plus those its parameters' cells point to in the recorded run."""
+        hit = self._near.get(e.index)
+        if hit is not None:
+            return hit
+        ids = set(e.ids)
+        for decl, src, target in self._pointers:
+            for s, v in e.ids:
+                if s == src:
+                    val = self.value_before((decl, (v,)), e.index)
+                    if val >= 0:
+                        ids.add((target, val))
+        self._near[e.index] = ids
+        return ids
 
     def happens_before(self, a: _Event, b: _Event) -> bool:
         """``a`` precedes ``b`` in every schedule consistent with program order and the recorded hand-offs."""
@@ -735,6 +813,7 @@ def predict_events(
         return report
     pred.finish()
     n = len(pred.events)
+    raw_events = [raw for _, raw in events]
     stride = max(1, window // 2)
     lo = 0
     while True:
@@ -742,7 +821,7 @@ def predict_events(
         if any(e.model for e in pred.events[lo:hi]):
             report.windows += 1
             t0 = time.perf_counter()
-            witness = _solve_window(pred, lo, hi, timeout_ms, [raw for _, raw in events])
+            witness = _solve_window(pred, lo, hi, timeout_ms, raw_events, report)
             report.solver_seconds += time.perf_counter() - t0
             if witness is not None:
                 report.witness = witness
@@ -755,7 +834,7 @@ def predict_events(
 
 
 def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
-                  raw_events: list[dict[str, Any]]) -> Witness | None:
+                  raw_events: list[dict[str, Any]], report: PredictReport) -> Witness | None:
     win = _Window(pred, lo, hi)
     cut = win.cut
     candidates: list[Any] = []
@@ -764,20 +843,23 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
         if e.model and win.interacts(e):
             viol = _or(list(win.violation_at(e)))
             if not (_concrete(viol) and not viol):
-                candidates.append(z3.And(win.order[e.index] == cut, _z3bool(viol)))
+                candidates.append(mk_and([mk_eq(win.order[e.index], cut), _z3bool(viol)]))
     if not candidates:
         return None  # no step of this window can see another thread's writes differently: nothing to solve
-    s = z3.Solver()
+    s = z3.SimpleSolver()
     s.set("timeout", timeout_ms)
-    s.add(*win.constraints())
+    facts = win.constraints()
     for e in win.events:
         if e.model:
             rc = win.behaves_as_recorded(e)
             if not (_concrete(rc) and rc):
-                s.add(z3.Implies(win.order[e.index] < cut, _z3bool(rc)))
-    s.add(z3.Or(*candidates))
+                facts.append(mk_implies(mk_lt(win.order[e.index], cut), _z3bool(rc)))
+    facts.append(mk_or(candidates))
+    s.add(mk_and(facts))
     while True:
+        t0 = time.perf_counter()
         r = s.check()
+        report.z3_seconds += time.perf_counter() - t0
         if r != z3.sat:
             if r == z3.unknown:
                 raise RuntimeError(f"z3 gave up on events {lo}..{hi} ({s.reason_unknown()}); try a smaller --window")

@@ -1,7 +1,8 @@
 """``python -m reference_impl serve``: run the demo service graph over HTTP on 127.0.0.1.
 
 Options: ``--port`` (0: any free port; the chosen ports are printed), ``--threads``,
-``--limits workerd-serve|production``, ``--trace FILE`` (write the NDJSON trace), ``--monitor``
+``--limits workerd-serve|production``, ``--trace FILE`` (write the NDJSON trace), ``--sync``
+(record synchronisation in it too, for ``iospec check-trace --predict``), ``--monitor``
 (run the models alongside and report at exit), ``--fault NAME`` (a faulty variant).
 Stop it with Ctrl-C.
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--threads", type=int, default=2)
     serve.add_argument("--limits", choices=PROFILES, default="workerd-serve")
     serve.add_argument("--trace", metavar="FILE", help="write the NDJSON trace here")
+    serve.add_argument("--sync", action="store_true",
+                       help="record lock sections and thread hand-offs in the trace (for iospec check-trace --predict)")
     serve.add_argument("--monitor", action="store_true", help="check every event against the models")
     serve.add_argument("--fault", action="append", default=[], choices=fault_names(), help="a faulty variant")
     from reference_impl.scenarios import SCENARIOS
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sinks: list[Sink] = [NdjsonSink(args.trace)] if args.trace else []
     rt = Runtime(threads=args.threads, limits=args.limits, faults=args.fault, trace=sinks, memory_trace=False,
-                 monitor=args.monitor, log_to_stderr=True)
+                 monitor=args.monitor, log_to_stderr=True, record_sync=args.sync)
     build_demo(rt)
     app = rt.serve("app", port=args.port)
     down = rt.serve("app-down", port=0 if args.port == 0 else args.port + 1)

@@ -15,6 +15,14 @@ worker behave like JS inside an IoContext:
 `RuntimeThread.when_idle` is ``AsyncLock::whenThreadIdle()`` (io/async-lock-scheduler.h:276-294):
 it resolves when the loop has no runnable callbacks and the thread holds or awaits no AsyncLock.
 It reads the loop's ready queue (CPython's ``_ready``), the one private attribute this uses.
+
+Every hand-off to a loop from another thread goes through ``call_soon_threadsafe`` (a task or
+function given to a thread, ``RuntimeThread.submit`` / ``call``; a completion awaited on a loop,
+``asyncio.wrap_future``; an AsyncLock turn granted to another thread; the DeleteQueue's signal,
+``crossThreadFulfiller->fulfill()`` in io/io-context.c++).  When the runtime's recorder records
+synchronisation, `RuntimeLoop.call_soon_threadsafe` records it as a hand-off: ``note.post`` on
+the calling thread, ``note.wait`` on the loop's thread when the callback starts (a happens-before
+edge for predictive checking, docs/predictive-checking.md).
 """
 
 from __future__ import annotations
@@ -69,6 +77,21 @@ class RuntimeLoop(asyncio.SelectorEventLoop):
             return schedule(callback)
         return hook(schedule, callback)
 
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any,  # type: ignore[override]
+                             context: Any = None) -> asyncio.Handle:
+        """Schedule ``callback`` from any thread; a call from another thread is recorded as a hand-off."""
+        rec = self.owner.recorder
+        if rec is None or not rec.sync or rec.closed or self.owner.is_current():
+            return super().call_soon_threadsafe(callback, *args, context=context)
+        edge = rec.new_id("handoff")
+        rec.sync_event("post", edge=edge, via="call_soon_threadsafe")
+
+        def handed_over(*a: Any) -> object:
+            rec.sync_event("wait", edge=edge, via="call_soon_threadsafe")
+            return callback(*a)
+
+        return super().call_soon_threadsafe(handed_over, *args, context=context)
+
     def ready_count(self) -> int:
         """Runnable callbacks queued on this loop (CPython's private ready deque)."""
         return len(getattr(self, "_ready", ()))
@@ -89,6 +112,8 @@ class RuntimeThread:
         self._idle_check_scheduled = False
         #: set by the AsyncLock scheduler: this thread holds or awaits a lock turn
         self.lock_busy: Callable[[], bool] = lambda: False
+        #: set by the Runtime: its `reference_impl.trace.Recorder` (hand-offs to this thread are recorded)
+        self.recorder: Any = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
         self._started.wait()

@@ -84,6 +84,7 @@ class Runtime:
         self.threads = [RuntimeThread(f"thread-{i}") for i in range(threads)]
         for t in self.threads:
             t.lock_busy = (lambda th=t: getattr(th, "async_waiter", None) is not None)  # type: ignore[misc]
+            t.recorder = self.recorder
         self.gc = GcThread(recorder=self.recorder)
         if scheduler is not None:
             scheduler.attach(self)

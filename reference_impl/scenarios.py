@@ -46,13 +46,13 @@ class _Closable:
 
 
 def _start(rt: Runtime, thread: int, fn: Callable[[], Any], *, coroutine: bool = False) -> tuple[Any, str]:
-    """Hand ``fn`` to runtime thread ``thread`` (recorded as a hand-off); returns (future, edge)."""
+    """Hand ``fn`` to runtime thread ``thread``; returns (future, edge).  The hand-off itself is recorded by
+    the thread's loop (``call_soon_threadsafe``); its completion, which this thread waits for without a
+    loop, is recorded here (``note.post {edge}:done`` there, ``note.wait`` in `_join`)."""
     rec = rt.recorder
     edge = rec.new_id("job")
-    rec.sync_event("post", edge=edge)
     if coroutine:
         async def job_async() -> Any:
-            rec.sync_event("wait", edge=edge)
             try:
                 return await fn()
             finally:
@@ -61,7 +61,6 @@ def _start(rt: Runtime, thread: int, fn: Callable[[], Any], *, coroutine: bool =
         return rt.threads[thread].submit(job_async()), edge
 
     def job() -> Any:
-        rec.sync_event("wait", edge=edge)
         try:
             return fn()
         finally:

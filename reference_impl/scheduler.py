@@ -315,9 +315,11 @@ class ControlledScheduler:
     def _on_event(self, event: dict[str, Any]) -> None:
         thread, op = str(event.get("thread")), str(event.get("op"))
         with self._cond:
+            if not self.active:
+                return  # after `stop` (e.g. the runtime shutting down) threads run freely: not part of the schedule
             self.events.append([thread, op])
             self.last_event[thread] = op
-            if self._replay is None or not self.active:
+            if self._replay is None:
                 return
             if self._pos < len(self._replay):
                 want = self._replay[self._pos]

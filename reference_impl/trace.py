@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "SYNC_VERSION",
     "TRACE_VERSION",
     "CallbackSink",
     "Event",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 TRACE_VERSION = 1
+#: what a trace with ``"sync": true`` records (docs/trace-format.md): 1 lock sections and the hand-offs the
+#: program records itself; 2 also every hand-off to a runtime thread's event loop from another thread
+SYNC_VERSION = 2
 
 Event = dict[str, Any]
 
@@ -140,6 +144,7 @@ class Recorder:
         }
         if sync:
             self.header["sync"] = True
+            self.header["sync_version"] = SYNC_VERSION
         for s in self.sinks:
             s.header(self.header)
         #: record synchronisation (``note.lock_acquire`` / ``note.lock_release`` / ``note.post`` / ``note.wait``)
@@ -185,9 +190,10 @@ class Recorder:
 
         Like every recorded step it is a yield point of the controlled scheduler.
         """
-        if self.sync:
+        if self.sync and not self.closed:
             with self.atomic():
-                self.emit("note." + kind, args)
+                if not self.closed:  # a hand-off queued before the runtime closed may run after it
+                    self.emit("note." + kind, args)
 
     def held(self) -> bool:
         """True if the calling thread holds the recorder lock (used by assertions)."""

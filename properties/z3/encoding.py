@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import z3
+from z3 import z3core as _z3c
 
 from model.core import Config, Instance, Model
 from model.core.errors import ModelDefinitionError
@@ -175,6 +176,77 @@ def _key(args: Sequence[Value]) -> tuple[object, ...]:
     return tuple(int(a) if _concrete(a) else ("z", a.get_id()) for a in args)
 
 
+# Term constructors.  z3's operators (``And``, ``If``, ``==``, ``<``) coerce and check their arguments
+# in Python, which costs several times the term itself; here the arguments are already z3 terms of
+# one sort and context (the translation made them so), so the C functions are called directly (still
+# with z3's error check).  The terms are the same ones the operators make (z3 hash-conses them).
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two z3 terms are the same term (hash-consed: the same pointer)."""
+    return a.ast.value == b.ast.value  # type: ignore[no-any-return]
+
+
+def _nary(mk: Any, parts: Sequence[Any]) -> Any:
+    ctx = parts[0].ctx
+    arr = (z3.Ast * len(parts))(*[p.ast for p in parts])
+    return z3.BoolRef(mk(ctx.ref(), len(parts), arr), ctx)
+
+
+def mk_and(parts: Sequence[Any]) -> Any:
+    """``And`` of one or more z3 Booleans."""
+    return parts[0] if len(parts) == 1 else _nary(_z3c.Z3_mk_and, parts)
+
+
+def mk_or(parts: Sequence[Any]) -> Any:
+    """``Or`` of one or more z3 Booleans."""
+    return parts[0] if len(parts) == 1 else _nary(_z3c.Z3_mk_or, parts)
+
+
+def mk_distinct(terms: Sequence[Any]) -> Any:
+    """``Distinct`` of two or more z3 terms of one sort."""
+    return _nary(_z3c.Z3_mk_distinct, terms)
+
+
+def mk_not(a: Any) -> Any:
+    return z3.BoolRef(_z3c.Z3_mk_not(a.ctx.ref(), a.ast), a.ctx)
+
+
+def mk_implies(a: Any, b: Any) -> Any:
+    return z3.BoolRef(_z3c.Z3_mk_implies(a.ctx.ref(), a.ast, b.ast), a.ctx)
+
+
+def mk_eq(a: Any, b: Any) -> Any:
+    """``a == b`` for two z3 terms of one sort."""
+    return z3.BoolRef(_z3c.Z3_mk_eq(a.ctx.ref(), a.ast, b.ast), a.ctx)
+
+
+def mk_ite(c: Any, a: Any, b: Any) -> Any:
+    """``If(c, a, b)`` for z3 terms ``a``, ``b`` of one sort (``a`` itself when they are the same term)."""
+    if _same(a, b):
+        return a
+    ctx = c.ctx
+    ast = _z3c.Z3_mk_ite(ctx.ref(), c.ast, a.ast, b.ast)
+    if isinstance(a, z3.BoolRef):
+        return z3.BoolRef(ast, ctx)
+    if isinstance(a, z3.ArithRef):
+        return z3.ArithRef(ast, ctx)
+    return z3.z3._to_expr_ref(ast, ctx)
+
+
+def mk_lt(a: Any, b: Any) -> Any:
+    """``a < b`` (integers; other sorts through z3's operator, which picks e.g. signed bit-vector order)."""
+    if isinstance(a, z3.ArithRef) and isinstance(b, z3.ArithRef):
+        return z3.BoolRef(_z3c.Z3_mk_lt(a.ctx.ref(), a.ast, b.ast), a.ctx)
+    return a < b
+
+
+def mk_le(a: Any, b: Any) -> Any:
+    if isinstance(a, z3.ArithRef) and isinstance(b, z3.ArithRef):
+        return z3.BoolRef(_z3c.Z3_mk_le(a.ctx.ref(), a.ast, b.ast), a.ctx)
+    return a <= b
+
+
 def _and(parts: Iterable[Value]) -> Value:
     out = []
     for p in parts:
@@ -185,7 +257,7 @@ def _and(parts: Iterable[Value]) -> Value:
         out.append(p)
     if not out:
         return True
-    return out[0] if len(out) == 1 else z3.And(*out)
+    return mk_and(out)
 
 
 def _or(parts: Iterable[Value]) -> Value:
@@ -198,11 +270,11 @@ def _or(parts: Iterable[Value]) -> Value:
         out.append(p)
     if not out:
         return False
-    return out[0] if len(out) == 1 else z3.Or(*out)
+    return mk_or(out)
 
 
 def _not(a: Value) -> Value:
-    return (not a) if _concrete(a) else z3.Not(a)
+    return (not a) if _concrete(a) else mk_not(a)
 
 
 class Translator:
@@ -267,13 +339,13 @@ class Translator:
             if _concrete(x):
                 return y
             if _concrete(y):
-                return True if y else z3.Not(x)
-            return z3.Implies(x, y)
+                return True if y else mk_not(x)
+            return mk_implies(x, y)
         if op == "iff":
             x, y = self._tr(a[0], env, view), self._tr(a[1], env, view)
             if _concrete(x) and _concrete(y):
                 return bool(x) == bool(y)
-            return enc.as_z3(a[0].sort, x) == enc.as_z3(a[1].sort, y)
+            return mk_eq(enc.as_z3(a[0].sort, x), enc.as_z3(a[1].sort, y))
         if op == "ite":
             c = self._tr(a[0], env, view)
             if _concrete(c):
@@ -291,9 +363,9 @@ class Translator:
             return {"lt": x < y, "le": x <= y, "add": x + y, "sub": x - y}[op]  # type: ignore[operator]
         zx, zy = enc.as_z3(sort, x), enc.as_z3(sort, y)
         if op == "lt":
-            return zx < zy
+            return mk_lt(zx, zy)
         if op == "le":
-            return zx <= zy
+            return mk_le(zx, zy)
         if op == "add":
             return zx + zy
         if op == "sub":
@@ -371,7 +443,7 @@ class Encoding:
     def eq(self, x: Value, y: Value, sort: Sort) -> Value:
         if _concrete(x) and _concrete(y):
             return self._norm(sort, x) == self._norm(sort, y)
-        return self.as_z3(sort, x) == self.as_z3(sort, y)
+        return mk_eq(self.as_z3(sort, x), self.as_z3(sort, y))
 
     @staticmethod
     def _norm(sort: Sort, v: Value) -> int:
@@ -385,9 +457,7 @@ class Encoding:
             return a if c else b
         if _concrete(a) and _concrete(b) and self._norm(sort, a) == self._norm(sort, b):
             return a
-        if not _concrete(a) and not _concrete(b) and a.eq(b):
-            return a
-        return z3.If(c, self.as_z3(sort, a), self.as_z3(sort, b))
+        return mk_ite(c, self.as_z3(sort, a), self.as_z3(sort, b))
 
     def translator(self, pre: SymState, post: SymState | None = None) -> Translator:
         return Translator(self, pre, post)
