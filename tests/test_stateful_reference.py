@@ -162,18 +162,25 @@ def test_no_flakiness_twenty_seeds(run_seed: int) -> None:
 
 @pytest.mark.slow
 def test_soak_campaign_eight_threads() -> None:
-    """A long campaign (soak profile: IOSPEC_SOAK_EXAMPLES programs of up to 100 steps) on 8 runtime threads.
+    """A long campaign on 8 runtime threads: batches of soak-profile programs (up to 100 steps each)
+    until at least IOSPEC_SOAK_STEPS steps (default 1,000,000) have run.
 
     Every program ends with the teardown checks (every object of a dead context destroyed
     exactly once, no queued deletion left in a dead context, no DeleteQueue mutex held, every
     invariant holds in full, no runtime thread left running).  Prints the figures.
     """
+    target = int(os.environ.get("IOSPEC_SOAK_STEPS", "1000000"))
     machine = machine_with_faults([], threads=8)
     started = time.monotonic()
     before = STEPS["steps"]
-    run_state_machine_as_test(machine, settings=settings(profile("soak"), derandomize=False))
+    batches = 0
+    while STEPS["steps"] - before < target:
+        run_state_machine_as_test(machine, settings=settings(profile("soak"), derandomize=False))
+        batches += 1
+        print(f"soak batch {batches}: {STEPS['steps'] - before:,} steps so far", flush=True)
     elapsed = time.monotonic() - started
     ran = STEPS["steps"] - before
+    assert ran >= target
     print(f"soak: {ran:,} steps in {elapsed:.0f}s ({ran / elapsed:,.0f} steps/s) on 8 threads; "
           f"outcomes {dict(COVERAGE)}")
     print(coverage_table())
