@@ -115,7 +115,8 @@ TIMEOUT = 10.0
 EVENTS_PER_PROGRAM = 4
 #: per-program budgets of rules whose precondition is nearly always true: without one, hypothesis spends a
 #: large share of the steps repeating them (each runs JS: seven model events of lock traffic and entry)
-BUDGETS = {"contend": 2, "set_no_retry": 2, "new_actor_request": 4, "deliver_again": 6}
+BUDGETS = {"contend": 2, "set_no_retry": 2, "new_actor_request": 4, "deliver_again": 6,
+           "run_without_request": 2}
 #: runtime threads of the events runtime: one (the contexts runtime covers threads; a thread per runtime
 #: costs a start and a join per program)
 EVENT_THREADS = 1
@@ -729,6 +730,29 @@ class ReferenceMachine(RuleBasedStateMachine):
             observed = "ERR_ABORTED" if e is c.context.abort_exception else f"JsError {e}"
         self.cover(f"enter -> {predicted}")
         self.expect(observed == predicted, f"enter({c}): observed {observed}, the models predict {predicted}")
+
+    def requestless(self) -> list[Ctx]:
+        """Live, unaborted contexts none of whose requests is delivered any more (an actor's, after its last one)."""
+        return [c for c in self.all_contexts
+                if self.alive(c) and not self.runnable(c) and c.context.abort_exception is None]
+
+    @precondition(lambda self: self.budget_left("run_without_request") and self.requestless())
+    @rule(data=st.data())
+    def run_without_request(self, data: st.DataObject) -> None:
+        """``run()`` on a context with no delivered request: refused with "no current IncomingRequest" before
+        anything is entered (INV-R8).  The models have no such step (their ``enter`` guard requires a request)."""
+        c = data.draw(st.sampled_from(self.requestless()), label="context")
+        self.acted("run_without_request")
+        try:
+            self.run_in(c, lambda: None)
+            observed = "OK"
+        except WorkerdError as e:
+            observed = e.result
+        except JsError as e:
+            observed = f"JsError {e}"
+        self.cover(f"run without request -> {observed}")
+        self.expect(observed == "NO_CURRENT_INCOMING_REQUEST",
+                    f"run({c}) with no delivered request: observed {observed}, workerd refuses it")
 
     @rule(c=contexts, second=st.booleans())
     def abort(self, c: Ctx, second: bool) -> None:
