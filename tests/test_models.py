@@ -122,12 +122,10 @@ def test_fingerprint_count_equals_distinct_states(name: str) -> None:
 
 
 @pytest.mark.parametrize("symmetry", [False, True], ids=["plain", "symmetry"])
-def test_worker_processes_change_nothing(symmetry: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_processes_change_nothing(symmetry: bool) -> None:
     """`workers=2` gives the same counts, and the same counterexample, as one process."""
-    import properties.explorer as explorer_module
     from model.faults import FAULTS
 
-    monkeypatch.setattr(explorer_module, "PARALLEL_MIN_FRONTIER", 2)  # use the workers at every level
     sc = next(c for c in standard_configs() if c.name == "ownership-lean-2x2x2")
     one, two = (explore(sc.config(), symmetry=symmetry, workers=w) for w in (1, 2))
     assert (one.distinct, one.transitions, one.depth, one.per_action) == (
