@@ -241,7 +241,7 @@ class _Partition:
         # An exact raw duplicate of a successor seen before by this partition was already checked
         # and sent as its representative: skip canonicalising it again.  Direct-mapped and lossy:
         # a miss only costs a canonicalisation.
-        self.raw_cache = array("Q", bytes(8 * RAW_CACHE_SLOTS)) if explorer.canon is not None and not graph else None
+        self.raw_cache = array("Q", bytes(8 * RAW_CACHE_SLOTS)) if not graph else None
         # A fingerprint sent to its owner before (this level or an earlier one) is stored there
         # by the time anyone looks: no need to send it again.  Lossy too.
         self.sent_cache = array("Q", bytes(8 * SENT_CACHE_SLOTS)) if parts > 1 else None
