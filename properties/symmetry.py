@@ -164,14 +164,18 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
     numbering = {name: _OrderNumbering(sym[name].size(sizes), enumerate_all=sym[name].size(sizes) <= MAX_SORT_TREE)
                  for name in orders}
 
-    def sort_tree(name: str, indent: str) -> list[str]:
+    Leaf = Callable[[tuple[int, ...], str], list[str]]
+
+    def sort_tree(name: str, indent: str, leaf: Leaf | None = None) -> list[str]:
         """Straight-line stable sort of the keys ``k_<name>_<x>``: an insertion-sort decision
-        tree whose leaves set ``o_<name>`` to the number of the order (at most n(n-1)/2
-        comparisons; the first path tried is the identity, the common case)."""
+        tree whose leaves set ``o_<name>`` to the number of the order, or run ``leaf(order)``
+        (at most n(n-1)/2 comparisons; the first path tried is the identity, the common case)."""
         n = len(keys[name])
 
         def place(order: list[int], indent: str) -> list[str]:
             if len(order) == n:
+                if leaf is not None:
+                    return leaf(tuple(order), indent)
                 return [f"{indent}o_{name} = {numbering[name].number(tuple(order))}"]
             j = len(order)
             return insert(order, j, len(order) - 1, indent)
@@ -187,9 +191,10 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
 
         return place([0], indent)
 
-    def order_lines(sorts: list[str], numbered: bool = True) -> list[str]:
+    def order_lines(sorts: list[str], numbered: bool = True, leaf: Leaf | None = None) -> list[str]:
         """Unpack the state, then compute the stable order of the keys of each of ``sorts``:
-        ``o_<sort>`` is its number (``numbered``) or the order itself."""
+        ``o_<sort>`` is its number (``numbered``) or the order itself (or ``leaf`` runs, see
+        `sort_tree`)."""
         out = [f"    {', '.join(f's{k}' for k in range(layout.n))}, = s"]
         needed = {h for name in sorts for h in hist_names[name]}
         out += [f"    {h} = ({', '.join(f's{k}' for k in hists[h])},)" for h in hists if h in needed]
@@ -197,7 +202,7 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
             ks = [f"k_{name}_{x}" for x in range(len(keys[name]))]
             out += [f"    {k} = {expr}" for k, expr in zip(ks, keys[name])]
             if len(ks) <= MAX_SORT_TREE:
-                out += sort_tree(name, "    ")
+                out += sort_tree(name, "    ", leaf)
             else:
                 out.append(f"    o_{name} = NUMBER_{name}(tuple(sorted(range({len(ks)}), "
                            f"key=({', '.join(ks)},).__getitem__)))")
@@ -286,13 +291,44 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
         code = "lambda s: (" + ", ".join(parts) + ",)"
         return eval(code, env)  # generated from the layout
 
+    #: the inverse permutations the inlined leaves use, by name
+    inverse_maps: dict[str, tuple[int, ...]] = {}
+
+    def permuted_locals(name: str, order: tuple[int, ...]) -> str:
+        """The state permuted by ``order`` of sort ``name`` alone, over the unpacked slots."""
+        full = {n: order if n == name else tuple(range(len(keys[n]))) for n in orders}
+        inverse = [0] * (len(order) + 1)
+        inverse[len(order)] = -1
+        for pos, x in enumerate(order):
+            inverse[x] = pos
+        m = f"M_{name}_{numbering[name].number(order)}"
+        inverse_maps[m] = tuple(inverse)
+        parts = []
+        for c in out_cells:
+            if isinstance(c, FixedCell):
+                parts.append(repr(c.value))
+                continue
+            slot = c.offset + sum(full[n][j] * st for n, j, st in c.permuted)
+            parts.append(f"{m}[s{slot}]" if c.value_sort == name else f"s{slot}")
+        return "(" + ", ".join(parts) + ",)"
+
     def canon_lines(fname: str, sorts: list[str]) -> list[str]:
         """``fname(s)``: the representative of ``s``, recomputing only the orders of ``sorts``.
 
-        Each other sort's keys must be in order already (see `Canonicalizer.for_instance`).  The
-        permutation is applied by straight-line code specialised for it, generated on first use
-        and cached in APPLY under the permutation's number.
+        Each other sort's keys must be in order already (see `Canonicalizer.for_instance`).  With
+        one sort to order, each leaf of its decision tree returns the permuted state itself;
+        otherwise the permutation is applied by straight-line code specialised for it, generated
+        on first use and cached in APPLY under the permutation's number.
         """
+        if len(sorts) == 1 and len(keys[sorts[0]]) <= MAX_SORT_TREE:
+            name = sorts[0]
+
+            def leaf(order: tuple[int, ...], indent: str) -> list[str]:
+                if order == tuple(range(len(order))):
+                    return [f"{indent}return s"]
+                return [f"{indent}return {permuted_locals(name, order)}"]
+
+            return [f"def {fname}(s):", *order_lines(sorts, leaf=leaf)]
         out = [f"def {fname}(s):", *order_lines(sorts)]
         out.append(f"    if not ({' or '.join(f'o_{name}' for name in sorts)}):")
         out.append("        return s")
@@ -334,7 +370,7 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
     perms = ", ".join(f"{name!r}: p_{name}[:{sort.size(sizes)}]" for name, sort in sym.items())
     perm_lines.append(f"    return {symbolic()}, {{{perms}}}")
     source = "\n".join(lines + perm_lines) + "\n"
-    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialise_number}
+    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialise_number, **inverse_maps}
     for name in orders:
         ns[f"ORDERS_{name}"] = numbering[name].orders
         ns[f"NUMBER_{name}"] = numbering[name].number
