@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import json
+import mmap
 import multiprocessing
 import pickle
 import sys
@@ -189,9 +190,13 @@ _PICKLE = pickle.HIGHEST_PROTOCOL
 
 
 def owner(fp: int, parts: int) -> int:
-    """The partition that stores fingerprint ``fp``: from its top byte, so that the low bits,
-    which pick the slot in the partition's table, stay uniform."""
-    return (fp >> 56) % parts
+    """The partition that stores fingerprint ``fp``: partitions own equal ranges of fingerprints,
+    so the low bits, which pick the slot in a partition's table, stay uniform."""
+    return fp // _span(parts)
+
+
+def _span(parts: int) -> int:
+    return -(-(1 << 64) // parts)
 
 
 @dataclass
@@ -217,6 +222,12 @@ class LevelReport:
     store_bytes: int = 0
 
 
+def shared_cache(slots: int) -> memoryview:
+    """A direct-mapped cache of fingerprints in memory that forked workers share (lossy: a miss costs
+    a little work, and a hit is only trusted when the whole 64-bit fingerprint matches)."""
+    return memoryview(mmap.mmap(-1, 8 * slots)).cast("Q")
+
+
 class _Partition:
     """One share of the search: the fingerprints whose `owner` is ``index``, and the frontier
     states among them.
@@ -227,7 +238,7 @@ class _Partition:
     is the whole search.
     """
 
-    def __init__(self, explorer: Explorer, index: int, parts: int, capacity: int, *,
+    def __init__(self, explorer: Explorer, index: int, parts: int, capacity: int, *, raw_cache: memoryview | None,
                  graph: bool, stop_on_violation: bool, check_deadlocks: bool) -> None:
         self.explorer = explorer
         self.index = index
@@ -238,10 +249,9 @@ class _Partition:
         self.check_deadlocks = check_deadlocks
         #: every (pre, post, instance) edge of the last level (graph mode)
         self.edges: list[tuple[State, State, int]] | None = [] if graph else None
-        # An exact raw duplicate of a successor seen before by this partition was already checked
-        # and sent as its representative: skip canonicalising it again.  Direct-mapped and lossy:
-        # a miss only costs a canonicalisation.
-        self.raw_cache = array("Q", bytes(8 * RAW_CACHE_SLOTS)) if not graph else None
+        # An exact raw duplicate of a successor seen before, by any partition (see `shared_cache`),
+        # was already checked and stored or sent as its representative: skip it.
+        self.raw_cache = raw_cache if not graph else None
         # A fingerprint sent to its owner before (this level or an earlier one) is stored there
         # by the time anyone looks: no need to send it again.  Lossy too.
         self.sent_cache = array("Q", bytes(8 * SENT_CACHE_SLOTS)) if parts > 1 else None
@@ -265,6 +275,7 @@ class _Partition:
         report = LevelReport(counts=[0] * len(dm.instances))
         counts = report.counts
         me, parts = self.index, self.parts
+        span = _span(parts)
         outboxes: list[list[tuple[int, State, int]]] = [[] for _ in range(parts)]
         seen = self.seen
         add = seen.add
@@ -313,7 +324,7 @@ class _Partition:
                 if edges is not None:
                     edges.append((s, t, i))
                 if parts > 1:
-                    q = (h >> 56) % parts  # owner(h, parts), inlined
+                    q = h // span  # owner(h, parts), inlined
                     if q != me:
                         k = h & sent_mask
                         if sent_cache[k] != h:  # type: ignore[index]
@@ -354,13 +365,25 @@ class _Partition:
 
     def absorb(self, inbox: Iterable[tuple[int, State, int]], report: LevelReport) -> None:
         """Store the states another partition found for this one; the new ones join the frontier."""
-        add = self.seen.add
+        seen = self.seen
+        add = seen.add
         append = self.frontier.append
         for h, t, v in inbox:
-            if add(h):
-                append(t)
-                if v >= 0:
-                    self._note(report, v, t)
+            # FingerprintSet.add with the first probe inlined, as in `expand`
+            j = h % seen.capacity
+            slot = seen.table[j]
+            if slot == h:
+                continue
+            if slot == 0:
+                seen.table[j] = h
+                seen.count += 1
+                if seen.count > seen.limit:
+                    seen._grow()
+            elif not add(h):
+                continue
+            append(t)
+            if v >= 0:
+                self._note(report, v, t)
 
     def finish_level(self, report: LevelReport) -> LevelReport:
         report.new = len(self.frontier)
@@ -507,8 +530,9 @@ class Explorer:
 
         start = time.perf_counter()
         init = canon(dm.initial) if canon else dm.initial
-        parts = [_Partition(self, p, n_parts, max(16, store_capacity // n_parts), graph=g is not None,
-                            stop_on_violation=stop_on_violation, check_deadlocks=check_deadlocks)
+        raw_cache = shared_cache(RAW_CACHE_SLOTS)
+        parts = [_Partition(self, p, n_parts, max(16, store_capacity // n_parts), raw_cache=raw_cache,
+                            graph=g is not None, stop_on_violation=stop_on_violation, check_deadlocks=check_deadlocks)
                  for p in range(n_parts)]
         for part in parts:
             part.start(init)
