@@ -16,6 +16,15 @@ violation or deadlock is found, the path to it is recovered by a second, bounded
 records parents (TLC recovers traces from disk; a second search is simpler and cheap, since
 it stops at the violation's depth).  Long runs print progress lines like TLC's and
 Stateright's.
+
+Parallel search (``workers`` > 1) partitions the fingerprints by range: each forked worker owns
+one range, keeps the frontier states in it, deduplicates the successors it owns against its own
+store at once, and sends only the others, in one batch per level, straight to their owner
+(`_Partition`, `_WorkerGroup`).  The parent sends "next level" and sums small reports, so it is
+no bottleneck (a parent that merged every successor capped two workers at about 1.35x).  To keep
+every result independent of the number of workers, nothing depends on the order in which a
+level is expanded: the example kept for each violated invariant, and for deadlocks, is the
+smallest state (tuple order) of the shallowest level where one occurs.
 """
 
 from __future__ import annotations
@@ -110,10 +119,15 @@ class ExploreResult:
     elapsed: float = 0.0
     complete: bool = True
     store_bytes: int = 0
+    #: CPU seconds this partition's process has used so far
+    cpu: float = 0.0
     graph: nx.DiGraph | None = None
     symmetric_sorts: list[str] = field(default_factory=list)
     #: successors skipped because the exact same raw state was generated before (symmetry runs)
     raw_cache_hits: int = 0
+    #: CPU seconds used by each worker process (empty when the search ran in this process); on a
+    #: busy machine the largest is what the wall time would be on an idle one
+    worker_cpu: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -220,6 +234,8 @@ class LevelReport:
     pruned: int = 0
     stored: int = 0
     store_bytes: int = 0
+    #: CPU seconds this partition's process has used so far
+    cpu: float = 0.0
 
 
 def shared_cache(slots: int) -> memoryview:
@@ -389,6 +405,7 @@ class _Partition:
         report.new = len(self.frontier)
         report.stored = len(self.seen)
         report.store_bytes = self.seen.nbytes
+        report.cpu = time.process_time()
         return report
 
     def _note(self, report: LevelReport, v: int, t: State) -> None:
@@ -592,6 +609,8 @@ class Explorer:
                 frontier_size = sum(r.new for r in reports)
                 distinct = sum(r.stored for r in reports)
                 store_bytes = sum(r.store_bytes for r in reports)
+                if group is not None:
+                    res.worker_cpu = [r.cpu for r in reports]  # a forked process starts at 0
                 if g is not None:
                     for t in parts[0].frontier:
                         g.add_node(t, depth=depth + 1)

@@ -30,6 +30,9 @@ from model.core.sorts import IdSort, OptSort
 
 #: sorts with at most this many identities are sorted by a generated decision tree (n! leaves)
 MAX_SORT_TREE = 5
+#: at most this many combined orders are returned from the leaves of nested decision trees
+#: (each leaf is one tuple expression); more go through a cache of specialised functions
+MAX_INLINE_ORDERS = 150
 
 __all__ = ["symmetric_sorts", "compile_canonicalizer", "compile_canonicalizers", "Canonicalizer"]
 
@@ -192,17 +195,20 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
         return place([0], indent)
 
     def order_lines(sorts: list[str], numbered: bool = True, leaf: Leaf | None = None) -> list[str]:
-        """Unpack the state, then compute the stable order of the keys of each of ``sorts``:
-        ``o_<sort>`` is its number (``numbered``) or the order itself (or ``leaf`` runs, see
-        `sort_tree`)."""
+        """Unpack the state, compute the keys of each of ``sorts``, then their stable orders:
+        ``o_<sort>`` is the order's number (``numbered``) or the order itself.  With ``leaf``,
+        only the first sort's tree is written, and its leaves run ``leaf`` (see `sort_tree`)."""
         out = [f"    {', '.join(f's{k}' for k in range(layout.n))}, = s"]
         needed = {h for name in sorts for h in hist_names[name]}
         out += [f"    {h} = ({', '.join(f's{k}' for k in hists[h])},)" for h in hists if h in needed]
         for name in sorts:
+            out += [f"    k_{name}_{x} = {expr}" for x, expr in enumerate(keys[name])]
+        if leaf is not None:
+            return out + sort_tree(sorts[0], "    ", leaf)
+        for name in sorts:
             ks = [f"k_{name}_{x}" for x in range(len(keys[name]))]
-            out += [f"    {k} = {expr}" for k, expr in zip(ks, keys[name])]
             if len(ks) <= MAX_SORT_TREE:
-                out += sort_tree(name, "    ", leaf)
+                out += sort_tree(name, "    ")
             else:
                 out.append(f"    o_{name} = NUMBER_{name}(tuple(sorted(range({len(ks)}), "
                            f"key=({', '.join(ks)},).__getitem__)))")
@@ -294,41 +300,50 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
     #: the inverse permutations the inlined leaves use, by name
     inverse_maps: dict[str, tuple[int, ...]] = {}
 
-    def permuted_locals(name: str, order: tuple[int, ...]) -> str:
-        """The state permuted by ``order`` of sort ``name`` alone, over the unpacked slots."""
-        full = {n: order if n == name else tuple(range(len(keys[n]))) for n in orders}
-        inverse = [0] * (len(order) + 1)
-        inverse[len(order)] = -1
-        for pos, x in enumerate(order):
-            inverse[x] = pos
-        m = f"M_{name}_{numbering[name].number(order)}"
-        inverse_maps[m] = tuple(inverse)
+    def permuted_locals(order: dict[str, tuple[int, ...]]) -> str:
+        """The state permuted by ``order`` (sorts left out keep theirs), over the unpacked slots."""
+        full = {n: order.get(n, tuple(range(len(keys[n])))) for n in orders}
+        for name, o in order.items():
+            inverse = [0] * (len(o) + 1)
+            inverse[len(o)] = -1
+            for pos, x in enumerate(o):
+                inverse[x] = pos
+            inverse_maps[f"M_{name}_{numbering[name].number(o)}"] = tuple(inverse)
         parts = []
         for c in out_cells:
             if isinstance(c, FixedCell):
                 parts.append(repr(c.value))
                 continue
             slot = c.offset + sum(full[n][j] * st for n, j, st in c.permuted)
-            parts.append(f"{m}[s{slot}]" if c.value_sort == name else f"s{slot}")
+            relabel = order.get(c.value_sort) if c.value_sort else None
+            if relabel is not None and relabel != tuple(range(len(relabel))):  # values of a permuted sort
+                parts.append(f"M_{c.value_sort}_{numbering[c.value_sort].number(relabel)}[s{slot}]")  # type: ignore[index]
+            else:
+                parts.append(f"s{slot}")
         return "(" + ", ".join(parts) + ",)"
 
     def canon_lines(fname: str, sorts: list[str]) -> list[str]:
         """``fname(s)``: the representative of ``s``, recomputing only the orders of ``sorts``.
 
-        Each other sort's keys must be in order already (see `Canonicalizer.for_instance`).  With
-        one sort to order, each leaf of its decision tree returns the permuted state itself;
-        otherwise the permutation is applied by straight-line code specialised for it, generated
-        on first use and cached in APPLY under the permutation's number.
+        Each other sort's keys must be in order already (see `Canonicalizer.for_instance`).  When
+        the orders of ``sorts`` are few (`MAX_INLINE_ORDERS`), nested decision trees return the
+        permuted state from their leaves; otherwise the permutation is applied by straight-line
+        code specialised for it, generated on first use and cached in APPLY under its number.
         """
-        if len(sorts) == 1 and len(keys[sorts[0]]) <= MAX_SORT_TREE:
-            name = sorts[0]
+        if all(len(keys[n]) <= MAX_SORT_TREE for n in sorts) and math.prod(
+                numbering[n].count for n in sorts) <= MAX_INLINE_ORDERS:
 
-            def leaf(order: tuple[int, ...], indent: str) -> list[str]:
-                if order == tuple(range(len(order))):
-                    return [f"{indent}return s"]
-                return [f"{indent}return {permuted_locals(name, order)}"]
+            def nested(k: int, chosen: dict[str, tuple[int, ...]]) -> Leaf:
+                def leaf(order: tuple[int, ...], indent: str) -> list[str]:
+                    now = {**chosen, sorts[k]: order}
+                    if k + 1 < len(sorts):
+                        return sort_tree(sorts[k + 1], indent, nested(k + 1, now))
+                    if all(o == tuple(range(len(o))) for o in now.values()):
+                        return [f"{indent}return s"]
+                    return [f"{indent}return {permuted_locals(now)}"]
+                return leaf
 
-            return [f"def {fname}(s):", *order_lines(sorts, leaf=leaf)]
+            return [f"def {fname}(s):", *order_lines(sorts, leaf=nested(0, {}))]
         out = [f"def {fname}(s):", *order_lines(sorts)]
         out.append(f"    if not ({' or '.join(f'o_{name}' for name in sorts)}):")
         out.append("        return s")
