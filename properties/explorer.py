@@ -294,7 +294,6 @@ class _Partition:
         span = _span(parts)
         outboxes: list[list[tuple[int, State, int]]] = [[] for _ in range(parts)]
         seen = self.seen
-        add = seen.add
         table, cap = seen.table, seen.capacity
         nxt: list[State] = []
         append = nxt.append
@@ -348,21 +347,21 @@ class _Partition:
                             chk = inst_check[i]
                             outboxes[q].append((h, t, chk(u) if chk is not None else -1))
                         continue
-                # FingerprintSet.add, inlined: first probe here, collisions in the method
+                # FingerprintSet.add, inlined (linear probing): this is the hot loop
                 j = h % cap
                 slot = table[j]
-                if slot == h:
+                while slot and slot != h:
+                    j += 1
+                    if j == cap:
+                        j = 0
+                    slot = table[j]
+                if slot:
                     continue
-                if slot == 0:
-                    table[j] = h
-                    seen.count += 1
-                    if seen.count > seen.limit:
-                        seen._grow()
-                        table, cap = seen.table, seen.capacity
-                elif not add(h):
-                    continue
-                else:
-                    table, cap = seen.table, seen.capacity  # add() may have grown it
+                table[j] = h
+                seen.count += 1
+                if seen.count > seen.limit:
+                    seen._grow()
+                    table, cap = seen.table, seen.capacity
                 append(t)
                 # the invariants the step could break, checked once per new state (any path to a
                 # state checks all of them: those the step cannot break held before it)
@@ -385,17 +384,7 @@ class _Partition:
         add = seen.add
         append = self.frontier.append
         for h, t, v in inbox:
-            # FingerprintSet.add with the first probe inlined, as in `expand`
-            j = h % seen.capacity
-            slot = seen.table[j]
-            if slot == h:
-                continue
-            if slot == 0:
-                seen.table[j] = h
-                seen.count += 1
-                if seen.count > seen.limit:
-                    seen._grow()
-            elif not add(h):
+            if not add(h):
                 continue
             append(t)
             if v >= 0:
