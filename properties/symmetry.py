@@ -33,6 +33,8 @@ MAX_SORT_TREE = 5
 #: at most this many combined orders are returned from the leaves of nested decision trees
 #: (each leaf is one tuple expression); more go through a cache of specialised functions
 MAX_INLINE_ORDERS = 150
+#: histograms whose slots can hold at most this many value combinations are counted by table lookup
+MAX_COUNT_TABLE = 4096
 
 __all__ = ["symmetric_sorts", "compile_canonicalizer", "compile_canonicalizers", "Canonicalizer"]
 
@@ -107,9 +109,12 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
         return ids.name if ids is not None and ids.name in sym else None
 
     # 1. reference histograms for functions/vars whose values are symmetric identities: the
-    #    live slots holding such references; identity x's count is ``h_<var>.count(x)``
+    #    live slots holding such references; identity x's count is ``h_<var>.count(x)``, or, when
+    #    the slots' possible values are few, ``c_<var>[x]`` from a table of all their counts
+    #    (one lookup instead of a count per identity)
     hists: dict[str, list[int]] = {}
     hist_names: dict[str, list[str]] = {name: [] for name in sym}
+    count_tables: dict[str, dict[tuple[int, ...], tuple[int, ...]]] = {}
     for d in dm.model.state:
         if d not in layout.base:
             continue  # never changes (left out of compact states)
@@ -125,6 +130,19 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
         if live:
             hists[f"h_{d.name}"] = live
             hist_names[target].append(f"h_{d.name}")
+            n = sym[target].size(sizes)
+            if (n + 1) ** len(live) <= MAX_COUNT_TABLE:
+                count_tables[f"COUNTS_{d.name}"] = {
+                    values: tuple(values.count(x) for x in range(n))
+                    for values in itertools.product(range(-1, n), repeat=len(live))}
+
+    def hist_count(h: str, x: int) -> str:
+        """How often identity ``x`` occurs in histogram ``h``."""
+        return f"c_{h[2:]}[{x}]" if f"COUNTS_{h[2:]}" in count_tables else f"{h}.count({x})"
+
+    def hist_line(h: str) -> str:
+        slots = f"({', '.join(f's{k}' for k in hists[h])},)"
+        return f"    c_{h[2:]} = COUNTS_{h[2:]}[{slots}]" if f"COUNTS_{h[2:]}" in count_tables else f"    {h} = {slots}"
 
     # 2. one key per identity of each symmetric sort, over the unpacked slots ``s<k>``
     keys: dict[str, list[str]] = {}
@@ -158,7 +176,7 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
                         parts.append(f"tuple(sorted(({', '.join(vals)},)))")
                     else:
                         parts.extend(vals)
-            parts.extend(f"{h}.count({x})" for h in hist_names[name])
+            parts.extend(hist_count(h, x) for h in hist_names[name])
             keys[name].append("(" + ", ".join(parts) + ",)")
     orders = list(sym)
     # every order of each sort, numbered (0 is the identity); an order lists the old labels in
@@ -200,7 +218,7 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
         only the first sort's tree is written, and its leaves run ``leaf`` (see `sort_tree`)."""
         out = [f"    {', '.join(f's{k}' for k in range(layout.n))}, = s"]
         needed = {h for name in sorts for h in hist_names[name]}
-        out += [f"    {h} = ({', '.join(f's{k}' for k in hists[h])},)" for h in hists if h in needed]
+        out += [hist_line(h) for h in hists if h in needed]
         for name in sorts:
             out += [f"    k_{name}_{x} = {expr}" for x, expr in enumerate(keys[name])]
         if leaf is not None:
@@ -385,7 +403,7 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
     perms = ", ".join(f"{name!r}: p_{name}[:{sort.size(sizes)}]" for name, sort in sym.items())
     perm_lines.append(f"    return {symbolic()}, {{{perms}}}")
     source = "\n".join(lines + perm_lines) + "\n"
-    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialise_number, **inverse_maps}
+    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialise_number, **inverse_maps, **count_tables}
     for name in orders:
         ns[f"ORDERS_{name}"] = numbering[name].orders
         ns[f"NUMBER_{name}"] = numbering[name].number
