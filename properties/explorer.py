@@ -38,7 +38,6 @@ import sys
 import threading
 import time
 import traceback
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -195,7 +194,7 @@ class ProgressPrinter:
 
 Progress = Callable[..., None]
 
-#: slots of the direct-mapped cache of raw (not yet canonical) successors, per partition
+#: slots of the direct-mapped cache of raw (not yet canonical) successors, shared by all partitions
 RAW_CACHE_SLOTS = 1 << 20
 #: slots of the direct-mapped cache of fingerprints a partition has sent to their owners
 SENT_CACHE_SLOTS = 1 << 20
@@ -240,7 +239,8 @@ class LevelReport:
 
 def shared_cache(slots: int) -> memoryview:
     """A direct-mapped cache of fingerprints in memory that forked workers share (lossy: a miss costs
-    a little work, and a hit is only trusted when the whole 64-bit fingerprint matches)."""
+    a little work, and a hit is only trusted when the whole 64-bit fingerprint matches).  Pages are
+    zero-filled on first touch, so a small run pays for the few it touches."""
     return memoryview(mmap.mmap(-1, 8 * slots)).cast("Q")
 
 
@@ -270,7 +270,7 @@ class _Partition:
         self.raw_cache = raw_cache if not graph else None
         # A fingerprint sent to its owner before (this level or an earlier one) is stored there
         # by the time anyone looks: no need to send it again.  Lossy too.
-        self.sent_cache = array("Q", bytes(8 * SENT_CACHE_SLOTS)) if parts > 1 else None
+        self.sent_cache = shared_cache(SENT_CACHE_SLOTS) if parts > 1 else None  # (only one process uses it)
 
     def start(self, init: State) -> None:
         fp = fingerprint(init)
