@@ -23,8 +23,9 @@ store at once, and sends only the others, in one batch per level, straight to th
 (`_Partition`, `_WorkerGroup`).  The parent sends "next level" and sums small reports, so it is
 no bottleneck (a parent that merged every successor capped two workers at about 1.35x).  To keep
 every result independent of the number of workers, nothing depends on the order in which a
-level is expanded: the example kept for each violated invariant, and for deadlocks, is the
-smallest state (tuple order) of the shallowest level where one occurs.
+level is expanded: the search establishes which invariants fail and at which depth, and the
+trace recovery, in one process, finds the first example in the usual successor order, the one
+a search in one process meets first.
 """
 
 from __future__ import annotations
@@ -215,19 +216,19 @@ def _span(parts: int) -> int:
 @dataclass
 class LevelReport:
     """What one partition found while expanding its share of a BFS level (small: workers send it
-    to the parent).  Examples are the *smallest* state (tuple order) of their kind, so they do not
-    depend on the order in which states were expanded, hence not on the number of workers."""
+    to the parent).  What it says does not depend on the order in which states were expanded,
+    hence not on the number of workers: the parent needs to know which invariants fail, and whether
+    states deadlock, at this depth; `Explorer.run` then finds the examples again in one process."""
 
     counts: list[int]
     #: states new at the next level stored in this partition
     new: int = 0
     transitions: int = 0
     deadlocks: int = 0
-    deadlock: State | None = None
-    #: state-invariant index -> smallest new state violating it
-    violations: dict[int, State] = field(default_factory=dict)
-    #: transition-invariant index -> smallest violating (pre, post)
-    tviolations: dict[int, tuple[State, State]] = field(default_factory=dict)
+    #: indices of the state invariants a new state violates
+    violations: set[int] = field(default_factory=set)
+    #: indices of the transition invariants a step violates
+    tviolations: set[int] = field(default_factory=set)
     raw_hits: int = 0
     #: transitions pruned because a counter would leave its bound
     pruned: int = 0
@@ -319,7 +320,7 @@ class _Partition:
                 if tc is not None:
                     v = tc(s, t)
                     if v >= 0:
-                        self._note_transition(report, v, s, t)
+                        report.tviolations.add(v)
                 hr = 0
                 if raw_cache is not None:
                     hr = (hash(t) & mask) or 1
@@ -370,8 +371,6 @@ class _Partition:
                     self._note(report, chk(u), t)
             if not progressed and check_deadlocks and not terminal(s):
                 report.deadlocks += 1
-                if report.deadlock is None or s < report.deadlock:
-                    report.deadlock = s
         report.transitions = transitions
         report.raw_hits = raw_hits
         report.pruned = dm.pruned[0] - pruned_before
@@ -402,15 +401,7 @@ class _Partition:
         broken = {v}
         if not self.stop_on_violation:  # report every invariant t breaks, not only the first
             broken.update(dm.state_invariants.index(inv) for inv in dm.violated(t))
-        for k in broken:
-            best = report.violations.get(k)
-            if best is None or t < best:
-                report.violations[k] = t
-
-    def _note_transition(self, report: LevelReport, v: int, s: State, t: State) -> None:
-        best = report.tviolations.get(v)
-        if best is None or (s, t) < best:
-            report.tviolations[v] = (s, t)
+        report.violations |= broken
 
     def level(self) -> LevelReport:
         """One level with no other partitions (in this process)."""
@@ -524,8 +515,8 @@ class Explorer:
         processes, each owning a partition of the fingerprints (see `_Partition`).
 
         Nothing reported depends on the order in which a level's states are expanded (examples
-        are the smallest of their kind at the shallowest depth), so the result, counterexamples
-        included, does not depend on ``workers``.  ``stop_on_violation`` stops at the end of the
+        are found again afterwards, in one process), so the result, counterexamples included,
+        does not depend on ``workers``.  ``stop_on_violation`` stops at the end of the
         first level where an invariant fails.
         """
         dm = self.dm
@@ -544,14 +535,15 @@ class Explorer:
             part.start(init)
         if g is not None:
             g.add_node(init, depth=0, initial=True)
-        violated: dict[int, tuple[str, int, State | tuple[State, State]]] = {}
+        #: invariant index (transition invariants: 1000 + index) -> depth of the first violation
+        violated: dict[int, int] = {}
         broken = {dm.check_state(init)} - {-1}
         if broken and not stop_on_violation:
             broken.update(dm.state_invariants.index(inv) for inv in dm.violated(init))
         for k in broken:
-            violated[k] = ("state", 0, init)
+            violated[k] = 0
         stop = bool(broken) and stop_on_violation
-        deadlock_example: State | None = None
+        deadlocked = False
         counts = [0] * len(dm.instances)
         depth = 0
         frontier_size = distinct = 1
@@ -570,8 +562,7 @@ class Explorer:
                 if g is not None:
                     parts[0].edges = []
                 reports = group.level() if group is not None else [parts[0].level()]
-                found: dict[int, tuple[str, int, State | tuple[State, State]]] = {}
-                level_deadlock: State | None = None
+                found: set[int] = set()
                 for r in reports:
                     for i, n in enumerate(r.counts):
                         counts[i] += n
@@ -579,21 +570,11 @@ class Explorer:
                     raw_hits += r.raw_hits
                     pruned += r.pruned
                     deadlocks += r.deadlocks
-                    if r.deadlock is not None and (level_deadlock is None or r.deadlock < level_deadlock):
-                        level_deadlock = r.deadlock
-                    for k, t in r.violations.items():
-                        old = found.get(k)
-                        if old is None or t < old[2]:  # type: ignore[operator]
-                            found[k] = ("state", depth + 1, t)
-                    for k, pair in r.tviolations.items():
-                        old = found.get(1000 + k)
-                        if old is None or pair < old[2]:  # type: ignore[operator]
-                            found[1000 + k] = ("transition", depth + 1, pair)
-                if deadlock_example is None:
-                    deadlock_example = level_deadlock
-                for k, entry in found.items():
+                    found |= r.violations | {1000 + k for k in r.tviolations}
+                deadlocked = deadlocked or deadlocks > 0
+                for k in found:
                     if k not in violated:
-                        violated[k] = entry
+                        violated[k] = depth + 1
                         stop = stop or stop_on_violation
                 frontier_size = sum(r.new for r in reports)
                 distinct = sum(r.stored for r in reports)
@@ -636,23 +617,43 @@ class Explorer:
         res.deadlocks = deadlocks
         res.graph = g
 
-        # recover shortest traces (second, bounded search)
-        for key in sorted(violated):
-            kind, d, where = violated[key]
-            if kind == "state":
+        # Recover shortest traces by a second, bounded search.  It runs in this process, in the
+        # usual successor order, so the example for a state invariant or a deadlock is the first
+        # one that order meets, the one a one-process search meets first, whatever ``workers`` was.
+        for key, d in sorted(violated.items()):
+            if key < 1000:
                 inv = dm.state_invariants[key]
                 reason = f"invariant {inv.name} violated"
-                res.violations.append(self.trace_to(_equals(where), d, reason))  # type: ignore[arg-type]
+                res.violations.append(self.trace_to(self._violates(key, stop_on_violation), d, reason))
             else:
                 inv = dm.transition_invariants[key - 1000]
-                before, after = where  # type: ignore[misc]  # a (pre, post) pair for transition invariants
                 reason = f"transition invariant {inv.name} violated"
-                tr = self.trace_to(_equals(before), d - 1, reason)  # type: ignore[arg-type]
-                res.violations.append(self._extend(tr, after, reason))  # type: ignore[arg-type]
-        if deadlock_example is not None:
-            tgt = deadlock_example
-            res.deadlock_trace = self.trace_to(lambda s: s == tgt, None, "deadlock: no action can make progress")
+                tr = self.trace_to(self._breaks_transition(key - 1000), d - 1, reason)
+                res.violations.append(self._extend(tr, key - 1000, reason))
+        if deadlocked:
+            res.deadlock_trace = self.trace_to(self._deadlocked, None, "deadlock: no action can make progress")
         return res
+
+    def _violates(self, k: int, first_only: bool) -> Callable[[State], bool]:
+        """Whether a state violates state invariant ``k`` (``first_only``: as the first one it violates,
+        which is what a search that stops at the first violation reports)."""
+        dm = self.dm
+        check = dm.check_state
+        if first_only:
+            return lambda s: check(s) == k
+        inv = dm.state_invariants[k]
+        return lambda s: check(s) >= 0 and inv in dm.violated(s)
+
+    def _breaks_transition(self, k: int) -> Callable[[State], bool]:
+        """Whether some step from a state violates transition invariant ``k`` first."""
+        dm = self.dm
+        check = dm.check_transition
+        return lambda s: any(t != s and check(s, t) == k for _, t in dm.successors(s))
+
+    def _deadlocked(self, s: State) -> bool:
+        """Not terminal, and no action changes it (as `run` counts deadlocks)."""
+        dm = self.dm
+        return not dm.terminal(s) and all(t == s for _, t in dm.successors(s))
 
     # -- traces -------------------------------------------------------------------------------
     def trace_to(self, is_target: Callable[[State], bool], depth: int | None, reason: str) -> Trace:
@@ -729,27 +730,16 @@ class Explorer:
         # traces carry full states (every variable), whatever layout the search used
         return Trace(self.config, tuple(dm.expand(x) for x in states), tuple(steps), reason)
 
-    def _extend(self, tr: Trace, post_rep: State, reason: str) -> Trace:
+    def _extend(self, tr: Trace, k: int, reason: str) -> Trace:
+        """``tr`` and the first step from its last state that violates transition invariant ``k``."""
         dm = self.dm
-        canon = self.canon
         cur = dm.compact(tr.states[-1])
         for i, t in dm.successors(cur):
-            c = canon(t) if canon else t
-            if c == post_rep or t == post_rep:
-                if dm.check_transition(cur, t) >= 0:
-                    inst = dm.instances[i]
-                    st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
-                    return Trace(tr.config, tr.states + (dm.expand(t),), tr.steps + (st,), reason)
-        for i, t in dm.successors(cur):
-            if dm.check_transition(cur, t) >= 0:
+            if t != cur and dm.check_transition(cur, t) == k:
                 inst = dm.instances[i]
                 st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
                 return Trace(tr.config, tr.states + (dm.expand(t),), tr.steps + (st,), reason)
         raise RuntimeError("could not recover the violating transition")
-
-
-def _equals(target: State) -> Callable[[State], bool]:
-    return lambda s: s == target
 
 
 def _inverse(p: Sequence[int]) -> list[int]:

@@ -141,7 +141,7 @@ def test_worker_processes_change_nothing(symmetry: bool) -> None:
 
 
 def test_worker_processes_report_the_same_deadlock() -> None:
-    """A deadlock example (the smallest deadlocked state at the shallowest depth) does not depend on `workers`."""
+    """The deadlock example does not depend on `workers`."""
     from model.faults import FAULTS
 
     fault = next(f for f in FAULTS if "deadlock" in f.breaks)
