@@ -2,10 +2,11 @@
 
 Explores standard configurations (model/standard_configs.json) and prints, for each, the figures
 measured in this run: wall time and CPU time of this process and its workers (the CPU figure is the one to
-compare on a shared machine), distinct states and transitions per CPU second, the fingerprint
-store's bytes per state and, where a configuration is explored both ways, the reduction from
-symmetry (distinct states without / with).  Ends with the issue's targets and whether this run
-met them.  Not a test: nothing here fails on a slow machine.
+compare on a shared machine), the CPU time of the busiest worker (what the wall time would be on an
+idle machine with a core per worker), the load average when the run ended, distinct states and
+transitions per CPU second, the fingerprint store's bytes per state and, where a configuration is
+explored both ways, the reduction from symmetry (distinct states without / with).  Ends with the
+issue's targets and whether this run met them.  Not a test: nothing here fails on a slow machine.
 
     python benchmarks/bench_explorer.py                # quick set (about a minute of CPU)
     python benchmarks/bench_explorer.py --large        # adds ownership-lean-3x3x4 (minutes)
@@ -43,14 +44,20 @@ class Figure:
     result: ExploreResult
     cpu: float
     workers: int = 1
+    load: float = 0.0
+
+    @property
+    def busiest(self) -> float:
+        """CPU seconds of the busiest process (all of it with one process)."""
+        return max(self.result.worker_cpu, default=self.cpu)
 
     def row(self) -> str:
         r = self.result
         return (
             f"{self.name:28s} {'sym' if self.symmetry else '   '} {self.workers:>2} "
             f"{r.distinct:>11,} {r.transitions:>12,} "
-            f"{r.elapsed:>8.2f} {self.cpu:>8.2f} {r.distinct / self.cpu:>11,.0f} {r.transitions / self.cpu:>12,.0f} "
-            f"{r.bytes_per_state:>6.1f}"
+            f"{r.elapsed:>8.2f} {self.cpu:>8.2f} {self.busiest:>8.2f} {self.load:>5.1f} "
+            f"{r.distinct / self.cpu:>11,.0f} {r.transitions / self.cpu:>12,.0f} {r.bytes_per_state:>6.1f}"
         )
 
 
@@ -65,7 +72,7 @@ def measure(sc: StandardConfig, symmetry: bool, workers: int) -> Figure:
     c0 = cpu_seconds()
     result = explorer.run(workers=workers)
     cpu = max(1e-9, cpu_seconds() - c0)
-    return Figure(sc.name, symmetry, result, cpu, workers)
+    return Figure(sc.name, symmetry, result, cpu, workers, os.getloadavg()[0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     print(f"{'configuration':28s} sym  w {'distinct':>11s} {'transitions':>12s} {'wall s':>8s} {'cpu s':>8s} "
-          f"{'states/cpu-s':>11s} {'trans/cpu-s':>12s} {'B/st':>6s}")
+          f"{'max cpu':>8s} {'load':>5s} {'states/cpu-s':>11s} {'trans/cpu-s':>12s} {'B/st':>6s}")
     figures: list[Figure] = []
     for name in names:
         sc = by_name[name]
@@ -107,18 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     own = [f for f in figures if f.name.startswith("ownership") and not f.symmetry and f.result.distinct > 100_000]
     for f in own:
         rate = f.result.distinct / f.result.elapsed
+        idle = f.result.distinct / f.busiest
         print(f"  {f.name} with {f.workers} process(es): {rate:,.0f} distinct states per wall second "
-              f"(target >= {TARGET_STATES_PER_S:,}): {'met' if rate >= TARGET_STATES_PER_S else 'NOT met'}"
-              f"{'' if f.workers > 1 else f'; {f.result.distinct / f.cpu:,.0f} per CPU second'}")
+              f"(target >= {TARGET_STATES_PER_S:,}): {'met' if rate >= TARGET_STATES_PER_S else 'NOT met'}; "
+              f"{idle:,.0f} per CPU second of the busiest process (the idle-machine figure)")
     print(f"  (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: wall figures need a quiet machine)")
     worst = max(f.result.bytes_per_state for f in figures if f.result.distinct > 10_000)
     print(f"  fingerprint store, worst bytes/state over runs with >10k states: {worst:.1f} "
           f"(target <= {TARGET_BYTES_PER_STATE:.0f}): {'met' if worst <= TARGET_BYTES_PER_STATE else 'NOT met'}")
     for f in figures:
         if f.name in LARGE:
-            met = min(f.cpu, f.result.elapsed) < TARGET_LARGE_SECONDS
-            print(f"  {f.name}: {f.cpu:.1f} CPU s, {f.result.elapsed:.1f} wall s "
-                  f"(target < {TARGET_LARGE_SECONDS:.0f} s): {'met' if met else 'NOT met'}")
+            met = f.result.elapsed < TARGET_LARGE_SECONDS
+            idle_met = f.busiest < TARGET_LARGE_SECONDS
+            print(f"  {f.name} with {f.workers} process(es): {f.result.elapsed:.1f} wall s, {f.cpu:.1f} CPU s, "
+                  f"busiest process {f.busiest:.1f} CPU s (target < {TARGET_LARGE_SECONDS:.0f} s wall): "
+                  f"{'met' if met else 'NOT met'}; by the busiest process's CPU: {'met' if idle_met else 'NOT met'}")
     return 0
 
 

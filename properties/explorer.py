@@ -16,18 +16,32 @@ violation or deadlock is found, the path to it is recovered by a second, bounded
 records parents (TLC recovers traces from disk; a second search is simpler and cheap, since
 it stops at the violation's depth).  Long runs print progress lines like TLC's and
 Stateright's.
+
+Parallel search (``workers`` > 1) partitions the fingerprints by range: each forked worker owns
+one range, keeps the frontier states in it, deduplicates the successors it owns against its own
+store at once, and sends only the others, in one batch per level, straight to their owner
+(`_Partition`, `_WorkerGroup`).  The parent sends "next level" and sums small reports, so it is
+no bottleneck (a parent that merged every successor capped two workers at about 1.35x).  To keep
+every result independent of the number of workers, nothing depends on the order in which a
+level is expanded: the search establishes which invariants fail and at which depth, and the
+trace recovery, in one process, finds the first example in the usual successor order, the one
+a search in one process meets first.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import mmap
 import multiprocessing
+import pickle
 import sys
+import threading
 import time
-from array import array
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any, TextIO
 
 import networkx as nx
@@ -35,7 +49,7 @@ import networkx as nx
 from model.core import Config, DenseModel, Instance, compile_dense
 from model.core.errors import ConfigError
 from properties.fingerprints import FingerprintSet, fingerprint
-from properties.symmetry import compile_canonicalizer, symmetric_sorts
+from properties.symmetry import compile_canonicalizers, symmetric_sorts
 
 __all__ = ["explore", "ExploreResult", "Trace", "TraceStep", "replay", "Explorer", "ProgressPrinter"]
 
@@ -105,10 +119,15 @@ class ExploreResult:
     elapsed: float = 0.0
     complete: bool = True
     store_bytes: int = 0
+    #: CPU seconds this partition's process has used so far
+    cpu: float = 0.0
     graph: nx.DiGraph | None = None
     symmetric_sorts: list[str] = field(default_factory=list)
     #: successors skipped because the exact same raw state was generated before (symmetry runs)
     raw_cache_hits: int = 0
+    #: CPU seconds used by each worker process (empty when the search ran in this process); on a
+    #: busy machine the largest is what the wall time would be on an idle one
+    worker_cpu: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -176,106 +195,117 @@ class ProgressPrinter:
 
 Progress = Callable[..., None]
 
-#: slots of the direct-mapped cache of raw (not yet canonical) successors, per process
+#: slots of the direct-mapped cache of raw (not yet canonical) successors, shared by all partitions
 RAW_CACHE_SLOTS = 1 << 20
-#: frontiers smaller than this are expanded in this process even when workers are available
-PARALLEL_MIN_FRONTIER = 2_000
+#: slots of the direct-mapped cache of fingerprints a partition has sent to their owners
+SENT_CACHE_SLOTS = 1 << 20
+_MASK = (1 << 64) - 1
+_PICKLE = pickle.HIGHEST_PROTOCOL
+
+
+def owner(fp: int, parts: int) -> int:
+    """The partition that stores fingerprint ``fp``: partitions own equal ranges of fingerprints,
+    so the low bits, which pick the slot in a partition's table, stay uniform."""
+    return fp // _span(parts)
+
+
+def _span(parts: int) -> int:
+    return -(-(1 << 64) // parts)
 
 
 @dataclass
-class Batch:
-    """What expanding a slice of the frontier produced (in this process or in a worker).
+class LevelReport:
+    """What one partition found while expanding its share of a BFS level (small: workers send it
+    to the parent).  What it says does not depend on the order in which states were expanded,
+    hence not on the number of workers: the parent needs to know which invariants fail, and whether
+    states deadlock, at this depth; `Explorer.run` then finds the examples again in one process."""
 
-    ``found`` holds, per successor, its 64-bit fingerprint, the (canonical) state and the index
-    of a state invariant it violates (-1: none); the merge keeps those not seen before.
+    counts: list[int]
+    #: states new at the next level stored in this partition
+    new: int = 0
+    transitions: int = 0
+    deadlocks: int = 0
+    #: indices of the state invariants a new state violates
+    violations: set[int] = field(default_factory=set)
+    #: indices of the transition invariants a step violates
+    tviolations: set[int] = field(default_factory=set)
+    raw_hits: int = 0
+    #: transitions pruned because a counter would leave its bound
+    pruned: int = 0
+    stored: int = 0
+    store_bytes: int = 0
+    #: CPU seconds this partition's process has used so far
+    cpu: float = 0.0
+
+
+def shared_cache(slots: int) -> memoryview:
+    """A direct-mapped cache of fingerprints in memory that forked workers share (lossy: a miss costs
+    a little work, and a hit is only trusted when the whole 64-bit fingerprint matches).  Pages are
+    zero-filled on first touch, so a small run pays for the few it touches."""
+    return memoryview(mmap.mmap(-1, 8 * slots)).cast("Q")
+
+
+class _Partition:
+    """One share of the search: the fingerprints whose `owner` is ``index``, and the frontier
+    states among them.
+
+    Expanding its frontier, a partition deduplicates the successors it owns against its own
+    store right away and sets the others aside, one outbox per owner; `absorb` takes in what
+    the other partitions set aside for it.  With one partition there are no outboxes and this
+    is the whole search.
     """
 
-    found: list[tuple[int, State, int]]
-    counts: list[int]
-    transitions: int
-    #: (transition invariant index, pre, post)
-    tviolations: list[tuple[int, State, State]]
-    deadlocks: int
-    deadlock: State | None
-    raw_hits: int
-    #: every (pre, post, instance) edge, when building the graph
-    edges: list[tuple[State, State, int]] | None = None
-
-
-_WORKER_EXPLORER: Explorer | None = None
-
-
-def _expand_in_worker(states: list[State]) -> Batch:
-    assert _WORKER_EXPLORER is not None
-    return _WORKER_EXPLORER.expand(states, dedup=True)
-
-
-class _WorkerPool:
-    """Forked processes that inherit the compiled model (generated code cannot be pickled)."""
-
-    def __init__(self, explorer: Explorer, workers: int) -> None:
-        global _WORKER_EXPLORER
+    def __init__(self, explorer: Explorer, index: int, parts: int, capacity: int, *, raw_cache: memoryview | None,
+                 graph: bool, stop_on_violation: bool, check_deadlocks: bool) -> None:
         self.explorer = explorer
-        self.workers = workers
-        _WORKER_EXPLORER = explorer
-        self.pool = multiprocessing.get_context("fork").Pool(workers)
+        self.index = index
+        self.parts = parts
+        self.seen = FingerprintSet(capacity)
+        self.frontier: list[State] = []
+        self.stop_on_violation = stop_on_violation
+        self.check_deadlocks = check_deadlocks
+        #: every (pre, post, instance) edge of the last level (graph mode)
+        self.edges: list[tuple[State, State, int]] | None = [] if graph else None
+        # An exact raw duplicate of a successor seen before, by any partition (see `shared_cache`),
+        # was already checked and stored or sent as its representative: skip it.
+        self.raw_cache = raw_cache if not graph else None
+        # A fingerprint sent to its owner before (this level or an earlier one) is stored there
+        # by the time anyone looks: no need to send it again.  Lossy too.
+        self.sent_cache = shared_cache(SENT_CACHE_SLOTS) if parts > 1 else None  # (only one process uses it)
 
-    def expand(self, frontier: list[State]) -> Iterable[Batch]:
-        if len(frontier) < PARALLEL_MIN_FRONTIER:
-            return [self.explorer.expand(frontier)]
-        n = self.workers * 4
-        size = -(-len(frontier) // n)
-        slices = [frontier[k : k + size] for k in range(0, len(frontier), size)]
-        return self.pool.imap(_expand_in_worker, slices)  # in order: deterministic merge
+    def start(self, init: State) -> None:
+        fp = fingerprint(init)
+        if owner(fp, self.parts) == self.index:
+            self.seen.add(fp)
+            self.frontier = [init]
 
-    def close(self) -> None:
-        self.pool.terminate()
-        self.pool.join()
-
-
-class Explorer:
-    """Compiled machinery for one configuration (shared by `explore` and `replay`)."""
-
-    def __init__(self, config: Config, *, symmetry: bool = False, checked: bool = False, compact: bool = True) -> None:
-        self.config = config
-        self.dm: DenseModel = compile_dense(config, checked=checked, compact=compact)
-        self.canon: Callable[[State], State] | None = None
-        self.symmetric: list[str] = []
-        self._raw_cache: array | None = None  # see expand(); one per process
-        if symmetry:
-            self.canon, _ = compile_canonicalizer(self.dm)
-            sizes = dict(config.sizes)
-            self.symmetric = [s.name for s in symmetric_sorts(config.model) if s.size(sizes) > 1]
-
-    # -- the fast search ---------------------------------------------------------------------
-    def expand(self, states: Sequence[State], *, graph: bool = False, dedup: bool = False) -> Batch:
-        """Successors of ``states``: each canonicalised, fingerprinted and checked (see `Batch`).
-
-        This is the half of a BFS level that needs no global knowledge, so worker processes
-        run it on slices of the frontier.  ``dedup`` drops successors already produced by this
-        call (it shrinks what a worker sends back).
-        """
-        dm = self.dm
-        canon = self.canon
+    def expand(self) -> tuple[list[list[tuple[int, State, int]]], LevelReport]:
+        """Expand the frontier: successors checked, canonicalised, fingerprinted; those this
+        partition owns are stored (the new ones become the next frontier), the others go to the
+        outbox of their owner as (fingerprint, state, index of a state invariant it violates or -1)."""
+        dm = self.explorer.dm
         successors = dm.successors
         inst_check = dm.inst_check
         inst_tcheck = dm.inst_tcheck
         terminal = dm.terminal
-        counts = [0] * len(dm.instances)
-        found: list[tuple[int, State, int]] = []
-        add_found = found.append
-        edges: list[tuple[State, State, int]] | None = [] if graph else None
-        tviolations: list[tuple[int, State, State]] = []
-        sent: set[int] = set()
-        transitions = deadlocks = raw_hits = 0
-        deadlock: State | None = None
-        mask = (1 << 64) - 1
-        use_raw_cache = canon is not None and not graph
-        if use_raw_cache and self._raw_cache is None:
-            self._raw_cache = array("Q", bytes(8 * RAW_CACHE_SLOTS))
-        raw_cache = self._raw_cache if use_raw_cache else None
-        raw_mask = RAW_CACHE_SLOTS - 1
-        for s in states:
+        canon_for = self.explorer.canon_for
+        report = LevelReport(counts=[0] * len(dm.instances))
+        counts = report.counts
+        me, parts = self.index, self.parts
+        span = _span(parts)
+        outboxes: list[list[tuple[int, State, int]]] = [[] for _ in range(parts)]
+        seen = self.seen
+        table, cap = seen.table, seen.capacity
+        nxt: list[State] = []
+        append = nxt.append
+        raw_cache, sent_cache = self.raw_cache, self.sent_cache
+        raw_mask, sent_mask = RAW_CACHE_SLOTS - 1, SENT_CACHE_SLOTS - 1
+        edges = self.edges
+        check_deadlocks = self.check_deadlocks
+        mask = _MASK
+        transitions = raw_hits = 0
+        pruned_before = dm.pruned[0]
+        for s in self.frontier:
             progressed = False
             for i, t in successors(s):
                 counts[i] += 1
@@ -290,36 +320,185 @@ class Explorer:
                 if tc is not None:
                     v = tc(s, t)
                     if v >= 0:
-                        tviolations.append((v, s, t))
+                        report.tviolations.add(v)
+                hr = 0
                 if raw_cache is not None:
-                    # An exact raw duplicate of a successor seen before (by this process) was already
-                    # checked and sent as its representative: skip canonicalising it again.  The cache
-                    # is direct-mapped and lossy: a miss only costs a canonicalisation.
                     hr = (hash(t) & mask) or 1
                     k = hr & raw_mask
                     if raw_cache[k] == hr:
                         raw_hits += 1
                         continue
                     raw_cache[k] = hr
-                # invariants the step could break, judged on the successor before canonicalising
-                chk = inst_check[i]
-                v = chk(t) if chk is not None else -1
-                if canon is not None:
-                    t = canon(t)
-                h = (hash(t) & mask) or 1  # fingerprint(t), inlined: this is the hot loop
+                u = t  # the successor itself: invariants are judged on it, before canonicalising
+                if canon_for is not None:
+                    c = canon_for[i]
+                    if c is not None:
+                        t = c(u)
+                        if t is not u:
+                            hr = 0
+                h = hr or (hash(t) & mask) or 1  # fingerprint(t), inlined: this is the hot loop
                 if edges is not None:
                     edges.append((s, t, i))
-                if dedup:
-                    if h in sent:
+                if parts > 1:
+                    q = h // span  # owner(h, parts), inlined
+                    if q != me:
+                        k = h & sent_mask
+                        if sent_cache[k] != h:  # type: ignore[index]
+                            sent_cache[k] = h  # type: ignore[index]
+                            chk = inst_check[i]
+                            outboxes[q].append((h, t, chk(u) if chk is not None else -1))
                         continue
-                    sent.add(h)
-                add_found((h, t, v))
-            if not progressed and not terminal(s):
-                deadlocks += 1
-                if deadlock is None:
-                    deadlock = s
-        return Batch(found, counts, transitions, tviolations, deadlocks, deadlock, raw_hits, edges)
+                # FingerprintSet.add, inlined (linear probing): this is the hot loop
+                j = h % cap
+                slot = table[j]
+                while slot and slot != h:
+                    j += 1
+                    if j == cap:
+                        j = 0
+                    slot = table[j]
+                if slot:
+                    continue
+                table[j] = h
+                seen.count += 1
+                if seen.count > seen.limit:
+                    seen._grow()
+                    table, cap = seen.table, seen.capacity
+                append(t)
+                # the invariants the step could break, checked once per new state (any path to a
+                # state checks all of them: those the step cannot break held before it)
+                chk = inst_check[i]
+                if chk is not None and chk(u) >= 0:
+                    self._note(report, chk(u), t)
+            if not progressed and check_deadlocks and not terminal(s):
+                report.deadlocks += 1
+        report.transitions = transitions
+        report.raw_hits = raw_hits
+        report.pruned = dm.pruned[0] - pruned_before
+        self.frontier = nxt
+        return outboxes, report
 
+    def absorb(self, inbox: Iterable[tuple[int, State, int]], report: LevelReport) -> None:
+        """Store the states another partition found for this one; the new ones join the frontier."""
+        seen = self.seen
+        add = seen.add
+        append = self.frontier.append
+        for h, t, v in inbox:
+            if not add(h):
+                continue
+            append(t)
+            if v >= 0:
+                self._note(report, v, t)
+
+    def finish_level(self, report: LevelReport) -> LevelReport:
+        report.new = len(self.frontier)
+        report.stored = len(self.seen)
+        report.store_bytes = self.seen.nbytes
+        report.cpu = time.process_time()
+        return report
+
+    def _note(self, report: LevelReport, v: int, t: State) -> None:
+        dm = self.explorer.dm
+        broken = {v}
+        if not self.stop_on_violation:  # report every invariant t breaks, not only the first
+            broken.update(dm.state_invariants.index(inv) for inv in dm.violated(t))
+        report.violations |= broken
+
+    def level(self) -> LevelReport:
+        """One level with no other partitions (in this process)."""
+        _, report = self.expand()
+        return self.finish_level(report)
+
+
+def _worker_main(part: _Partition, control: Connection, inboxes: list[Connection | None],
+                 outboxes: list[Connection | None]) -> None:
+    """A worker process: on each "level" command, expand its partition, trade outboxes with the
+    other workers directly (the parent never sees a state), and report to the parent."""
+    gc.disable()  # see Explorer.run
+    try:
+        while control.recv() == "level":
+            outgoing, report = part.expand()
+            # send on threads while receiving here: a pipe holds only a little, so two workers
+            # that both wrote first would wait for each other forever
+            senders = [threading.Thread(target=conn.send_bytes, args=(pickle.dumps(outgoing[q], _PICKLE),))
+                       for q, conn in enumerate(outboxes) if conn is not None]
+            for th in senders:
+                th.start()
+            for conn in inboxes:
+                if conn is not None:
+                    part.absorb(pickle.loads(conn.recv_bytes()), report)
+            for th in senders:
+                th.join()
+            control.send(part.finish_level(report))
+    except BaseException:  # the parent re-raises it
+        control.send(traceback.format_exc())
+
+
+class _WorkerGroup:
+    """Forked processes, one per partition (they inherit the compiled model: generated code
+    cannot be pickled), connected to each other by pipes."""
+
+    def __init__(self, parts: list[_Partition]) -> None:
+        ctx = multiprocessing.get_context("fork")
+        n = len(parts)
+        # pipe[p][q]: p writes, q reads
+        pipes = [[ctx.Pipe(duplex=False) if p != q else None for q in range(n)] for p in range(n)]
+        self.controls: list[Connection] = []
+        self.processes = []
+        for p, part in enumerate(parts):
+            mine, theirs = ctx.Pipe()
+            inboxes = [pipes[q][p][0] if q != p else None for q in range(n)]  # type: ignore[index]
+            outboxes = [pipes[p][q][1] if q != p else None for q in range(n)]  # type: ignore[index]
+            proc = ctx.Process(target=_worker_main, args=(part, theirs, inboxes, outboxes), daemon=True)
+            proc.start()
+            theirs.close()
+            self.controls.append(mine)
+            self.processes.append(proc)
+        for row in pipes:
+            for pipe in row:
+                if pipe is not None:
+                    pipe[0].close()
+                    pipe[1].close()
+
+    def level(self) -> list[LevelReport]:
+        for c in self.controls:
+            c.send("level")
+        reports = [c.recv() for c in self.controls]
+        for r in reports:
+            if isinstance(r, str):
+                raise RuntimeError(f"explorer worker failed:\n{r}")
+        return reports
+
+    def close(self) -> None:
+        for c in self.controls:
+            try:
+                c.send("stop")
+            except OSError:
+                pass
+        for proc in self.processes:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+
+
+class Explorer:
+    """Compiled machinery for one configuration (shared by `explore` and `replay`)."""
+
+    def __init__(self, config: Config, *, symmetry: bool = False, checked: bool = False, compact: bool = True) -> None:
+        self.config = config
+        self.dm: DenseModel = compile_dense(config, checked=checked, compact=compact)
+        self.canon: Callable[[State], State] | None = None
+        #: per instance, the representative of a successor of a representative (see `Canonicalizer`)
+        self.canon_for: list[Callable[[State], State] | None] | None = None
+        self.symmetric: list[str] = []
+        if symmetry:
+            canonicalizer = compile_canonicalizers(self.dm)
+            if canonicalizer is not None:
+                self.canon, self.canon_for = canonicalizer.canon, canonicalizer.for_instance
+            sizes = dict(config.sizes)
+            self.symmetric = [s.name for s in symmetric_sorts(config.model) if s.size(sizes) > 1]
+
+    # -- the fast search ---------------------------------------------------------------------
     def run(
         self,
         *,
@@ -332,132 +511,103 @@ class Explorer:
         store_capacity: int = 1 << 10,
         workers: int = 1,
     ) -> ExploreResult:
-        """Breadth-first search; ``workers`` > 1 expands each level in that many forked processes.
+        """Breadth-first search, level by level; ``workers`` > 1 splits it over that many forked
+        processes, each owning a partition of the fingerprints (see `_Partition`).
 
-        The merge (deduplication against the fingerprint store) stays in this process and takes
-        the slices in order, so the result, counterexamples included, does not depend on
-        ``workers``.
+        Nothing reported depends on the order in which a level's states are expanded (examples
+        are found again afterwards, in one process), so the result, counterexamples included,
+        does not depend on ``workers``.  ``stop_on_violation`` stops at the end of the
+        first level where an invariant fails.
         """
         dm = self.dm
         canon = self.canon
-        check_state = dm.check_state
-        counts = [0] * len(dm.instances)
         res = ExploreResult(config=self.config, symmetry=canon is not None, symmetric_sorts=self.symmetric)
         g: nx.DiGraph | None = nx.DiGraph() if graph else None
-        pool = _WorkerPool(self, workers) if workers > 1 and g is None else None
+        n_parts = max(1, workers) if g is None else 1
 
         start = time.perf_counter()
-        dm.pruned[0] = 0
         init = canon(dm.initial) if canon else dm.initial
-        seen = FingerprintSet(store_capacity)
-        seen.add(fingerprint(init))
+        raw_cache = shared_cache(RAW_CACHE_SLOTS)
+        parts = [_Partition(self, p, n_parts, max(16, store_capacity // n_parts), raw_cache=raw_cache,
+                            graph=g is not None, stop_on_violation=stop_on_violation, check_deadlocks=check_deadlocks)
+                 for p in range(n_parts)]
+        for part in parts:
+            part.start(init)
         if g is not None:
             g.add_node(init, depth=0, initial=True)
-        violated: dict[int, tuple[str, int, State | tuple[State, State]]] = {}
-        deadlock_example: State | None = None
-        frontier: list[State] = [init]
+        #: invariant index (transition invariants: 1000 + index) -> depth of the first violation
+        violated: dict[int, int] = {}
+        broken = {dm.check_state(init)} - {-1}
+        if broken and not stop_on_violation:
+            broken.update(dm.state_invariants.index(inv) for inv in dm.violated(init))
+        for k in broken:
+            violated[k] = 0
+        stop = bool(broken) and stop_on_violation
+        deadlocked = False
+        counts = [0] * len(dm.instances)
         depth = 0
-        generated = 0
-        transitions = 0
-        deadlocks = 0
-        add = seen.add
-        table, cap = seen.table, seen.capacity
-        raw_hits = 0
-        stop = False
-
-        def note_violation(v: int, s: State, d: int) -> None:
-            nonlocal stop
-            if v >= 0:
-                key = v
-                if key not in violated:
-                    violated[key] = ("state", d, s)
-                    if stop_on_violation:
-                        stop = True
-
-        note_violation(check_state(init), init, 0)
+        frontier_size = distinct = 1
+        store_bytes = sum(p.seen.nbytes for p in parts)
+        transitions = deadlocks = raw_hits = pruned = 0
         # States are acyclic tuples of ints: the cyclic garbage collector has nothing to find
         # among them, but the millions it would scan cost a third of the run.
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        group = _WorkerGroup(parts) if n_parts > 1 else None
         try:
-            while frontier and not stop:
+            while frontier_size and not stop:
                 if max_depth is not None and depth >= max_depth:
                     res.complete = False
                     break
-                nxt: list[State] = []
-                append = nxt.append
-                if pool is not None:
-                    batches: Iterable[Batch] = pool.expand(frontier)
-                else:  # small slices keep the batch in the CPU cache
-                    batches = (self.expand(frontier[k : k + 256], graph=g is not None)
-                               for k in range(0, len(frontier), 256))
-                for batch in batches:
-                    for i, n in enumerate(batch.counts):
+                if g is not None:
+                    parts[0].edges = []
+                reports = group.level() if group is not None else [parts[0].level()]
+                found: set[int] = set()
+                for r in reports:
+                    for i, n in enumerate(r.counts):
                         counts[i] += n
-                    transitions += batch.transitions
-                    raw_hits += batch.raw_hits
-                    for v, pre, post in batch.tviolations:
-                        if (1000 + v) not in violated:
-                            violated[1000 + v] = ("transition", depth + 1, (pre, post))
-                            if stop_on_violation:
-                                stop = True
-                    if check_deadlocks and batch.deadlocks:
-                        deadlocks += batch.deadlocks
-                        if deadlock_example is None:
-                            deadlock_example = batch.deadlock
-                    generated += len(batch.found)
-                    for h, t, v in batch.found:
-                        # inlined FingerprintSet.add: first probe here, collisions in the method
-                        j = h % cap
-                        slot = table[j]
-                        if slot == h:
-                            continue
-                        if slot == 0:
-                            table[j] = h
-                            seen.count += 1
-                            if seen.count > seen.limit:
-                                seen._grow()
-                                table, cap = seen.table, seen.capacity
-                        elif not add(h):
-                            continue
-                        else:
-                            table, cap = seen.table, seen.capacity  # add() may have grown it
-                        append(t)
-                        if v >= 0:
-                            note_violation(v, t, depth + 1)
-                            if not stop_on_violation:
-                                for inv in dm.violated(t):
-                                    note_violation(dm.state_invariants.index(inv), t, depth + 1)
-                        if g is not None:
-                            g.add_node(t, depth=depth + 1)
-                    if g is not None and batch.edges is not None:
-                        for pre, post, i in batch.edges:
-                            g.add_edge(pre, post, action=dm.instances[i].render(), name=dm.instances[i].action.name)
-                    if stop:
-                        break
-                depth += 1 if nxt else 0
-                frontier = nxt
+                    transitions += r.transitions
+                    raw_hits += r.raw_hits
+                    pruned += r.pruned
+                    deadlocks += r.deadlocks
+                    found |= r.violations | {1000 + k for k in r.tviolations}
+                deadlocked = deadlocked or deadlocks > 0
+                for k in found:
+                    if k not in violated:
+                        violated[k] = depth + 1
+                        stop = stop or stop_on_violation
+                frontier_size = sum(r.new for r in reports)
+                distinct = sum(r.stored for r in reports)
+                store_bytes = sum(r.store_bytes for r in reports)
+                if group is not None:
+                    res.worker_cpu = [r.cpu for r in reports]  # a forked process starts at 0
+                if g is not None:
+                    for t in parts[0].frontier:
+                        g.add_node(t, depth=depth + 1)
+                    for pre, post, i in parts[0].edges or ():
+                        g.add_edge(pre, post, action=dm.instances[i].render(), name=dm.instances[i].action.name)
+                depth += 1 if frontier_size else 0
                 if progress is not None:
-                    progress(depth, generated, len(seen), len(frontier))
-                if max_states is not None and len(seen) >= max_states and frontier:
+                    progress(depth, transitions, distinct, frontier_size)
+                if max_states is not None and distinct >= max_states and frontier_size:
                     res.complete = False
                     break
         finally:
             if gc_was_enabled:
                 gc.enable()
-            if pool is not None:
-                pool.close()
+            if group is not None:
+                group.close()
         if progress is not None:
-            progress(depth, generated, len(seen), len(frontier), final=True)
+            progress(depth, transitions, distinct, frontier_size, final=True)
         if stop:
             res.complete = False
 
         res.elapsed = time.perf_counter() - start
-        res.distinct = len(seen)
+        res.distinct = distinct
         res.transitions = transitions
         res.depth = depth
-        res.pruned = dm.pruned[0]
-        res.store_bytes = seen.nbytes
+        res.pruned = pruned
+        res.store_bytes = store_bytes
         res.raw_cache_hits = raw_hits
         per: dict[str, int] = {}
         for inst, n in zip(dm.instances, counts):
@@ -467,23 +617,43 @@ class Explorer:
         res.deadlocks = deadlocks
         res.graph = g
 
-        # recover shortest traces (second, bounded search)
-        for key in sorted(violated):
-            kind, d, where = violated[key]
-            if kind == "state":
+        # Recover shortest traces by a second, bounded search.  It runs in this process, in the
+        # usual successor order, so the example for a state invariant or a deadlock is the first
+        # one that order meets, the one a one-process search meets first, whatever ``workers`` was.
+        for key, d in sorted(violated.items()):
+            if key < 1000:
                 inv = dm.state_invariants[key]
                 reason = f"invariant {inv.name} violated"
-                res.violations.append(self.trace_to(_equals(where), d, reason))  # type: ignore[arg-type]
+                res.violations.append(self.trace_to(self._violates(key, stop_on_violation), d, reason))
             else:
                 inv = dm.transition_invariants[key - 1000]
-                before, after = where  # type: ignore[misc]  # a (pre, post) pair for transition invariants
                 reason = f"transition invariant {inv.name} violated"
-                tr = self.trace_to(_equals(before), d - 1, reason)  # type: ignore[arg-type]
-                res.violations.append(self._extend(tr, after, reason))  # type: ignore[arg-type]
-        if deadlock_example is not None:
-            tgt = deadlock_example
-            res.deadlock_trace = self.trace_to(lambda s: s == tgt, None, "deadlock: no action can make progress")
+                tr = self.trace_to(self._breaks_transition(key - 1000), d - 1, reason)
+                res.violations.append(self._extend(tr, key - 1000, reason))
+        if deadlocked:
+            res.deadlock_trace = self.trace_to(self._deadlocked, None, "deadlock: no action can make progress")
         return res
+
+    def _violates(self, k: int, first_only: bool) -> Callable[[State], bool]:
+        """Whether a state violates state invariant ``k`` (``first_only``: as the first one it violates,
+        which is what a search that stops at the first violation reports)."""
+        dm = self.dm
+        check = dm.check_state
+        if first_only:
+            return lambda s: check(s) == k
+        inv = dm.state_invariants[k]
+        return lambda s: check(s) >= 0 and inv in dm.violated(s)
+
+    def _breaks_transition(self, k: int) -> Callable[[State], bool]:
+        """Whether some step from a state violates transition invariant ``k`` first."""
+        dm = self.dm
+        check = dm.check_transition
+        return lambda s: any(t != s and check(s, t) == k for _, t in dm.successors(s))
+
+    def _deadlocked(self, s: State) -> bool:
+        """Not terminal, and no action changes it (as `run` counts deadlocks)."""
+        dm = self.dm
+        return not dm.terminal(s) and all(t == s for _, t in dm.successors(s))
 
     # -- traces -------------------------------------------------------------------------------
     def trace_to(self, is_target: Callable[[State], bool], depth: int | None, reason: str) -> Trace:
@@ -560,27 +730,16 @@ class Explorer:
         # traces carry full states (every variable), whatever layout the search used
         return Trace(self.config, tuple(dm.expand(x) for x in states), tuple(steps), reason)
 
-    def _extend(self, tr: Trace, post_rep: State, reason: str) -> Trace:
+    def _extend(self, tr: Trace, k: int, reason: str) -> Trace:
+        """``tr`` and the first step from its last state that violates transition invariant ``k``."""
         dm = self.dm
-        canon = self.canon
         cur = dm.compact(tr.states[-1])
         for i, t in dm.successors(cur):
-            c = canon(t) if canon else t
-            if c == post_rep or t == post_rep:
-                if dm.check_transition(cur, t) >= 0:
-                    inst = dm.instances[i]
-                    st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
-                    return Trace(tr.config, tr.states + (dm.expand(t),), tr.steps + (st,), reason)
-        for i, t in dm.successors(cur):
-            if dm.check_transition(cur, t) >= 0:
+            if t != cur and dm.check_transition(cur, t) == k:
                 inst = dm.instances[i]
                 st = TraceStep(inst, tuple(dm.diff(cur, t)), dm.outputs(cur, inst))
                 return Trace(tr.config, tr.states + (dm.expand(t),), tr.steps + (st,), reason)
         raise RuntimeError("could not recover the violating transition")
-
-
-def _equals(target: State) -> Callable[[State], bool]:
-    return lambda s: s == target
 
 
 def _inverse(p: Sequence[int]) -> list[int]:

@@ -13,11 +13,23 @@ identities are sorted by key (ties keep their order), and the permutation is app
 symmetric states usually get the same representative; when they do not, the explorer merely
 stores both.  Every verdict is unchanged, which a test checks on every standard
 configuration.  The function is generated as straight-line Python, like the successor code.
+
+It is about half the explorer's time on symmetric configurations, so the generated code is
+tuned, without changing a single representative (the recorded state counts would show it):
+the state is unpacked into locals once; histogram counts come from a table when the slots'
+values are few; each sort is ordered by a generated stable insertion-sort decision tree whose
+leaves, when the orders are few, return the permuted state directly.  And since a
+representative's keys are already in order (they are label-free, so sorting the identities by
+them leaves them sorted), a successor of a representative only needs the sorts whose keys the
+action's writes can change: `Canonicalizer.for_instance` holds that cheaper variant per action
+instance, or None when the action changes no key at all (the successor is its own
+representative).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +39,32 @@ from model.core.expr import Const, walk
 from model.core.model import Func, Model, StateVar, _all_exprs
 from model.core.sorts import IdSort, OptSort
 
-__all__ = ["symmetric_sorts", "compile_canonicalizer"]
+#: sorts with at most this many identities are sorted by a generated decision tree (n! leaves)
+MAX_SORT_TREE = 5
+#: at most this many combined orders are returned from the leaves of nested decision trees
+#: (each leaf is one tuple expression); more go through a cache of specialised functions
+MAX_INLINE_ORDERS = 150
+#: histograms whose slots can hold at most this many value combinations are counted by table lookup
+MAX_COUNT_TABLE = 4096
+
+__all__ = ["symmetric_sorts", "compile_canonicalizer", "compile_canonicalizers", "Canonicalizer"]
+
+
+class _OrderNumbering:
+    """Numbers for the orders (permutations) of one sort's identities; the identity is 0."""
+
+    def __init__(self, n: int, *, enumerate_all: bool) -> None:
+        self.count = math.factorial(n)
+        self.orders: list[tuple[int, ...]] = list(itertools.permutations(range(n))) if enumerate_all else [
+            tuple(range(n))]
+        self.index = {o: k for k, o in enumerate(self.orders)}
+
+    def number(self, order: tuple[int, ...]) -> int:
+        k = self.index.get(order)
+        if k is None:
+            k = self.index[order] = len(self.orders)
+            self.orders.append(order)
+        return k
 
 
 def symmetric_sorts(model: Model) -> list[IdSort]:
@@ -42,26 +79,53 @@ def symmetric_sorts(model: Model) -> list[IdSort]:
     return [s for s in model.id_sorts if s.name not in named]
 
 
-def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], tuple[int, ...]] | None, str]:
+State = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Canonicalizer:
+    """The generated representative functions of one compiled configuration."""
+
+    #: the representative of any state
+    canon: Callable[[State], State]
+    #: per action instance, for successors of a *representative*: a version of ``canon`` that
+    #: recomputes only the keys the instance's writes can change, or None when it changes no key
+    #: (the successor is then its own representative).  Exact, not an approximation: the
+    #: keys of a representative are in order (they are label-free, so permuting a state by
+    #: their order leaves them sorted), and keys the instance cannot change stay in order.
+    for_instance: list[Callable[[State], State] | None]
+    source: str
+
+
+def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[State], State] | None, str]:
     """Generate ``canon(state) -> representative`` for ``dm``; None if nothing is symmetric."""
+    c = compile_canonicalizers(dm)
+    return (c.canon, c.source) if c is not None else (None, "")
+
+
+def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
+    """Generate the representative functions for ``dm`` (see `Canonicalizer`); None if nothing is symmetric."""
     sizes = dm.layout.sizes
     sym = {s.name: s for s in symmetric_sorts(dm.model) if s.size(sizes) > 1}
     if not sym:
-        return None, ""
+        return None
     layout = dm.layout
     # Slots no action instance ever writes keep their initial value in every reachable state:
     # they carry no information, so they are left out of the keys and copied as constants.
     written: set[int] = set().union(*dm.inst_writes.values()) if dm.inst_writes else set()
     fixed = {k: dm.initial[k] for k in range(layout.n) if k not in written}
-    lines = ["def canon(s):"]
-    inverse_lines: list[str] = []
 
     def is_sym(sort: Any) -> str | None:
         ids = sort.id_sort()
         return ids.name if ids is not None and ids.name in sym else None
 
-    # 1. reference histograms for functions/vars whose values are symmetric identities
+    # 1. reference histograms for functions/vars whose values are symmetric identities: the
+    #    live slots holding such references; identity x's count is ``h_<var>.count(x)``, or, when
+    #    the slots' possible values are few, ``c_<var>[x]`` from a table of all their counts
+    #    (one lookup instead of a count per identity)
+    hists: dict[str, list[int]] = {}
     hist_names: dict[str, list[str]] = {name: [] for name in sym}
+    count_tables: dict[str, dict[tuple[int, ...], tuple[int, ...]]] = {}
     for d in dm.model.state:
         if d not in layout.base:
             continue  # never changes (left out of compact states)
@@ -69,27 +133,35 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
         target = is_sym(vs)
         if target is None:
             continue
-        n = sym[target].size(sizes)
-        h = f"h_{d.name}"
-        hist_names[target].append(h)
-        lines.append(f"    {h} = [0] * {n + 1}")
         if isinstance(d, StateVar):
             slot_list = [layout.base[d]]
         else:
             slot_list = [layout.slot(d, idx) for idx in itertools.product(*(range(k) for k in layout.shape[d]))]
         live = [k for k in slot_list if k not in fixed]
-        if not live:
-            hist_names[target].pop()
-            lines.pop()
-            continue
-        lines.append(f"    for v in ({', '.join(f's[{k}]' for k in live)},):")
-        lines.append(f"        {h}[v] += 1")
+        if live:
+            hists[f"h_{d.name}"] = live
+            hist_names[target].append(f"h_{d.name}")
+            n = sym[target].size(sizes)
+            if (n + 1) ** len(live) <= MAX_COUNT_TABLE:
+                count_tables[f"COUNTS_{d.name}"] = {
+                    values: tuple(values.count(x) for x in range(n))
+                    for values in itertools.product(range(-1, n), repeat=len(live))}
 
-    # 2. keys and orders per symmetric sort
-    orders: list[str] = []
+    def hist_count(h: str, x: int) -> str:
+        """How often identity ``x`` occurs in histogram ``h``."""
+        return f"c_{h[2:]}[{x}]" if f"COUNTS_{h[2:]}" in count_tables else f"{h}.count({x})"
+
+    def hist_line(h: str) -> str:
+        slots = f"({', '.join(f's{k}' for k in hists[h])},)"
+        return f"    c_{h[2:]} = COUNTS_{h[2:]}[{slots}]" if f"COUNTS_{h[2:]}" in count_tables else f"    {h} = {slots}"
+
+    # 2. one key per identity of each symmetric sort, over the unpacked slots ``s<k>``
+    keys: dict[str, list[str]] = {}
+    key_slots: dict[str, set[int]] = {}
     for name, sort in sym.items():
         n = sort.size(sizes)
-        keys = []
+        keys[name] = []
+        reads = key_slots[name] = set().union(*(hists[h] for h in hist_names[name]))
         for x in range(n):
             parts: list[str] = []
             for d in dm.model.state:
@@ -106,8 +178,8 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
                         k = layout.slot(d, idx)
                         if k in fixed:
                             continue
-                        slot = f"s[{k}]"
-                        vals.append(f"({slot} >= 0)" if vsym else slot)
+                        reads.add(k)
+                        vals.append(f"(s{k} >= 0)" if vsym else f"s{k}")
                     if not vals:
                         continue
                     multiset = any(is_sym(d.index_sorts[q]) for q in range(len(d.index_sorts)) if q != p)
@@ -115,11 +187,67 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
                         parts.append(f"tuple(sorted(({', '.join(vals)},)))")
                     else:
                         parts.extend(vals)
-            parts.extend(f"{h}[{x}]" for h in hist_names[name])
-            keys.append("(" + ", ".join(parts) + ",)")
-        lines.append(f"    k_{name} = ({', '.join(keys)},)")
-        lines.append(f"    o_{name} = tuple(sorted(range({n}), key=k_{name}.__getitem__))")
-        orders.append(name)
+            parts.extend(hist_count(h, x) for h in hist_names[name])
+            keys[name].append("(" + ", ".join(parts) + ",)")
+    orders = list(sym)
+    # every order of each sort, numbered (0 is the identity); an order lists the old labels in
+    # their new positions, as `sorted(range(n), key=...)` returns them
+    # (large sorts number their orders as they turn up, rather than enumerating n! of them)
+    numbering = {name: _OrderNumbering(sym[name].size(sizes), enumerate_all=sym[name].size(sizes) <= MAX_SORT_TREE)
+                 for name in orders}
+
+    Leaf = Callable[[tuple[int, ...], str], list[str]]
+
+    def sort_tree(name: str, indent: str, leaf: Leaf | None = None) -> list[str]:
+        """Straight-line stable sort of the keys ``k_<name>_<x>``: an insertion-sort decision
+        tree whose leaves set ``o_<name>`` to the number of the order, or run ``leaf(order)``
+        (at most n(n-1)/2 comparisons; the first path tried is the identity, the common case)."""
+        n = len(keys[name])
+
+        def place(order: list[int], indent: str) -> list[str]:
+            if len(order) == n:
+                if leaf is not None:
+                    return leaf(tuple(order), indent)
+                return [f"{indent}o_{name} = {numbering[name].number(tuple(order))}"]
+            j = len(order)
+            return insert(order, j, len(order) - 1, indent)
+
+        def insert(order: list[int], j: int, p: int, indent: str) -> list[str]:
+            # k_j is below every key right of position p; stable: j goes after equal keys
+            if p < 0:
+                return place([j, *order], indent)
+            return [f"{indent}if k_{name}_{order[p]} <= k_{name}_{j}:",
+                    *place([*order[:p + 1], j, *order[p + 1:]], indent + "    "),
+                    f"{indent}else:",
+                    *insert(order, j, p - 1, indent + "    ")]
+
+        return place([0], indent)
+
+    def order_lines(sorts: list[str], numbered: bool = True, leaf: Leaf | None = None) -> list[str]:
+        """Unpack the state, compute the keys of each of ``sorts``, then their stable orders:
+        ``o_<sort>`` is the order's number (``numbered``) or the order itself.  With ``leaf``,
+        only the first sort's tree is written, and its leaves run ``leaf`` (see `sort_tree`)."""
+        out = [f"    {', '.join(f's{k}' for k in range(layout.n))}, = s"]
+        needed = {h for name in sorts for h in hist_names[name]}
+        out += [hist_line(h) for h in hists if h in needed]
+        for name in sorts:
+            out += [f"    k_{name}_{x} = {expr}" for x, expr in enumerate(keys[name])]
+        if leaf is not None:
+            return out + sort_tree(sorts[0], "    ", leaf)
+        for name in sorts:
+            ks = [f"k_{name}_{x}" for x in range(len(keys[name]))]
+            if len(ks) <= MAX_SORT_TREE:
+                out += sort_tree(name, "    ")
+            else:
+                out.append(f"    o_{name} = NUMBER_{name}(tuple(sorted(range({len(ks)}), "
+                           f"key=({', '.join(ks)},).__getitem__)))")
+            if not numbered:
+                out.append(f"    o_{name} = ORDERS_{name}[o_{name}]")
+        return out
+
+    inverse_lines: list[str] = []
+    for name in orders:
+        n = sym[name].size(sizes)
         # the inverse permutation (old label -> new label; -1 "no identity" stays -1)
         inverse_lines.append(f"    p_{name} = [0] * {n + 1}")
         inverse_lines.append(f"    p_{name}[{n}] = -1")
@@ -198,25 +326,98 @@ def compile_canonicalizer(dm: DenseModel) -> tuple[Callable[[tuple[int, ...]], t
         code = "lambda s: (" + ", ".join(parts) + ",)"
         return eval(code, env)  # generated from the layout
 
-    identity = " and ".join(f"o_{name} == {tuple(range(sym[name].size(sizes)))!r}" for name in orders)
-    key = "(" + ", ".join(f"o_{name}" for name in orders) + ",)"
-    # canon: compute the orders, then apply the permutation through straight-line code
-    # specialised for that permutation (generated on first use, cached in APPLY)
-    canon_lines = list(lines)
-    if identity:
-        canon_lines.append(f"    if {identity}:")
-        canon_lines.append("        return s")
-    canon_lines.append(f"    key = {key}")
-    canon_lines.append("    f = APPLY.get(key)")
-    canon_lines.append("    if f is None:")
-    canon_lines.append(f"        f = APPLY[key] = SPECIALISE(dict(zip({list(orders)!r}, key)))")
-    canon_lines.append("    return f(s)")
+    #: the inverse permutations the inlined leaves use, by name
+    inverse_maps: dict[str, tuple[int, ...]] = {}
+
+    def permuted_locals(order: dict[str, tuple[int, ...]]) -> str:
+        """The state permuted by ``order`` (sorts left out keep theirs), over the unpacked slots."""
+        full = {n: order.get(n, tuple(range(len(keys[n])))) for n in orders}
+        for name, o in order.items():
+            inverse = [0] * (len(o) + 1)
+            inverse[len(o)] = -1
+            for pos, x in enumerate(o):
+                inverse[x] = pos
+            inverse_maps[f"M_{name}_{numbering[name].number(o)}"] = tuple(inverse)
+        parts = []
+        for c in out_cells:
+            if isinstance(c, FixedCell):
+                parts.append(repr(c.value))
+                continue
+            slot = c.offset + sum(full[n][j] * st for n, j, st in c.permuted)
+            relabel = order.get(c.value_sort) if c.value_sort else None
+            if relabel is not None and relabel != tuple(range(len(relabel))):  # values of a permuted sort
+                parts.append(f"M_{c.value_sort}_{numbering[c.value_sort].number(relabel)}[s{slot}]")  # type: ignore[index]
+            else:
+                parts.append(f"s{slot}")
+        return "(" + ", ".join(parts) + ",)"
+
+    def canon_lines(fname: str, sorts: list[str]) -> list[str]:
+        """``fname(s)``: the representative of ``s``, recomputing only the orders of ``sorts``.
+
+        Each other sort's keys must be in order already (see `Canonicalizer.for_instance`).  When
+        the orders of ``sorts`` are few (`MAX_INLINE_ORDERS`), nested decision trees return the
+        permuted state from their leaves; otherwise the permutation is applied by straight-line
+        code specialised for it, generated on first use and cached in APPLY under its number.
+        """
+        if all(len(keys[n]) <= MAX_SORT_TREE for n in sorts) and math.prod(
+                numbering[n].count for n in sorts) <= MAX_INLINE_ORDERS:
+
+            def nested(k: int, chosen: dict[str, tuple[int, ...]]) -> Leaf:
+                def leaf(order: tuple[int, ...], indent: str) -> list[str]:
+                    now = {**chosen, sorts[k]: order}
+                    if k + 1 < len(sorts):
+                        return sort_tree(sorts[k + 1], indent, nested(k + 1, now))
+                    if all(o == tuple(range(len(o))) for o in now.values()):
+                        return [f"{indent}return s"]
+                    return [f"{indent}return {permuted_locals(now)}"]
+                return leaf
+
+            return [f"def {fname}(s):", *order_lines(sorts, leaf=nested(0, {}))]
+        out = [f"def {fname}(s):", *order_lines(sorts)]
+        out.append(f"    if not ({' or '.join(f'o_{name}' for name in sorts)}):")
+        out.append("        return s")
+        number, scale = [], 1
+        for name in reversed(orders):
+            if name in sorts:
+                number.append(f"o_{name} * {scale}" if scale > 1 else f"o_{name}")
+            scale *= numbering[name].count
+        out.append(f"    key = {' + '.join(reversed(number))}")
+        out.append("    f = APPLY.get(key)")
+        out.append("    if f is None:")
+        out.append("        f = APPLY[key] = SPECIALISE(key)")
+        out.append("    return f(s)")
+        return out
+
+    def specialise_number(key: int) -> Callable[[State], State]:
+        order: dict[str, tuple[int, ...]] = {}
+        for name in reversed(orders):
+            key, k = divmod(key, numbering[name].count)
+            order[name] = numbering[name].orders[k]
+        return specialised(order)
+
+    lines = canon_lines("canon", orders)
+    # per instance: the sorts whose keys its writes can change
+    variant_of: list[str | None] = []
+    variants: dict[tuple[str, ...], str] = {}
+    for inst in dm.instances:
+        writes = dm.inst_writes.get(inst.index, set())
+        touched = tuple(name for name in orders if key_slots[name] & writes)
+        if not touched:
+            variant_of.append(None)
+            continue
+        if touched not in variants:
+            variants[touched] = fname = "canon_" + "_".join(touched)
+            lines += canon_lines(fname, list(touched))
+        variant_of.append(variants[touched])
     # canon_perm (counterexamples only): the general version, also returning the permutation
-    perm_lines = ["def canon_perm(s):", *lines[1:], *inverse_lines]
+    perm_lines = ["def canon_perm(s):", *order_lines(orders, numbered=False), *inverse_lines]
     perms = ", ".join(f"{name!r}: p_{name}[:{sort.size(sizes)}]" for name, sort in sym.items())
     perm_lines.append(f"    return {symbolic()}, {{{perms}}}")
-    source = "\n".join(canon_lines + perm_lines) + "\n"
-    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialised}
+    source = "\n".join(lines + perm_lines) + "\n"
+    ns: dict[str, Any] = {"APPLY": {}, "SPECIALISE": specialise_number, **inverse_maps, **count_tables}
+    for name in orders:
+        ns[f"ORDERS_{name}"] = numbering[name].orders
+        ns[f"NUMBER_{name}"] = numbering[name].number
     exec(compile(source, f"<canon:{dm.config.describe()}>", "exec"), ns)
     dm.canon_perm = ns["canon_perm"]  # type: ignore[attr-defined]
-    return ns["canon"], source
+    return Canonicalizer(ns["canon"], [ns[f] if f is not None else None for f in variant_of], source)

@@ -122,17 +122,31 @@ def test_fingerprint_count_equals_distinct_states(name: str) -> None:
 
 
 @pytest.mark.parametrize("symmetry", [False, True], ids=["plain", "symmetry"])
-def test_worker_processes_change_nothing(symmetry: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`workers=2` gives the same counts, and the same counterexample, as one process."""
-    import properties.explorer as explorer_module
+def test_worker_processes_change_nothing(symmetry: bool) -> None:
+    """`workers=2` (and 3) gives the same counts, and the same counterexamples, as one process."""
     from model.faults import FAULTS
 
-    monkeypatch.setattr(explorer_module, "PARALLEL_MIN_FRONTIER", 2)  # use the workers at every level
     sc = next(c for c in standard_configs() if c.name == "ownership-lean-2x2x2")
     one, two = (explore(sc.config(), symmetry=symmetry, workers=w) for w in (1, 2))
-    assert (one.distinct, one.transitions, one.depth, one.per_action) == (
-        two.distinct, two.transitions, two.depth, two.per_action)
+    assert (one.distinct, one.transitions, one.depth, one.per_action, one.pruned, one.deadlocks) == (
+        two.distinct, two.transitions, two.depth, two.per_action, two.pruned, two.deadlocks)
     fault = next(f for f in FAULTS if f.model == "ownership")
     cfg = fault.variant(get_model("ownership")).config(**fault.bounds)
-    one, two = (explore(cfg, symmetry=symmetry, workers=w) for w in (1, 2))
-    assert one.violations and [t.to_json() for t in one.violations] == [t.to_json() for t in two.violations]
+    for stop in (True, False):
+        one, two, three = (explore(cfg, symmetry=symmetry, workers=w, stop_on_violation=stop) for w in (1, 2, 3))
+        assert one.violations
+        assert [t.to_json() for t in one.violations] == [t.to_json() for t in two.violations]
+        assert [t.to_json() for t in one.violations] == [t.to_json() for t in three.violations]
+        assert (one.distinct, one.transitions) == (two.distinct, two.transitions) == (three.distinct, three.transitions)
+
+
+def test_worker_processes_report_the_same_deadlock() -> None:
+    """The deadlock example does not depend on `workers`."""
+    from model.faults import FAULTS
+
+    fault = next(f for f in FAULTS if "deadlock" in f.breaks)
+    cfg = fault.variant(get_model(fault.model)).config(**fault.bounds)
+    one, two = (explore(cfg, workers=w, stop_on_violation=False) for w in (1, 2))
+    assert one.deadlocks and one.deadlocks == two.deadlocks
+    assert one.deadlock_trace is not None and two.deadlock_trace is not None
+    assert one.deadlock_trace.to_json() == two.deadlock_trace.to_json()

@@ -134,6 +134,13 @@ class _Gen:
         self.reads: set[int] | None = None
         #: when set, a post-state read of a slot NOT in this set is served from the pre-state
         self.written: set[int] | None = None
+        #: pre-state slots at constant positions read as locals ``s<k>`` (the successor function
+        #: unpacks the state once: a local is cheaper than indexing the tuple every time)
+        self.unpacked = False
+
+    def pre_slot(self, k: int) -> str:
+        """The code reading pre-state slot ``k``."""
+        return f"s{k}" if self.unpacked else f"s[{k}]"
 
     def learn(self, g: Expr, env: Mapping[object, int]) -> list[int]:
         """Record the facts conjunct ``g`` establishes when it holds; return the slots learned."""
@@ -245,7 +252,7 @@ class _Gen:
                 return True, self.facts[k]
             if self.reads is not None:
                 self.reads.add(k)
-        return False, f"{state}[{k}]"
+        return False, self.pre_slot(k) if state == "s" else f"{state}[{k}]"
 
     def app(self, e: App, env: Mapping[object, int], state: str) -> tuple[bool, Any]:
         op = e.op
@@ -462,9 +469,13 @@ class DenseModel:
     def _generate(self) -> str:
         gen = _Gen(self.layout, self.consts, self.checked)
         lines = ["def successors(s):", "    out = []", "    add = out.append"]
+        if self.layout.n:
+            lines.insert(1, f"    {''.join(f's{k}, ' for k in range(self.layout.n))}= s")
+        gen.unpacked = True
         for a in self.model.actions:
             lines.append(f"    # {a.name}")
             lines.extend(self._gen_action(gen, a))
+        gen.unpacked = False
         lines.append("    return out")
         lines.append("")
         lines.extend(self._gen_incremental_checks(gen))
@@ -641,7 +652,7 @@ class DenseModel:
                 elif isinstance(sort, BoolSort) and c:
                     code = "True" if v else "False"
                 tc, tcode = self._target(gen, u, env)
-                if tc and code == f"s[{tcode}]":
+                if tc and code == gen.pre_slot(int(tcode)):
                     continue  # writes the value the slot already has
                 if tc and c and gen.facts.get(int(tcode)) == int(v):
                     continue
@@ -661,7 +672,7 @@ class DenseModel:
                     c, v = gen.expr(u.body, local)
                     slot = self.layout.slot(u.func, idx)
                     code = _code(c, v)
-                    if code == f"s[{slot}]" or (c and gen.facts.get(slot) == int(v)):
+                    if code == gen.pre_slot(slot) or (c and gen.facts.get(slot) == int(v)):
                         continue
                     written.add(slot)
                     if c and int(v) == int(u.func.init):
@@ -686,11 +697,11 @@ class DenseModel:
         t = u.target
         if isinstance(t, Ref):
             return True, str(self.layout.base[t.decl])
-        saved, gen.facts = gen.facts, {}
+        saved, gen.facts, unpacked, gen.unpacked = gen.facts, {}, gen.unpacked, False
         try:
             _, code = gen.expr(t, env, "s")
         finally:
-            gen.facts = saved
+            gen.facts, gen.unpacked = saved, unpacked
         # code is "s[<slot expr>]"; strip the state name
         slot = code[2:-1]
         return slot.isdigit(), slot
