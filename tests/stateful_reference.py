@@ -1250,7 +1250,7 @@ EVENT_RULES = ("fetch_event", "fetch_with_pass_through", "scheduled_event")
 #: rules not needed to reach an ownership failure (left out of the shrinking test, of the search
 #: for the contexts' core faults, and of the core machine's figure in benchmarks/bench_monitor.py)
 LIFECYCLE_RULES = ("wait_until", "settle", "set_no_retry", "finish_scheduled", "new_actor_request", "shutdown_actor",
-                   "drop_actor_context", "contend", "abort_while_waiting", "supersede_drain")
+                   "drop_actor_context", "contend", "abort_while_waiting", "supersede_drain", "run_without_request")
 
 
 def machine_with_faults(faults: Iterable[str], threads: int = THREADS,
