@@ -927,8 +927,13 @@ class ReferenceMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.running_actors())
     @rule(data=st.data())
     def shutdown_actor(self, data: st.DataObject) -> None:
-        """``Actor::shutdown`` (eviction): a waiting actor drain ends (SHUT_DOWN)."""
-        c = data.draw(st.sampled_from(self.running_actors()), label="actor")
+        """``Actor::shutdown`` (eviction): a waiting actor drain ends (SHUT_DOWN).
+
+        Half the time an actor whose drain waits is chosen when there is one: otherwise the SHUT_DOWN phase is
+        among the rarest states (a drain must be waiting at the moment of the eviction)."""
+        draining = self.draining_actors()
+        prefer = bool(draining) and data.draw(st.booleans(), label="choose an actor whose drain waits")
+        c = data.draw(st.sampled_from(draining if prefer else self.running_actors()), label="actor")
         actor = c.context.actor
         assert actor is not None
         self.acted("shutdown_actor")
