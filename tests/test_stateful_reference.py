@@ -127,9 +127,18 @@ def test_every_model_state_is_reached_in_the_ci_profile() -> None:
     before = collections.Counter(STATES)
     run_state_machine_as_test(ReferenceMachine, settings=COVERAGE_RUN)
     reached = STATES - before
-    print(coverage_table())
     missing = missing_states(reached)
-    assert not missing, f"model states never reached in {COVERAGE_RUN.max_examples} programs: {missing}"
+    programs = COVERAGE_RUN.max_examples
+    if missing:
+        # the derandomised draws still depend on the threads' timing and the environment (a fresh tox env
+        # missed a different rare state than a local run); one more batch, random this time
+        print(f"not reached in the derandomised run: {missing}; one more batch of {programs} random programs")
+        run_state_machine_as_test(ReferenceMachine, settings=settings(COVERAGE_RUN, derandomize=False))
+        reached = STATES - before
+        missing = missing_states(reached)
+        programs *= 2
+    print(coverage_table())
+    assert not missing, f"model states never reached in {programs} programs: {missing}"
     assert REQUIRED_STATES and all(reached[s] for s in REQUIRED_STATES)
 
 
