@@ -67,6 +67,16 @@ class _OrderNumbering:
         return k
 
 
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    """Old identity -> its new number under ``order`` (which lists old identities in their new order); the
+    extra last entry maps the none value (-1) to itself."""
+    inverse = [0] * (len(order) + 1)
+    inverse[len(order)] = -1
+    for pos, x in enumerate(order):
+        inverse[x] = pos
+    return tuple(inverse)
+
+
 def symmetric_sorts(model: Model) -> list[IdSort]:
     """The Id sorts of ``model`` that no expression names a specific value of."""
     named: set[str] = set()
@@ -308,13 +318,7 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
 
     def specialised(order: dict[str, tuple[int, ...]]) -> Callable[[tuple[int, ...]], tuple[int, ...]]:
         """One permutation as straight-line code with constant slot indices."""
-        maps: dict[str, tuple[int, ...]] = {}
-        for name, o in order.items():
-            p = [0] * (len(o) + 1)
-            p[len(o)] = -1
-            for pos, x in enumerate(o):
-                p[x] = pos
-            maps[name] = tuple(p)
+        maps = {name: _inverse(o) for name, o in order.items()}
         parts = []
         for c in out_cells:
             if isinstance(c, FixedCell):
@@ -333,11 +337,7 @@ def compile_canonicalizers(dm: DenseModel) -> Canonicalizer | None:
         """The state permuted by ``order`` (sorts left out keep theirs), over the unpacked slots."""
         full = {n: order.get(n, tuple(range(len(keys[n])))) for n in orders}
         for name, o in order.items():
-            inverse = [0] * (len(o) + 1)
-            inverse[len(o)] = -1
-            for pos, x in enumerate(o):
-                inverse[x] = pos
-            inverse_maps[f"M_{name}_{numbering[name].number(o)}"] = tuple(inverse)
+            inverse_maps[f"M_{name}_{numbering[name].number(o)}"] = _inverse(o)
         parts = []
         for c in out_cells:
             if isinstance(c, FixedCell):

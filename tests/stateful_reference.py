@@ -721,15 +721,19 @@ class ReferenceMachine(RuleBasedStateMachine):
             return
         with self.rt.recorder.atomic():
             predicted = self.predict("enter", {"c": c.context.name, "t": c.context.thread.name})
-        try:
-            self.run_in(c, lambda: None)
-            observed = "OK"
-        except WorkerdError as e:
-            observed = e.result
-        except JsError as e:
-            observed = "ERR_ABORTED" if e is c.context.abort_exception else f"JsError {e}"
+        observed = self.observed_run(c)
         self.cover(f"enter -> {predicted}")
         self.expect(observed == predicted, f"enter({c}): observed {observed}, the models predict {predicted}")
+
+    def observed_run(self, c: Ctx) -> str:
+        """``run()`` of nothing in ``c``: OK, the refusal's result, or ERR_ABORTED for the context's abort."""
+        try:
+            self.run_in(c, lambda: None)
+            return "OK"
+        except WorkerdError as e:
+            return e.result
+        except JsError as e:
+            return "ERR_ABORTED" if e is c.context.abort_exception else f"JsError {e}"
 
     def requestless(self) -> list[Ctx]:
         """Live, unaborted contexts none of whose requests is delivered any more (an actor's, after its last one)."""
@@ -743,13 +747,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         anything is entered (INV-R8).  The models have no such step (their ``enter`` guard requires a request)."""
         c = data.draw(st.sampled_from(self.requestless()), label="context")
         self.acted("run_without_request")
-        try:
-            self.run_in(c, lambda: None)
-            observed = "OK"
-        except WorkerdError as e:
-            observed = e.result
-        except JsError as e:
-            observed = f"JsError {e}"
+        observed = self.observed_run(c)
         self.cover(f"run without request -> {observed}")
         self.expect(observed == "NO_CURRENT_INCOMING_REQUEST",
                     f"run({c}) with no delivered request: observed {observed}, workerd refuses it")

@@ -12,19 +12,13 @@ from __future__ import annotations
 import pytest
 
 import properties.symmetry as symmetry_module
-from model.catalog import MODELS, get_model, standard_configs
+from model.catalog import MODELS
 from model.core import compile_dense
 from properties.symmetry import compile_canonicalizers
+from tests.test_models import _small_config
 
 #: representatives expanded per model (keeps each case around a second)
 LIMIT = 1500
-
-
-def _config(name: str):  # type: ignore[no-untyped-def]
-    scs = [c for c in standard_configs() if c.model_name == name and c.ci]
-    if scs:
-        return min(scs, key=lambda c: c.expected.get("distinct", 1 << 60)).config()
-    return get_model(name).config()
 
 
 @pytest.mark.parametrize("tree", [True, False], ids=["decision-tree", "sorted"])
@@ -34,7 +28,7 @@ def test_instance_variants_agree_with_the_general_canonicaliser(
 ) -> None:
     if not tree:
         monkeypatch.setattr(symmetry_module, "MAX_SORT_TREE", 1)
-    dm = compile_dense(_config(name), compact=True)
+    dm = compile_dense(_small_config(name), compact=True)
     c = compile_canonicalizers(dm)
     if c is None:
         pytest.skip(f"{name}: nothing symmetric in this configuration")
