@@ -1,0 +1,846 @@
+"""Generate C for the watched models: a compiled backend of `model/core/sparse.py`.
+
+The C is generated from the same expressions and the same analysis as the Python the sparse
+engine runs: the `SparseModel` objects of a `properties.monitor.Monitor` give the actions
+(guard, checks, outputs, updates), the invariant parts, their read sites and gates; this module
+only *emits* them in C instead of Python, construct for construct:
+
+* a function-valued variable is a `ufunc` (one index: cells in an array, a value index, the
+  non-default keys) or a `bfunc` (two indexes: a hash map and the two positional indexes),
+  with the old value and the change set of the current step (`runtime.c`);
+* a quantifier is a loop over the candidate set its selectors give (`cs_one`, `uf_idx`,
+  `bf_pidx`, `cs_min`, `cs_union` mirror `_one`, `_idx`, `_pidx`, `_smallest`, `_union`);
+* an incremental check visits, per changed cell and read site, the instances the flip analysis
+  enumerates (`en*`), exactly as sparse.py's enumerators, and evaluates each part's body;
+* `.some` of none sets `g_err` (sparse.py raises `EvaluationError`): where sparse.py catches it
+  (filters, enumerator fallbacks) the C does the same; anywhere else the step stops with BAIL
+  and the Python engine decides.
+
+Which workerd rules are checked is exactly what the models say: nothing here names a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from model.core.errors import ModelDefinitionError
+from model.core.expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst, conjuncts
+from model.core.model import Action, Assign, Func, FuncAssign, ModelConst, StateVar
+from model.core.sorts import BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
+from model.core.sparse import (
+    SparseModel,
+    _atoms,
+    _bound_vars,
+    _is_default_const,
+    _is_var,
+    _mentions,
+    _Part,
+    _Site,
+    _strip,
+)
+
+__all__ = ["generate", "RUNTIME"]
+
+RUNTIME = Path(__file__).with_name("runtime.c")
+
+
+def _cstr(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class _CCode:
+    """C expressions for one model (prefix ``m{M}_``), mirroring `model.core.sparse._Code`."""
+
+    def __init__(self, sm: SparseModel, prefix: str, sort_index: Mapping[str, int]) -> None:
+        self.sm = sm
+        self.p = prefix
+        self.sort_index = sort_index
+        self.tmp = 0
+        self.pre = False
+
+    def fresh(self, base: str) -> str:
+        self.tmp += 1
+        return f"{base}{self.tmp}"
+
+    def n(self, sort: Sort) -> str:
+        return f"tab[{self.sort_index[sort.name]}].n"
+
+    def total(self, sort: Sort) -> str:
+        return f"({self.n(sort)} + {self.sm.fresh[sort.name]})"
+
+    def f(self, k: int) -> str:
+        return f"&{self.p}F{k}"
+
+    def unary(self, k: int) -> bool:
+        return len(self.sm.funcs[k].index_sorts) == 1
+
+    # -- expressions -------------------------------------------------------------------------
+    def expr(self, e: Expr, env: Mapping[Any, str]) -> str:
+        sm = self.sm
+        if isinstance(e, Const):
+            return f"((i64){int(e.value)})"
+        if isinstance(e, _NoneConst):
+            return "((i64)-1)"
+        if isinstance(e, Ref):
+            d = e.decl
+            if isinstance(d, StateVar):
+                j = sm.var_index[d]
+                return f"{self.p}PREV({j})" if self.pre else f"{self.p}V[{j}]"
+            if isinstance(d, ModelConst):
+                return f"((i64){int(sm.consts[d.name])})"
+            if d in env:
+                return env[d]
+            raise ModelDefinitionError(f"unbound {d.name} in C compilation")
+        if isinstance(e, Select):
+            k = sm.func_index[e.func]
+            args = [self.expr(a, env) for a in e.args]
+            if self.unary(k):
+                return f"uf_{'pre' if self.pre else 'get'}({self.f(k)}, {args[0]})"
+            return f"bf_{'pre' if self.pre else 'get'}({self.f(k)}, {args[0]}, {args[1]})"
+        if isinstance(e, Quant):
+            return self.quant(e, env)
+        if isinstance(e, App):
+            op = e.op
+            a = e.args
+            if op == "and":
+                return "(" + " && ".join(self.expr(x, env) for x in a) + ")"
+            if op == "or":
+                return "(" + " || ".join(self.expr(x, env) for x in a) + ")"
+            if op == "not":
+                return f"(!{self.expr(a[0], env)})"
+            if op == "implies":
+                return f"((!{self.expr(a[0], env)}) || {self.expr(a[1], env)})"
+            if op == "iff":
+                return f"((!!{self.expr(a[0], env)}) == (!!{self.expr(a[1], env)}))"
+            if op == "ite":
+                return f"({self.expr(a[0], env)} ? {self.expr(a[1], env)} : {self.expr(a[2], env)})"
+            sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "add": "+", "sub": "-"}.get(op)
+            if sym:
+                cast = "(i64)" if op in ("eq", "ne", "lt", "le") else ""
+                return f"({cast}({self.expr(a[0], env)} {sym} {self.expr(a[1], env)}))"
+            if op == "some":
+                return self.expr(a[0], env)
+            if op == "unwrap":
+                return f"rt_unwrap({self.expr(a[0], env)})"
+            if op == "post":
+                saved, self.pre = self.pre, False
+                try:
+                    return self.expr(a[0], env)
+                finally:
+                    self.pre = saved
+        raise ModelDefinitionError(f"cannot compile {type(e).__name__} to C")
+
+    # -- candidate selection (sparse._Code.selectors) ------------------------------------------
+    def selectors(self, var: BoundVar, atom: Expr, env: Mapping[Any, str]) -> list[str]:
+        sm = self.sm
+        ok = lambda e: not _mentions(e, var) and _bound_vars(e) <= set(env)
+        if isinstance(atom, App) and atom.op == "eq":
+            out: list[str] = []
+            x, y = atom.args
+            for lhs, rhs in ((x, y), (y, x)):
+                if not ok(rhs):
+                    continue
+                s = _strip(lhs)
+                if isinstance(s, Ref) and s.decl is var:
+                    out.append(f"cs_one({self.expr(rhs, env)})")
+                elif isinstance(s, Select):
+                    got = self.cell_selector(var, s, self.expr(rhs, env), env)
+                    if got:
+                        out.append(got)
+            return out
+        if isinstance(atom, App) and atom.op == "ne":
+            x, y = atom.args
+            for lhs, rhs in ((x, y), (y, x)):
+                s = _strip(lhs)
+                if isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var) \
+                        and _is_default_const(rhs, s.func):
+                    k = sm.func_index[s.func]
+                    return [f"uf_keys_pre({self.f(k)})" if self.pre else f"uf_keys({self.f(k)})"]
+            return []
+        if isinstance(atom, App) and atom.op in ("lt", "le"):
+            lo, hi = atom.args
+            s = _strip(hi)
+            if isinstance(lo, Const) and isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var):
+                d0 = int(s.func.init)
+                if int(lo.value) > d0 or (atom.op == "lt" and int(lo.value) >= d0):
+                    k = sm.func_index[s.func]
+                    return [f"uf_keys_pre({self.f(k)})" if self.pre else f"uf_keys({self.f(k)})"]
+            return []
+        if isinstance(atom, Select) and isinstance(atom.sort, BoolSort):
+            got = self.cell_selector(var, atom, "((i64)1)", env)
+            return [got] if got else []
+        if isinstance(atom, App) and atom.op == "or":
+            parts = []
+            for x in atom.args:
+                sel = self.selectors(var, x, env)
+                if not sel:
+                    return []
+                parts.append(sel[0] if len(sel) == 1 else _fold("cs_min", sel))
+            return [_fold("cs_union", parts)]
+        if isinstance(atom, App) and atom.op == "post":
+            saved, self.pre = self.pre, False
+            try:
+                return self.selectors(var, atom.args[0], env)
+            finally:
+                self.pre = saved
+        return []
+
+    def cell_selector(self, var: BoundVar, s: Select, value: str, env: Mapping[Any, str]) -> str | None:
+        sm = self.sm
+        k = sm.func_index[s.func]
+        positions = [i for i, a in enumerate(s.args) if _is_var(a, var)]
+        if len(positions) != 1:
+            return None
+        pos = positions[0]
+        others = [a for i, a in enumerate(s.args) if i != pos]
+        if any(_mentions(a, var) or not _bound_vars(a) <= set(env) for a in others):
+            return None
+        total = self.total(var.sort)
+        if len(s.args) == 1:
+            return f"uf_idx{'_pre' if self.pre else ''}({self.f(k)}, {value}, {total})"
+        if len(s.args) == 2:
+            rest = self.expr(others[0], env)
+            return f"bf_pidx{'_pre' if self.pre else ''}({self.f(k)}, {pos}, {rest}, {value}, {total})"
+        return None
+
+    def candidates(self, var: BoundVar, atoms: Sequence[Expr], env: Mapping[Any, str]) -> str:
+        sort = var.sort
+        if not isinstance(sort, IdSort):
+            return f"cs_range({sort.size({})})"
+        sels: list[str] = []
+        for a in atoms:
+            sels.extend(self.selectors(var, a, env))
+        if not sels:
+            return f"cs_range{self.total(sort)}"
+        ones = [s for s in sels if s.startswith("cs_one(")]
+        if ones:
+            return ones[0]
+        return sels[0] if len(sels) == 1 else _fold("cs_min", sels[:3])
+
+    def quant(self, q: Quant, env: Mapping[Any, str]) -> str:
+        name = self.fresh("q")
+        s, i, r, mk = self.fresh("s"), self.fresh("i"), self.fresh("r"), self.fresh("mk")
+        local = {**env, q.var: name}
+        body = q.body
+        if q.kind == "forall":
+            atoms = conjuncts(body.args[0]) if isinstance(body, App) and body.op == "implies" else []
+            cands = self.candidates(q.var, atoms, env)
+            init, stop = 1, f"if (!({self.expr(body, local)})) {{ {r} = 0; break; }}"
+        else:
+            cands = self.candidates(q.var, conjuncts(body), env)
+            init, stop = 0, f"if ({self.expr(body, local)}) {{ {r} = 1; break; }}"
+        return (f"({{ i64 {r} = {init}; i64 {mk} = arena_top; cset {s} = {cands}; "
+                f"for (i64 {i} = 0; {i} < {s}.n; {i}++) {{ i64 {name} = CS_AT({s}, {i}); {stop} }} "
+                f"arena_top = {mk}; {r}; }})")
+
+
+def _fold(fn: str, items: Sequence[str]) -> str:
+    out = items[0]
+    for x in items[1:]:
+        out = f"{fn}({out}, {x})"
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# One model
+# --------------------------------------------------------------------------------------
+
+
+class _ModelGen:
+    def __init__(self, sm: SparseModel, m: int, sort_index: Mapping[str, int]) -> None:
+        self.sm = sm
+        self.m = m
+        self.p = f"m{m}_"
+        self.code = _CCode(sm, self.p, sort_index)
+        self.sort_index = sort_index
+        self.L: list[str] = []
+
+    def emit(self) -> list[str]:
+        sm, p, L = self.sm, self.p, self.L
+        nv = max(1, len(sm.vars))
+        L.append(f"/* ---- model {sm.model.name} */")
+        L.append(f"static i64 {p}V[{nv}], {p}VO[{nv}];")
+        L.append(f"static uint32_t {p}VS[{nv}];")
+        L.append(f"#define {p}PREV(j) ({p}VS[j] == g_stamp ? {p}VO[j] : {p}V[j])")
+        for k, f in enumerate(sm.funcs):
+            kind = "ufunc" if len(f.index_sorts) == 1 else "bfunc"
+            L.append(f"static {kind} {p}F{k}; /* {f.name} */")
+        L.append(f"static void {p}init(void) {{")
+        for d, j in sm.var_index.items():
+            L.append(f"    {p}V[{j}] = {int(d.init)};")
+        for k, f in enumerate(sm.funcs):
+            kind = "uf" if len(f.index_sorts) == 1 else "bf"
+            L.append(f"    {kind}_reset(&{p}F{k}, {int(f.init)});")
+        L.append("}")
+        L.append(f"static void {p}clear(void) {{")
+        for k in range(len(sm.funcs)):
+            L.append(f"    {p}F{k}.ch.n = 0;")
+        L.append("    g_stamp++;")
+        L.append("}")
+        emitted: set[int] = set()
+        for op in sm.operations.values():
+            for act, idx in ((op.action, op.index), (op.rejected, op.rejected_index)):
+                if act is None or idx is None or idx in emitted:
+                    continue
+                emitted.add(idx)
+                self.action(act, idx)
+        self.incremental()
+        return L
+
+    # -- actions (sparse._gen_action) -----------------------------------------------------------
+    def sig(self, a: Action) -> tuple[str, dict[object, str]]:
+        params = [f"p_{x.name}" for x in a.params]
+        return ", ".join(f"i64 {x}" for x in params) or "void", dict(zip(a.params, params))
+
+    def action(self, a: Action, idx: int) -> None:
+        code, p, L = self.code, self.p, self.L
+        sig, env = self.sig(a)
+        L.append(f"static int {p}guard{idx}({sig}) {{")
+        check_labels = {lbl for lbl, _, _ in a.checks} if not a.rejected else set()
+        for n, (label, g) in enumerate(a.guard):
+            if label in check_labels or label == "some_check_fails":
+                continue
+            L.append(f"    if (!({code.expr(g, env)})) return {n}; /* {label} */")
+        L.append("    return -1;")
+        L.append("}")
+        L.append(f"static int {p}checks{idx}({sig}) {{")
+        for n, (_, cond, _) in enumerate(a.checks):
+            L.append(f"    if (!({code.expr(cond, env)})) return {n};")
+        L.append("    return -1;")
+        L.append("}")
+        for name, o in a.outputs:
+            L.append(f"static i64 {p}out{idx}_{name}({sig}) {{ return {code.expr(o, env)}; }}")
+        L.append(f"static void {p}apply{idx}({sig}) {{")
+        writes: list[str] = []
+        n = 0
+        for u in a.updates:
+            n += 1
+            if isinstance(u, Assign):
+                L.append(f"    i64 v{n} = {code.expr(u.value, env)};")
+                t = u.target
+                if isinstance(t, Ref):
+                    j = self.sm.var_index[t.decl]  # type: ignore[index]
+                    writes.append(f"    if ({p}V[{j}] != v{n}) {{ if ({p}VS[{j}] != g_stamp) {{ {p}VS[{j}] = g_stamp; "
+                                  f"{p}VO[{j}] = {p}V[{j}]; }} {p}V[{j}] = v{n}; }}")
+                else:
+                    k = self.sm.func_index[t.func]
+                    args = [code.expr(x, env) for x in t.args]
+                    for i, x in enumerate(args):
+                        L.append(f"    i64 k{n}_{i} = {x};")
+                    if len(args) == 1:
+                        writes.append(f"    uf_set({code.f(k)}, k{n}_0, v{n});")
+                    else:
+                        writes.append(f"    bf_set({code.f(k)}, k{n}_0, k{n}_1, v{n});")
+            else:
+                self.func_assign(u, env, n, writes)
+        L.extend(writes)
+        L.append("}")
+
+    def func_assign(self, u: FuncAssign, env: Mapping[Any, str], n: int, writes: list[str]) -> None:
+        """sparse._gen_func_assign: rows (key, value) of the cells that can change, then the writes."""
+        code, L = self.code, self.L
+        k = self.sm.func_index[u.func]
+        f = u.func
+        body = u.body
+        arity = len(u.vars)
+        names = [code.fresh("x") for _ in u.vars]
+        local: dict[object, str] = {**env, **dict(zip(u.vars, names))}
+        own = lambda e: (isinstance(e, Select) and e.func is f
+                         and all(_is_var(a, v) for a, v in zip(e.args, u.vars)))
+        bool_false_default = isinstance(f.value_sort, BoolSort) and int(f.init) == 0
+        L.append(f"    i64 w{n}_start = wbuf_n;")
+        push = " ".join(f"wbuf_push({x});" for x in names) + f" wbuf_push({code.expr(body, local)});"
+        if bool_false_default and isinstance(body, App) and body.op == "and" and any(own(a) for a in body.args):
+            # every non-default cell (a snapshot: the writes come after)
+            i = code.fresh("i")
+            L.append(f"    for (i64 {i} = 0; {i} < {code.f(k)[1:]}.keys.n; {i}++) {{")
+            if arity == 1:
+                L.append(f"        i64 {names[0]} = {code.f(k)[1:]}.keys.a[{i}];")
+            else:
+                L.append(f"        const bentry *e_ = &{code.f(k)[1:]}.e[{code.f(k)[1:]}.keys.a[{i}]];")
+                L.append(f"        i64 {names[0]} = e_->a, {names[1]} = e_->b;")
+            L.append(f"        {push}")
+            L.append("    }")
+        else:
+            conds: list[Expr] | None
+            if bool_false_default and isinstance(body, App) and body.op == "or" and any(own(a) for a in body.args):
+                conds = [a for a in body.args if not own(a)]
+            else:
+                conds = []
+                e = body
+                while isinstance(e, App) and e.op == "ite":
+                    conds.append(e.args[0])
+                    e = e.args[2]
+                if not own(e):
+                    conds = None
+            bound: dict[object, str] = dict(env)
+            depth = 0
+            L.append(f"    {{ i64 mkw{n} = arena_top;")
+            for var, name in zip(u.vars, names):
+                if conds:
+                    sels = [code.candidates(var, conjuncts(c), bound) for c in conds]
+                    cands = sels[0] if len(sels) == 1 else _fold("cs_union", sels)
+                else:
+                    cands = f"cs_range({code.n(var.sort)})"
+                s, i = code.fresh("s"), code.fresh("i")
+                L.append(f"    {{ cset {s} = {cands}; for (i64 {i} = 0; {i} < {s}.n; {i}++) {{ "
+                         f"i64 {name} = CS_AT({s}, {i});")
+                bound[var] = name
+                depth += 1
+            known = " && ".join(f"{name} < {code.n(v.sort)}" for v, name in zip(u.vars, names))
+            L.append(f"        if ({known}) {{ {push} }}")
+            L.append("    " + "}} " * depth + f"arena_top = mkw{n}; }}")
+        # the value every never-seen cell takes must stay the default
+        offsets: dict[str, int] = {}
+        fresh_env: dict[object, str] = dict(env)
+        for var, name in zip(u.vars, names):
+            j = offsets.get(var.sort.name, 0)
+            offsets[var.sort.name] = j + 1
+            fresh_env[var] = f"({code.n(var.sort)} + {j})"
+        L.append(f"    i64 fv{n} = {code.expr(body, fresh_env)};")
+        L.append(f"    i64 w{n}_end = wbuf_n;")
+        writes.append(f"    if (fv{n} != {int(f.init)}) g_bail = 1;")
+        row = arity + 1
+        if arity == 1:
+            writes.append(f"    for (i64 r_ = w{n}_start; r_ < w{n}_end; r_ += {row}) "
+                          f"uf_set({code.f(k)}, wbuf[r_], wbuf[r_ + 1]);")
+        else:
+            writes.append(f"    for (i64 r_ = w{n}_start; r_ < w{n}_end; r_ += {row}) "
+                          f"bf_set({code.f(k)}, wbuf[r_], wbuf[r_ + 1], wbuf[r_ + 2]);")
+
+    # -- incremental invariants (sparse._gen_incremental) ---------------------------------------------
+    def incremental(self) -> None:
+        sm, code, p, L = self.sm, self.code, self.p, self.L
+        by_func: dict[int, list[tuple[int, str | None]]] = {}
+        by_var: dict[int, list[int]] = {}
+        seen: dict[tuple[int, int, str], str] = {}
+        for pi, part in enumerate(sm.parts):
+            names = [f"x{i}" for i in range(len(part.vars))]
+            env = dict(zip(part.vars, names))
+            code.pre = part.transition
+            L.append(f"static int {p}body{pi}({', '.join(f'i64 {x}' for x in names) or 'void'}) {{ "
+                     f"return ({code.expr(part.body, env)}) != 0; }}")
+            code.pre = False
+            # every instance (sparse's all{pi}): 1 if one fails
+            L.append(f"static int {p}all{pi}(void) {{")
+            loops = []
+            for v, x in zip(part.vars, names):
+                loops.append(f"for (i64 {x} = 0; {x} < {code.total(v.sort)}; {x}++)")
+            call = f"{p}body{pi}({', '.join(names)})"
+            L.append(f"    {' '.join(loops)} {{ if (INST_FAILS({call})) return 1; }}")
+            L.append("    return 0;")
+            L.append("}")
+            for site in part.sites:
+                if site.func is None:
+                    assert site.var is not None
+                    j = sm.var_index[site.var]
+                    if pi not in by_var.setdefault(j, []):
+                        by_var[j].append(pi)
+                    continue
+                k = sm.func_index[site.func]
+                if not part.vars:
+                    entry: tuple[int, str | None] = (pi, "")
+                elif SparseModel._direct(part, site):
+                    entry = (pi, None)
+                else:
+                    src, name = self.enumerator(pi, part, site, len(seen))
+                    key3 = (pi, k, src)
+                    if key3 not in seen:
+                        seen[key3] = name
+                        L.extend(src.replace("@NAME@", name).splitlines())
+                    entry = (pi, seen[key3])
+                if entry not in by_func.setdefault(k, []):
+                    by_func[k].append(entry)
+        nparts = max(1, len(sm.parts))
+        L.append(f"/* 1 if an invariant instance the last step can have falsified is false */")
+        L.append(f"static int {p}check_step(void) {{")
+        L.append(f"    unsigned char whole[{nparts}] = {{0}};")
+        for k, entries in sorted(by_func.items()):
+            wholes = [pi for pi, en in entries if not sm.parts[pi].vars]
+            if wholes:
+                L.append(f"    if ({p}F{k}.ch.n) {{ " + " ".join(f"whole[{pi}] = 1;" for pi in wholes) + " }")
+        for j, pis in sorted(by_var.items()):
+            L.append(f"    if ({p}VS[{j}] == g_stamp) {{ " + " ".join(f"whole[{pi}] = 1;" for pi in pis) + " }")
+        for pi, part in enumerate(sm.parts):
+            L.append(f"    if (whole[{pi}] && {p}all{pi}()) return 1;")
+        for k, entries in sorted(by_func.items()):
+            unary = len(sm.funcs[k].index_sorts) == 1
+            for pi, en in entries:
+                if not sm.parts[pi].vars:
+                    continue
+                L.append(f"    if (!whole[{pi}]) for (i64 c_ = 0; c_ < {p}F{k}.ch.n; c_++) {{")
+                if unary:
+                    L.append(f"        i64 k0 = {p}F{k}.ch.a[c_];")
+                    args = "k0"
+                else:
+                    L.append(f"        const bentry *e_ = &{p}F{k}.e[{p}F{k}.ch.a[c_]]; i64 k0 = e_->a, k1 = e_->b;")
+                    args = "k0, k1"
+                if en is None:
+                    L.append(f"        if (INST_FAILS({p}body{pi}({args}))) return 1;")
+                else:
+                    L.append(f"        if ({en}({args})) return 1;")
+                L.append("    }")
+        L.append("    return 0;")
+        L.append("}")
+
+    def enumerator(self, pi: int, part: _Part, site: _Site, serial: int) -> tuple[str, str]:
+        """sparse._gen_enumerator in C: every instance whose flipping path may end at ``site`` is checked."""
+        assert site.func is not None
+        sm, code, p = self.sm, self.code, self.p
+        k = sm.func_index[site.func]
+        unary = len(site.args) == 1
+        name = f"{p}en{pi}_{serial}"
+        w1_pre = not part.transition
+        mode = {"W1": w1_pre, "W2": part.transition}
+        params = "i64 k0" if unary else "i64 k0, i64 k1"
+        L = [f"static int @NAME@({params}) {{"]
+        known: dict[BoundVar, str] = {}
+        comps = ["k0"] if unary else ["k0", "k1"]
+        arg_atoms: list[tuple[Expr, str]] = []
+        for arg, comp in zip(site.args, comps):
+            s = _strip(arg)
+            if isinstance(s, Ref) and isinstance(s.decl, BoundVar):
+                v = s.decl
+                if v in known:
+                    L.append(f"    if ({known[v]} != {comp}) return 0;")
+                else:
+                    known[v] = code.fresh("b")
+                    L.append(f"    i64 {known[v]} = {comp};")
+            else:
+                arg_atoms.append((arg, comp))
+        atoms = _atoms(site.gates)
+        old, new = "o_", "n_"
+        if site.partner is not None:
+            if unary:
+                L.append(f"    i64 {old} = uf_pre(&{p}F{k}, k0), {new} = uf_get(&{p}F{k}, k0);")
+            else:
+                L.append(f"    i64 {old} = bf_pre(&{p}F{k}, k0, k1), {new} = bf_get(&{p}F{k}, k0, k1);")
+        needed = [v for v in part.vars if v not in known]
+        L.append("    int saved_err = g_err; g_err = 0;")
+        order: list[tuple[BoundVar, str]] = []
+        pending = list(needed)
+        while pending:
+            choice: tuple[BoundVar, list[str]] | None = None
+            env = {**known}
+            for v in pending:
+                sels: list[str] = []
+                for arg, comp in arg_atoms:
+                    s = _strip(arg)
+                    if isinstance(s, Select) and _bound_vars(s) <= set(env) | {v}:
+                        code.pre = mode["W2"]
+                        got = code.cell_selector(v, s, comp, env)
+                        code.pre = False
+                        if got:
+                            sels.append(got)
+                if site.partner is not None and _bound_vars(site.partner) <= set(env) | {v} \
+                        and _mentions(site.partner, v):
+                    pt = _strip(site.partner)
+                    if isinstance(pt, Ref) and pt.decl is v:
+                        sels.append(f"cs_two({old}, {new})")
+                    elif isinstance(pt, Select):
+                        code.pre = True
+                        a_ = code.cell_selector(v, pt, old, env)
+                        b_ = code.cell_selector(v, pt, new, env)
+                        code.pre = False
+                        if a_ and b_:
+                            sels.append(f"cs_union({a_}, {b_})")
+                for expr, world, truth in atoms:
+                    if not truth or not _mentions(expr, v) or not _bound_vars(expr) <= set(env) | {v}:
+                        continue
+                    code.pre = mode[world]
+                    sels.extend(code.selectors(v, expr, env))
+                    code.pre = False
+                if sels:
+                    ones = [s for s in sels if s.startswith(("cs_one(", "cs_two("))]
+                    pick = ones[:1] if ones else sels[:3]
+                    choice = (v, pick)
+                    break
+            if choice is None:
+                v = pending[0]
+                sel_code = f"cs_range{code.total(v.sort)}"
+            else:
+                v, pick = choice
+                sel_code = pick[0] if len(pick) == 1 else _fold("cs_min", pick)
+            pending.remove(v)
+            known[v] = code.fresh("b")
+            order.append((v, sel_code))
+        # filters, each at the outermost loop that binds its variables (as sparse.py)
+        conds: list[tuple[str, set[BoundVar]]] = []
+        env = dict(known)
+        for arg, comp in arg_atoms:
+            if _bound_vars(arg) <= set(env):
+                code.pre = mode["W2"]
+                conds.append((f"({code.expr(arg, env)} == {comp})", _bound_vars(arg)))
+                code.pre = False
+        if site.partner is not None and _bound_vars(site.partner) <= set(env):
+            code.pre = mode["W1"]
+            p1 = code.expr(site.partner, env)
+            code.pre = mode["W2"]
+            p2 = code.expr(site.partner, env)
+            code.pre = False
+            conds.append((f"(({{ i64 t_ = {p1}; t_ == {old} || t_ == {new}; }}) || "
+                          f"({{ i64 t_ = {p2}; t_ == {old} || t_ == {new}; }}))", _bound_vars(site.partner)))
+        for expr, world, truth in atoms:
+            if not _bound_vars(expr) <= set(env):
+                continue
+            code.pre = mode[world]
+            c = code.expr(expr, env)
+            code.pre = False
+            conds.append((c if truth else f"(!{c})", _bound_vars(expr)))
+        loop_vars = [v for v, _ in order]
+
+        def level(vars_: set[BoundVar]) -> int:
+            return max((loop_vars.index(v) + 1 for v in vars_ if v in loop_vars), default=0)
+
+        inner = [c for c, vs in conds if level(vs) == len(loop_vars)]
+        exits_at: dict[int, list[str]] = {}
+        for c, vs in conds:
+            lv = level(vs)
+            if lv < len(loop_vars):
+                skip = "goto done_;" if lv == 0 else "continue;"
+                # sparse.py: try: if not (c): skip / except EvaluationError: pass
+                exits_at.setdefault(lv, []).append(
+                    f"{{ int e_ = g_err; g_err = 0; i64 c_ = {c}; int raised_ = g_err; g_err = e_; "
+                    f"if (!raised_ && !c_) {skip} }}")
+        body: list[str] = []
+        indent = "    "
+        for i, (v, sel) in enumerate(order):
+            for x in exits_at.get(i, []):
+                body.append(indent + x)
+            s, j = code.fresh("s"), code.fresh("i")
+            body.append(f"{indent}{{ cset {s} = {sel}; for (i64 {j} = 0; {j} < {s}.n; {j}++) {{ "
+                        f"i64 {known[v]} = CS_AT({s}, {j});")
+            indent += "    "
+        inst = ", ".join(known[v] for v in part.vars)
+        check = f"if (INST_FAILS({p}body{pi}({inst}))) {{ g_err = saved_err; return 1; }}"
+        if inner:
+            body.append(f"{indent}{{ int e_ = g_err; g_err = 0; int ok_ = ({' && '.join(inner)}) != 0; "
+                        f"if (g_err) ok_ = 1; g_err = e_; if (ok_) {check} }}")
+        else:
+            body.append(f"{indent}{check}")
+        for _ in order:
+            indent = indent[:-4]
+            body.append(f"{indent}}} }}")
+        L.extend(body)
+        L.append("    if (g_err) { g_err = saved_err; return " + f"{p}all{pi}(); }}")
+        if any(lv == 0 for lv in exits_at):
+            L.append("done_:")
+        L.append("    g_err = saved_err;")
+        L.append("    return 0;")
+        L.append("}")
+        return "\n".join(L), name
+
+
+# --------------------------------------------------------------------------------------
+# The whole checker
+# --------------------------------------------------------------------------------------
+
+
+def _render_check(sort: Sort, value: str, text: str, n: str) -> str:
+    """C: the reported text (``text``, ``n`` bytes) equals ``sort.render(value)``."""
+    if isinstance(sort, BoolSort):
+        return f'text_is({text}, {n}, {value} ? "true" : "false")'
+    if isinstance(sort, EnumSort):
+        table = "(const char *[]){" + ", ".join(_cstr(m) for m in sort.members) + "}"
+        return (f"({value} >= 0 && {value} < {len(sort.members)} && "
+                f"text_is({text}, {n}, {table}[{value}]))")
+    if isinstance(sort, IntSort):
+        return f'render_is({text}, {n}, "", {value}, 0)'
+    if isinstance(sort, IdSort):
+        return f"render_is({text}, {n}, {_cstr(sort.prefix)}, {value}, 0)"
+    if isinstance(sort, OptSort):
+        return f"render_is({text}, {n}, {_cstr(sort.inner.prefix)}, {value}, 1)"
+    raise ModelDefinitionError(f"cannot render {sort.name} in C")
+
+
+def generate(watched: Sequence[SparseModel], by_op: Mapping[str, Sequence[int]]) -> tuple[str, list[str]]:
+    """C source of a checker for ``watched`` (in the monitor's order); ``by_op``: op -> watched indexes.
+
+    Returns the source (runtime included) and the operation names in the order of the per-op counts.
+    """
+    sorts: list[str] = []
+    for sm in watched:
+        for s in sm.id_sorts:
+            if s not in sorts:
+                sorts.append(s)
+    sort_index = {s: i for i, s in enumerate(sorts)}
+    L: list[str] = [RUNTIME.read_text()]
+    L.append(f"static itable tab[{max(1, len(sorts))}]; /* {', '.join(sorts)} */")
+    gens = [_ModelGen(sm, m, sort_index) for m, sm in enumerate(watched)]
+    for g in gens:
+        L.extend(g.emit())
+    ops = sorted(by_op)
+    # per (model, op): decode, predict, compare, guard, apply, check (properties.monitor._step_model)
+    for oi, op in enumerate(ops):
+        for m in by_op[op]:
+            L.extend(_step_fn(gens[m], op, oi))
+        L.append(f"static int op{oi}(const event *ev) {{ /* {op} */")
+        for m in by_op[op]:
+            L.append(f"    {{ int r = m{m}_op{oi}(ev); if (r) return r; }}")
+        L.append("    return 0;")
+        L.append("}")
+    L.append("typedef int (*opfn)(const event *);")
+    L.append(f"static const char *op_names[] = {{{', '.join(_cstr(o) for o in ops)}}};")
+    L.append(f"static const opfn op_fns[] = {{{', '.join(f'op{i}' for i in range(len(ops)))}}};")
+    L.append(f"#define N_OPS {len(ops)}")
+    L.append("static void init_all(void) {")
+    L.append(f"    for (int i = 0; i < {max(1, len(sorts))}; i++) itable_reset(&tab[i]);")
+    L.append("    spool_n = 0; g_err = 0; g_bail = 0; g_kind = 0;")
+    for g in gens:
+        L.append(f"    {g.p}init();")
+    L.append("}")
+    L.append(_DRIVER)
+    return "\n".join(L) + "\n", ops
+
+
+def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
+    sm, p = g.sm, g.p
+    # the Operation this op name reports (the operation itself or its rejected twin's name)
+    operation = None
+    for o in sm.operations.values():
+        if o.name == op or (o.rejected is not None and o.rejected.name == op):
+            operation = o
+    assert operation is not None, op
+    act = operation.action
+    names_rejected = operation.rejected is not None and operation.rejected.name == op
+    L = [f"static int {p}op{oi}(const event *ev) {{"]
+    L.append("    const jval *a_;")
+    vals = []
+    for prm in act.params:
+        v = f"p_{prm.name}"
+        vals.append(v)
+        L.append(f"    a_ = ev_arg(ev, {_cstr(prm.name)}); if (!a_) return K_BAIL;")
+        sort = prm.sort
+        if isinstance(sort, IdSort):
+            L.append(f"    i64 {v} = intern_arg(&tab[{g.sort_index[sort.name]}], a_);")
+        elif isinstance(sort, OptSort):
+            L.append(f"    i64 {v} = a_->kind == J_NULL ? -1 : intern_arg(&tab[{g.sort_index[sort.inner.name]}], a_);")
+        elif isinstance(sort, BoolSort):
+            L.append(f"    i64 {v} = bool_arg(a_);")
+        elif isinstance(sort, EnumSort):
+            conds = " : ".join(f"jstr_is(a_, {_cstr(m)}) ? {i}" for i, m in enumerate(sort.members))
+            L.append(f"    i64 {v} = {conds} : (g_bail = 1, 0);")
+        elif isinstance(sort, IntSort):
+            L.append(f"    i64 {v} = int_arg(a_);")
+        else:
+            L.append("    return K_BAIL;")
+        L.append("    if (g_bail) return K_BAIL;")
+    args = ", ".join(vals)
+    chosen = operation.index
+    L.append(f"    int chosen = {chosen};")
+    if act.checks:
+        assert operation.rejected is not None and operation.rejected_index is not None
+        ridx = operation.rejected_index
+        result_sort = act.checks[0][2].sort
+        L.append(f"    int failing = {p}checks{chosen}({args});")
+        L.append("    if (g_err) return K_BAIL;")
+        L.append("    const char *rep = ev->has_result ? ev->result.s : NULL; i64 rlen = ev->has_result ? ev->result.len : 0;")
+        if names_rejected:
+            L.append('    if (!rep) { rep = "(some error)"; rlen = 12; }')
+        L.append("    if (!rep) return K_BAIL;")
+        L.append("    if (failing < 0) {")
+        L.append('        if (!text_is(rep, rlen, "OK")) return K_WRONG_RESULT;')
+        L.append("    } else {")
+        L.append(f"        chosen = {ridx};")
+        L.append(f"        i64 res = {p}out{ridx}_result({args});")
+        L.append("        if (g_err) return K_BAIL;")
+        L.append(f'        if (!text_is(rep, rlen, "(some error)") && !({_render_check(result_sort, "res", "rep", "rlen")}))')
+        L.append("            return K_WRONG_RESULT;")
+        L.append("    }")
+    else:
+        L.append('    if (ev->has_result && !jstr_is(&ev->result, "OK")) return K_WRONG_RESULT;')
+    # the action that applies: guard, outputs (always evaluated, as the monitor does), apply
+    actions = [(chosen, act)]
+    if operation.rejected is not None and operation.rejected_index is not None:
+        actions.append((operation.rejected_index, operation.rejected))
+    for idx, a in actions:
+        L.append(f"    if (chosen == {idx}) {{")
+        L.append(f"        if ({p}guard{idx}({args}) >= 0) return g_err ? K_BAIL : K_NOT_ALLOWED;")
+        L.append("        if (g_err) return K_BAIL;")
+        outs = [(n, o) for n, o in a.outputs]
+        for n, o in outs:
+            L.append(f"        i64 o_{n} = {p}out{idx}_{n}({args}); (void)o_{n};")
+        L.append("        if (g_err) return K_BAIL;")
+        others = [(n, o) for n, o in outs if n != "result"]
+        if others:
+            L.append("        for (int j = 0; j < ev->nouts; j++) {")
+            L.append("            const jpair *q = &ev->outs[j]; char buf[32]; const char *s; i64 n;")
+            for n, o in others:
+                L.append(f"            if (q->klen == {len(n)} && !memcmp(q->k, {_cstr(n)}, {len(n)})) {{")
+                L.append("                if (!output_text(&q->v, buf, &s, &n)) return K_BAIL;")
+                L.append(f"                if (!({_render_check(o.sort, f'o_{n}', 's', 'n')})) return K_WRONG_OUTPUT;")
+                L.append("            }")
+            L.append("        }")
+        L.append(f"        {p}apply{idx}({args});")
+        L.append("    }")
+    L.append("    if (g_err || g_bail) return K_BAIL;")
+    L.append(f"    int broken = {p}check_step();")
+    L.append(f"    {p}clear();")
+    L.append("    if (g_err || g_bail) return K_BAIL;")
+    L.append("    return broken ? K_INVARIANT : 0;")
+    L.append("}")
+    return L
+
+
+_DRIVER = r"""
+static int op_lookup(const jval *op) {
+    for (int i = 0; i < N_OPS; i++) {
+        size_t n = strlen(op_names[i]);
+        if ((size_t)op->len == n && !memcmp(op->s, op_names[i], n)) return i;
+    }
+    return -1;
+}
+
+/* out: [0] verdict kind (K_*), [1] line of the stop (0: clean), [2] events read, [3] reserved,
+ * [4 + i]: events of op i (the operation names' order).  Returns 0, or -1 if the file cannot be read. */
+int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0) { close(fd); return -1; }
+    i64 size = st.st_size;
+    const char *base = NULL;
+    if (size > 0) {
+        base = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (base == MAP_FAILED) { close(fd); return -1; }
+    }
+    close(fd);
+    init_all();
+    for (int i = 0; i < 4 + N_OPS; i++) out[i] = 0;
+    const char *p = base + offset, *end = base + size;
+    i64 line = first_line - 1, events = 0, last_seq = 0;
+    int have_seq = 0, kind = K_CLEAN;
+    event ev;
+    while (offset < size && p < end) {
+        line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end, *ls = p;
+        p = nl ? nl + 1 : end;
+        /* bytes.strip(): ASCII whitespace at both ends */
+        while (ls < le && (*ls == ' ' || *ls == '\t' || *ls == '\r' || *ls == '\n' || *ls == '\v' || *ls == '\f')) ls++;
+        while (le > ls && (le[-1] == ' ' || le[-1] == '\t' || le[-1] == '\r' || le[-1] == '\n' || le[-1] == '\v' || le[-1] == '\f')) le--;
+        if (ls == le || parse_event(ls, le, &ev)) { kind = K_BAIL; break; }
+        if (have_seq && ev.seq <= last_seq) { kind = K_BAIL; break; }
+        have_seq = 1;
+        last_seq = ev.seq;
+        events++;
+        if (ev.op.len >= 5 && !memcmp(ev.op.s, "note.", 5)) continue;
+        int oi = op_lookup(&ev.op);
+        if (oi < 0) { kind = K_BAIL; break; }
+        out[4 + oi]++;
+        arena_top = 0;
+        wbuf_n = 0;
+        g_err = 0;
+        int r = op_fns[oi](&ev);
+        if (g_bail) r = K_BAIL;
+        if (r) { kind = r; break; }
+    }
+    if (base) munmap((void *)base, (size_t)size);
+    out[0] = kind;
+    out[1] = kind == K_CLEAN ? 0 : line;
+    out[2] = events;
+    return 0;
+}
+"""

@@ -1,0 +1,824 @@
+/* iospec compiled trace checker: the model-independent runtime.
+ *
+ * `properties/compiled/cgen.py` generates C for the watched models (their actions and their
+ * incremental invariant checks, from the same expressions `model/core/sparse.py` compiles to
+ * Python) and appends it to this file.  This part holds what does not depend on a model: the
+ * sparse state (function cells with value indexes, as in sparse.py), candidate sets, identity
+ * interning, and a strict parser for trace lines (docs/trace-format.md).
+ *
+ * The engine answers "clean" or "stop at line N": anything it does not handle exactly as the
+ * Python engine does (an escape in a string it must read, a float, a huge integer, non-ASCII
+ * bytes, an evaluation error, a value outside its tables) is a stop with kind BAIL, and the
+ * Python engine re-checks the trace and produces the report.  It never writes error texts.
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef int64_t i64;
+
+/* an EvaluationError (".some of none") since the last catch point */
+static int g_err;
+/* something the compiled engine does not decide: the Python engine must */
+static int g_bail;
+/* cells changed in the current model step carry this stamp (sparse.py's OLD / CH sets) */
+static uint32_t g_stamp = 1;
+
+static i64 rt_unwrap(i64 v) {
+    if (v == -1) g_err = 1;
+    return v;
+}
+
+/* ---------------------------------------------------------------- vectors */
+typedef struct {
+    int32_t *a;
+    int32_t n, cap;
+} vec;
+
+static void vec_push(vec *v, i64 x) {
+    if (x < INT32_MIN || x > INT32_MAX) { g_bail = 1; return; }
+    if (v->n == v->cap) {
+        int32_t c = v->cap ? v->cap * 2 : 4;
+        int32_t *na = realloc(v->a, (size_t)c * sizeof *na);
+        if (!na) { g_bail = 1; return; }
+        v->a = na;
+        v->cap = c;
+    }
+    v->a[v->n++] = (int32_t)x;
+}
+
+/* ---------------------------------------------------------------- candidate sets */
+/* a == NULL: the range 0..n-1 (sparse.py's `range(total)`); else n values */
+typedef struct {
+    const int32_t *a;
+    i64 n;
+} cset;
+#define CS_AT(s, i) ((s).a ? (i64)(s).a[i] : (i64)(i))
+
+static int32_t cs_none[1];
+static int32_t *arena;
+static i64 arena_top, arena_cap;
+
+static int32_t *arena_alloc(i64 n) {
+    if (!arena) {
+        arena_cap = (i64)1 << 24;
+        arena = malloc((size_t)arena_cap * sizeof *arena);
+        if (!arena) { g_bail = 1; return NULL; }
+    }
+    if (arena_top + n > arena_cap) { g_bail = 1; return NULL; }
+    int32_t *p = arena + arena_top;
+    arena_top += n;
+    return p;
+}
+
+static cset cs_empty(void) { cset s = {cs_none, 0}; return s; }
+static cset cs_range(i64 n) { cset s = {NULL, n}; return s; }
+
+static cset cs_one(i64 v) {
+    if (v < 0) return cs_empty();
+    int32_t *p = arena_alloc(1);
+    if (!p) return cs_empty();
+    p[0] = (int32_t)v;
+    cset s = {p, 1};
+    return s;
+}
+
+static cset cs_two(i64 a, i64 b) {
+    int32_t *p = arena_alloc(2);
+    if (!p) return cs_empty();
+    i64 n = 0;
+    if (a >= 0) p[n++] = (int32_t)a;
+    if (b >= 0 && b != a) p[n++] = (int32_t)b;
+    cset s = {p, n};
+    return s;
+}
+
+/* two lists concatenated (duplicates only cost time: every use is a superset) */
+static cset cs_cat(const int32_t *a, i64 na, const int32_t *b, i64 nb) {
+    if (nb == 0) { cset s = {na ? a : cs_none, na}; return s; }
+    if (na == 0) { cset s = {b, nb}; return s; }
+    int32_t *p = arena_alloc(na + nb);
+    if (!p) return cs_empty();
+    memcpy(p, a, (size_t)na * sizeof *p);
+    memcpy(p + na, b, (size_t)nb * sizeof *p);
+    cset s = {p, na + nb};
+    return s;
+}
+
+/* sparse.py's _union: a range absorbs everything */
+static cset cs_union(cset x, cset y) {
+    if (!x.a) return x;
+    if (!y.a) return y;
+    return cs_cat(x.a, x.n, y.a, y.n);
+}
+
+/* sparse.py's _smallest (min keeps the first of equals) */
+static cset cs_min(cset x, cset y) { return y.n < x.n ? y : x; }
+
+/* ---------------------------------------------------------------- hash map u64 -> int32 (no deletion) */
+typedef struct {
+    uint64_t *k;
+    int32_t *v;
+    i64 cap, n;
+} hmap;
+
+static inline uint64_t hmix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static inline uint64_t pack2(i64 a, i64 b) { return ((uint64_t)(uint32_t)(int32_t)a << 32) | (uint32_t)(int32_t)b; }
+
+static int32_t hm_get(const hmap *m, uint64_t key) {
+    if (!m->cap) return -1;
+    i64 mask = m->cap - 1, i = (i64)(hmix(key) & (uint64_t)mask);
+    while (m->v[i] >= 0) {
+        if (m->k[i] == key) return m->v[i];
+        i = (i + 1) & mask;
+    }
+    return -1;
+}
+
+static void hm_put(hmap *m, uint64_t key, int32_t val);
+
+static void hm_grow(hmap *m) {
+    hmap old = *m;
+    i64 cap = old.cap ? old.cap * 2 : 64;
+    m->k = malloc((size_t)cap * sizeof *m->k);
+    m->v = malloc((size_t)cap * sizeof *m->v);
+    if (!m->k || !m->v) { g_bail = 1; *m = old; return; }
+    memset(m->v, 0xff, (size_t)cap * sizeof *m->v);
+    m->cap = cap;
+    m->n = 0;
+    for (i64 i = 0; i < old.cap; i++)
+        if (old.v[i] >= 0) hm_put(m, old.k[i], old.v[i]);
+    free(old.k);
+    free(old.v);
+}
+
+static void hm_put(hmap *m, uint64_t key, int32_t val) {
+    if ((m->n + 1) * 2 > m->cap) hm_grow(m);
+    if (g_bail && !m->cap) return;
+    i64 mask = m->cap - 1, i = (i64)(hmix(key) & (uint64_t)mask);
+    while (m->v[i] >= 0) {
+        if (m->k[i] == key) { m->v[i] = val; return; }
+        i = (i + 1) & mask;
+    }
+    m->k[i] = key;
+    m->v[i] = val;
+    m->n++;
+}
+
+/* ---------------------------------------------------------------- unary functions */
+/* cells 0..cap-1 (unseen identities hold the default), value index (value -> keys holding it,
+ * non-default values only), the non-default keys, the keys changed in this step with their old value */
+typedef struct {
+    i64 dflt, cap;
+    i64 *val, *old;
+    uint32_t *stamp;
+    int32_t *ipos, *kpos;
+    vec *idx;
+    i64 nidx;
+    vec keys, ch;
+} ufunc;
+
+static inline i64 uf_get(const ufunc *f, i64 k) { return (k >= 0 && k < f->cap) ? f->val[k] : f->dflt; }
+static inline i64 uf_pre(const ufunc *f, i64 k) {
+    if (k < 0 || k >= f->cap) return f->dflt;
+    return f->stamp[k] == g_stamp ? f->old[k] : f->val[k];
+}
+
+static void uf_grow(ufunc *f, i64 need) {
+    i64 cap = f->cap ? f->cap : 16;
+    while (cap <= need) cap *= 2;
+    i64 *val = realloc(f->val, (size_t)cap * sizeof *val);
+    i64 *old = realloc(f->old, (size_t)cap * sizeof *old);
+    uint32_t *st = realloc(f->stamp, (size_t)cap * sizeof *st);
+    int32_t *ip = realloc(f->ipos, (size_t)cap * sizeof *ip);
+    int32_t *kp = realloc(f->kpos, (size_t)cap * sizeof *kp);
+    if (val) f->val = val;
+    if (old) f->old = old;
+    if (st) f->stamp = st;
+    if (ip) f->ipos = ip;
+    if (kp) f->kpos = kp;
+    if (!val || !old || !st || !ip || !kp) { g_bail = 1; return; }
+    for (i64 i = f->cap; i < cap; i++) { val[i] = f->dflt; old[i] = f->dflt; st[i] = 0; ip[i] = kp[i] = -1; }
+    f->cap = cap;
+}
+
+/* the bucket of value v (v >= -1), created on demand */
+static vec *val_bucket(vec **idx, i64 *nidx, i64 v) {
+    if (v < -1 || v > ((i64)1 << 26)) { g_bail = 1; return NULL; }
+    i64 slot = v + 1;
+    if (slot >= *nidx) {
+        i64 n = *nidx ? *nidx : 8;
+        while (n <= slot) n *= 2;
+        vec *ni = realloc(*idx, (size_t)n * sizeof *ni);
+        if (!ni) { g_bail = 1; return NULL; }
+        memset(ni + *nidx, 0, (size_t)(n - *nidx) * sizeof *ni);
+        *idx = ni;
+        *nidx = n;
+    }
+    return &(*idx)[slot];
+}
+
+static cset uf_bucket_set(const ufunc *f, i64 v) {
+    if (v < -1 || v + 1 >= f->nidx) return cs_empty();
+    const vec *b = &f->idx[v + 1];
+    cset s = {b->n ? b->a : cs_none, b->n};
+    return s;
+}
+
+static void uf_set(ufunc *f, i64 k, i64 v) {
+    if (k < 0 || k > ((i64)1 << 30)) { g_bail = 1; return; }
+    if (k >= f->cap) { uf_grow(f, k); if (g_bail) return; }
+    i64 old = f->val[k];
+    if (old == v) return;
+    if (f->stamp[k] != g_stamp) { f->stamp[k] = g_stamp; f->old[k] = old; vec_push(&f->ch, k); }
+    if (old != f->dflt) {
+        vec *b = val_bucket(&f->idx, &f->nidx, old);
+        if (!b) return;
+        int32_t p = f->ipos[k], last = b->a[--b->n];
+        b->a[p] = last;
+        f->ipos[last] = p;
+        p = f->kpos[k];
+        last = f->keys.a[--f->keys.n];
+        f->keys.a[p] = last;
+        f->kpos[last] = p;
+    }
+    f->val[k] = v;
+    if (v != f->dflt) {
+        vec *b = val_bucket(&f->idx, &f->nidx, v);
+        if (!b) return;
+        f->ipos[k] = b->n;
+        vec_push(b, k);
+        f->kpos[k] = f->keys.n;
+        vec_push(&f->keys, k);
+    }
+}
+
+/* sparse.py's _idx / _idx_pre and D.keys() / (D.keys() | CH) */
+static cset uf_idx(const ufunc *f, i64 v, i64 total) { return v == f->dflt ? cs_range(total) : uf_bucket_set(f, v); }
+static cset uf_idx_pre(const ufunc *f, i64 v, i64 total) {
+    if (v == f->dflt) return cs_range(total);
+    cset b = uf_bucket_set(f, v);
+    return cs_cat(b.a, b.n, f->ch.a, f->ch.n);
+}
+static cset uf_keys(const ufunc *f) { cset s = {f->keys.n ? f->keys.a : cs_none, f->keys.n}; return s; }
+static cset uf_keys_pre(const ufunc *f) { return cs_cat(f->keys.a, f->keys.n, f->ch.a, f->ch.n); }
+
+/* ---------------------------------------------------------------- binary functions */
+typedef struct {
+    int32_t a, b;
+    i64 val, old;
+    uint32_t stamp;
+    int32_t p0pos, p1pos, kpos;
+} bentry;
+
+/* cells (a, b) -> entry (entries are never removed: a default cell is in no index); positional
+ * indexes: p0[(b, v)] = the a with cell (a, b) == v, p1[(a, v)] = the b with cell (a, b) == v */
+typedef struct {
+    i64 dflt;
+    hmap cells, p0, p1;
+    bentry *e;
+    i64 ne, cape;
+    vec *bk;
+    i64 nbk, capbk;
+    vec keys, ch; /* entry indexes */
+} bfunc;
+
+static inline i64 bf_get(const bfunc *f, i64 a, i64 b) {
+    if (a < 0 || b < 0 || a > INT32_MAX || b > INT32_MAX) return f->dflt;
+    int32_t i = hm_get(&f->cells, pack2(a, b));
+    return i < 0 ? f->dflt : f->e[i].val;
+}
+static inline i64 bf_pre(const bfunc *f, i64 a, i64 b) {
+    if (a < 0 || b < 0 || a > INT32_MAX || b > INT32_MAX) return f->dflt;
+    int32_t i = hm_get(&f->cells, pack2(a, b));
+    if (i < 0) return f->dflt;
+    return f->e[i].stamp == g_stamp ? f->e[i].old : f->e[i].val;
+}
+
+static vec *bf_bucket(bfunc *f, hmap *m, i64 rest, i64 v, int create) {
+    if (v < INT32_MIN || v > INT32_MAX) { g_bail = 1; return NULL; }
+    int32_t i = hm_get(m, pack2(rest, v));
+    if (i < 0) {
+        if (!create) return NULL;
+        if (f->nbk == f->capbk) {
+            i64 c = f->capbk ? f->capbk * 2 : 16;
+            vec *nb = realloc(f->bk, (size_t)c * sizeof *nb);
+            if (!nb) { g_bail = 1; return NULL; }
+            f->bk = nb;
+            f->capbk = c;
+        }
+        memset(&f->bk[f->nbk], 0, sizeof(vec));
+        i = (int32_t)f->nbk++;
+        hm_put(m, pack2(rest, v), i);
+    }
+    return &f->bk[i];
+}
+
+static void bf_set(bfunc *f, i64 a, i64 b, i64 v) {
+    if (a < 0 || b < 0 || a > INT32_MAX || b > INT32_MAX) { g_bail = 1; return; }
+    int32_t i = hm_get(&f->cells, pack2(a, b));
+    if (i < 0) {
+        if (v == f->dflt) return;
+        if (f->ne == f->cape) {
+            i64 c = f->cape ? f->cape * 2 : 16;
+            bentry *ne = realloc(f->e, (size_t)c * sizeof *ne);
+            if (!ne) { g_bail = 1; return; }
+            f->e = ne;
+            f->cape = c;
+        }
+        i = (int32_t)f->ne++;
+        bentry init = {(int32_t)a, (int32_t)b, f->dflt, f->dflt, 0, -1, -1, -1};
+        f->e[i] = init;
+        hm_put(&f->cells, pack2(a, b), i);
+    }
+    bentry *e = &f->e[i];
+    i64 old = e->val;
+    if (old == v) return;
+    if (e->stamp != g_stamp) { e->stamp = g_stamp; e->old = old; vec_push(&f->ch, i); }
+    if (old != f->dflt) {
+        vec *bk = bf_bucket(f, &f->p0, b, old, 0);
+        if (!bk) { g_bail = 1; return; }
+        int32_t p = e->p0pos, last = bk->a[--bk->n];
+        bk->a[p] = last;
+        f->e[hm_get(&f->cells, pack2(last, b))].p0pos = p;
+        bk = bf_bucket(f, &f->p1, a, old, 0);
+        if (!bk) { g_bail = 1; return; }
+        p = e->p1pos;
+        last = bk->a[--bk->n];
+        bk->a[p] = last;
+        f->e[hm_get(&f->cells, pack2(a, last))].p1pos = p;
+        p = e->kpos;
+        last = f->keys.a[--f->keys.n];
+        f->keys.a[p] = last;
+        f->e[last].kpos = p;
+    }
+    e->val = v;
+    if (v != f->dflt) {
+        vec *bk = bf_bucket(f, &f->p0, b, v, 1);
+        if (!bk) return;
+        e = &f->e[i];
+        e->p0pos = bk->n;
+        vec_push(bk, a);
+        bk = bf_bucket(f, &f->p1, a, v, 1);
+        if (!bk) return;
+        e = &f->e[i];
+        e->p1pos = bk->n;
+        vec_push(bk, b);
+        e->kpos = f->keys.n;
+        vec_push(&f->keys, i);
+    }
+}
+
+/* sparse.py's _pidx / _pidx_pre: the values at position pos whose cell (with the other position rest) holds v */
+static cset bf_pidx(bfunc *f, int pos, i64 rest, i64 v, i64 total) {
+    if (v == f->dflt) return cs_range(total);
+    if (rest < 0 || rest > INT32_MAX || v < INT32_MIN || v > INT32_MAX) return cs_empty();
+    int32_t i = hm_get(pos == 0 ? &f->p0 : &f->p1, pack2(rest, v));
+    if (i < 0 || f->bk[i].n == 0) return cs_empty();
+    cset s = {f->bk[i].a, f->bk[i].n};
+    return s;
+}
+static cset bf_pidx_pre(bfunc *f, int pos, i64 rest, i64 v, i64 total) {
+    if (v == f->dflt) return cs_range(total);
+    cset got = bf_pidx(f, pos, rest, v, total);
+    i64 n = f->ch.n;
+    if (!n) return got;
+    int32_t *p = arena_alloc(got.n + n);
+    if (!p) return cs_empty();
+    if (got.n) memcpy(p, got.a, (size_t)got.n * sizeof *p);
+    for (i64 j = 0; j < n; j++) {
+        const bentry *e = &f->e[f->ch.a[j]];
+        p[got.n + j] = pos == 0 ? e->a : e->b;
+    }
+    cset s = {p, got.n + n};
+    return s;
+}
+
+/* ---------------------------------------------------------------- buffer of (key, value) rows of whole-function updates */
+static i64 *wbuf;
+static i64 wbuf_n, wbuf_cap;
+static void wbuf_push(i64 x) {
+    if (wbuf_n == wbuf_cap) {
+        i64 c = wbuf_cap ? wbuf_cap * 2 : 256;
+        i64 *nw = realloc(wbuf, (size_t)c * sizeof *nw);
+        if (!nw) { g_bail = 1; return; }
+        wbuf = nw;
+        wbuf_cap = c;
+    }
+    wbuf[wbuf_n++] = x;
+}
+
+static void uf_reset(ufunc *f, i64 dflt) {
+    free(f->val); free(f->old); free(f->stamp); free(f->ipos); free(f->kpos);
+    for (i64 i = 0; i < f->nidx; i++) free(f->idx[i].a);
+    free(f->idx); free(f->keys.a); free(f->ch.a);
+    memset(f, 0, sizeof *f);
+    f->dflt = dflt;
+}
+
+static void bf_reset(bfunc *f, i64 dflt) {
+    free(f->cells.k); free(f->cells.v); free(f->p0.k); free(f->p0.v); free(f->p1.k); free(f->p1.v);
+    for (i64 i = 0; i < f->nbk; i++) free(f->bk[i].a);
+    free(f->bk); free(f->e); free(f->keys.a); free(f->ch.a);
+    memset(f, 0, sizeof *f);
+    f->dflt = dflt;
+}
+
+/* ---------------------------------------------------------------- identities */
+/* per sort: external name (a string, or an integer: different keys, as in Python's dict) -> 0, 1, 2, ... */
+typedef struct {
+    uint64_t h;
+    i64 off;
+    int32_t len, id;
+} ientry;
+typedef struct {
+    ientry *t;
+    i64 cap, n;
+} itable;
+
+static void itable_reset(itable *tab) { free(tab->t); memset(tab, 0, sizeof *tab); }
+
+static char *spool;
+static i64 spool_n, spool_cap;
+
+static uint64_t hbytes(const char *s, i64 n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (i64 i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 1099511628211ULL; }
+    return hmix(h);
+}
+
+static i64 itable_intern(itable *tab, const char *key, i64 len) {
+    if (len > (1 << 20)) { g_bail = 1; return 0; }
+    uint64_t h = hbytes(key, len);
+    if ((tab->n + 1) * 2 > tab->cap) {
+        i64 cap = tab->cap ? tab->cap * 2 : 64;
+        ientry *nt = calloc((size_t)cap, sizeof *nt);
+        if (!nt) { g_bail = 1; return 0; }
+        for (i64 i = 0; i < cap; i++) nt[i].id = -1;
+        for (i64 i = 0; i < tab->cap; i++) {
+            if (tab->t[i].id < 0) continue;
+            i64 j = (i64)(tab->t[i].h & (uint64_t)(cap - 1));
+            while (nt[j].id >= 0) j = (j + 1) & (cap - 1);
+            nt[j] = tab->t[i];
+        }
+        free(tab->t);
+        tab->t = nt;
+        tab->cap = cap;
+    }
+    i64 mask = tab->cap - 1, i = (i64)(h & (uint64_t)mask);
+    while (tab->t[i].id >= 0) {
+        ientry *e = &tab->t[i];
+        if (e->h == h && e->len == len && memcmp(spool + e->off, key, (size_t)len) == 0) return e->id;
+        i = (i + 1) & mask;
+    }
+    if (spool_n + len > spool_cap) {
+        i64 c = spool_cap ? spool_cap : 1 << 16;
+        while (c < spool_n + len) c *= 2;
+        char *np = realloc(spool, (size_t)c);
+        if (!np) { g_bail = 1; return 0; }
+        spool = np;
+        spool_cap = c;
+    }
+    memcpy(spool + spool_n, key, (size_t)len);
+    ientry e = {h, spool_n, (int32_t)len, (int32_t)tab->n};
+    spool_n += len;
+    tab->t[i] = e;
+    return tab->n++;
+}
+
+/* ---------------------------------------------------------------- trace lines */
+enum { J_STR, J_INT, J_TRUE, J_FALSE, J_NULL, J_OTHER };
+
+typedef struct {
+    const char *s; /* strings: the bytes between the quotes */
+    i64 len;
+    int kind;
+    int esc; /* the string has escapes (its bytes are not its value) */
+    i64 ival;
+} jval;
+
+typedef struct {
+    const char *k;
+    i64 klen;
+    jval v;
+} jpair;
+
+#define MAX_PAIRS 32
+
+typedef struct {
+    i64 seq;
+    jval op, result;
+    int has_seq, has_op, has_args, has_result, has_outputs;
+    jpair args[MAX_PAIRS];
+    int nargs;
+    jpair outs[MAX_PAIRS];
+    int nouts;
+} event;
+
+static inline const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    return p;
+}
+
+static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+/* a JSON string at p (after the quote); returns the position after the closing quote, or NULL */
+static const char *scan_string(const char *p, const char *end, jval *out) {
+    const char *s = p;
+    int esc = 0;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            if (out) { out->s = s; out->len = p - s; out->kind = J_STR; out->esc = esc; }
+            return p + 1;
+        }
+        if (c < 0x20 || c >= 0x80) return NULL; /* invalid, or non-ASCII: the Python engine decides */
+        if (c == '\\') {
+            esc = 1;
+            if (p + 1 >= end) return NULL;
+            char e = p[1];
+            if (e == 'u') {
+                if (p + 5 >= end || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) || !is_hex(p[5])) return NULL;
+                p += 6;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == 0) return NULL;
+            p += 2;
+            continue;
+        }
+        p++;
+    }
+    return NULL;
+}
+
+/* a JSON number; integers of up to 18 digits get J_INT, other valid numbers J_OTHER */
+static const char *scan_number(const char *p, const char *end, jval *out) {
+    int neg = 0;
+    if (p < end && *p == '-') { neg = 1; p++; }
+    if (p >= end || *p < '0' || *p > '9') return NULL;
+    i64 v = 0;
+    int digits = 0;
+    if (*p == '0') { p++; digits = 1; }
+    else while (p < end && *p >= '0' && *p <= '9') { if (++digits <= 18) v = v * 10 + (*p - '0'); p++; }
+    int frac = 0;
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        frac = 1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        frac = 1;
+    }
+    if (out) {
+        out->kind = (frac || digits > 18) ? J_OTHER : J_INT;
+        out->ival = neg ? -v : v;
+        out->esc = 0;
+    }
+    return p;
+}
+
+static const char *scan_value(const char *p, const char *end, jval *out, int depth);
+
+/* an object or array after its opening bracket, validated and skipped */
+static const char *skip_container(const char *p, const char *end, char close, int depth) {
+    if (depth > 100) return NULL;
+    p = skip_ws(p, end);
+    if (p < end && *p == close) return p + 1;
+    for (;;) {
+        if (close == '}') {
+            if (p >= end || *p != '"') return NULL;
+            p = scan_string(p + 1, end, NULL);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ':') return NULL;
+            p = skip_ws(p + 1, end);
+        }
+        p = scan_value(p, end, NULL, depth + 1);
+        if (!p) return NULL;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
+        if (p < end && *p == close) return p + 1;
+        return NULL;
+    }
+}
+
+static const char *scan_value(const char *p, const char *end, jval *out, int depth) {
+    if (p >= end) return NULL;
+    jval tmp;
+    if (!out) out = &tmp;
+    out->esc = 0;
+    switch (*p) {
+    case '"': return scan_string(p + 1, end, out);
+    case '{': out->kind = J_OTHER; out->s = p; return skip_container(p + 1, end, '}', depth);
+    case '[': out->kind = J_OTHER; out->s = p; return skip_container(p + 1, end, ']', depth);
+    case 't': if (end - p >= 4 && !memcmp(p, "true", 4)) { out->kind = J_TRUE; return p + 4; } return NULL;
+    case 'f': if (end - p >= 5 && !memcmp(p, "false", 5)) { out->kind = J_FALSE; return p + 5; } return NULL;
+    case 'n': if (end - p >= 4 && !memcmp(p, "null", 4)) { out->kind = J_NULL; return p + 4; } return NULL;
+    default: return scan_number(p, end, out);
+    }
+}
+
+/* a flat object of name -> value (values validated; their kinds recorded) */
+static const char *scan_pairs(const char *p, const char *end, jpair *pairs, int *n) {
+    *n = 0;
+    p = skip_ws(p, end);
+    if (p < end && *p == '}') return p + 1;
+    for (;;) {
+        if (p >= end || *p != '"' || *n >= MAX_PAIRS) return NULL;
+        jval k;
+        p = scan_string(p + 1, end, &k);
+        if (!p || k.esc) return NULL; /* an escaped name could spell any other name */
+        for (int i = 0; i < *n; i++)
+            if (pairs[i].klen == k.len && !memcmp(pairs[i].k, k.s, (size_t)k.len)) return NULL; /* duplicate */
+        pairs[*n].k = k.s;
+        pairs[*n].klen = k.len;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') return NULL;
+        p = skip_ws(p + 1, end);
+        p = scan_value(p, end, &pairs[*n].v, 1);
+        if (!p) return NULL;
+        (*n)++;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
+        if (p < end && *p == '}') return p + 1;
+        return NULL;
+    }
+}
+
+static int key_is(const jval *k, const char *name) {
+    size_t n = strlen(name);
+    return (size_t)k->len == n && !memcmp(k->s, name, n);
+}
+
+/* one event line (already stripped); 0: parsed and shaped as tracecheck._check_event requires */
+static int parse_event(const char *p, const char *end, event *ev) {
+    ev->has_seq = ev->has_op = ev->has_args = ev->has_result = ev->has_outputs = 0;
+    ev->nargs = ev->nouts = 0;
+    if (p >= end || *p != '{') return 1;
+    p = skip_ws(p + 1, end);
+    int first = 1;
+    for (;;) {
+        if (first && p < end && *p == '}') { p++; break; }
+        first = 0;
+        if (p >= end || *p != '"') return 1;
+        jval k;
+        p = scan_string(p + 1, end, &k);
+        if (!p || k.esc) return 1;
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') return 1;
+        p = skip_ws(p + 1, end);
+        if (key_is(&k, "args") || key_is(&k, "outputs")) {
+            int is_args = key_is(&k, "args");
+            if ((is_args ? ev->has_args : ev->has_outputs) || p >= end || *p != '{') return 1;
+            p = is_args ? scan_pairs(p + 1, end, ev->args, &ev->nargs) : scan_pairs(p + 1, end, ev->outs, &ev->nouts);
+            if (!p) return 1;
+            if (is_args) ev->has_args = 1; else ev->has_outputs = 1;
+        } else {
+            jval v;
+            p = scan_value(p, end, &v, 1);
+            if (!p) return 1;
+            if (key_is(&k, "seq")) {
+                if (ev->has_seq || v.kind != J_INT) return 1;
+                ev->has_seq = 1;
+                ev->seq = v.ival;
+            } else if (key_is(&k, "op")) {
+                if (ev->has_op || v.kind != J_STR || v.esc || v.len == 0) return 1;
+                ev->has_op = 1;
+                ev->op = v;
+            } else if (key_is(&k, "result")) {
+                if (ev->has_result || v.kind != J_STR || v.esc) return 1;
+                ev->has_result = 1;
+                ev->result = v;
+            }
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
+        if (p < end && *p == '}') { p++; break; }
+        return 1;
+    }
+    p = skip_ws(p, end);
+    if (p != end) return 1;
+    return !(ev->has_seq && ev->has_op && ev->has_args);
+}
+
+static const jval *ev_arg(const event *ev, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; i < ev->nargs; i++)
+        if ((size_t)ev->args[i].klen == n && !memcmp(ev->args[i].k, name, n)) return &ev->args[i].v;
+    return NULL;
+}
+
+static int jstr_is(const jval *v, const char *text) {
+    size_t n = strlen(text);
+    return v->kind == J_STR && !v->esc && (size_t)v->len == n && !memcmp(v->s, text, n);
+}
+
+/* an Id argument: a string or an integer (Python interns other values by repr: the Python engine decides) */
+static i64 intern_arg(itable *tab, const jval *v) {
+    char buf[16];
+    if (v->kind == J_STR && !v->esc) {
+        if (v->len + 1 > (1 << 20)) { g_bail = 1; return 0; }
+        /* tag byte 's' + bytes; integers: tag 'i' + 8 bytes */
+        static char *kb;
+        static i64 kcap;
+        if (v->len + 1 > kcap) {
+            kcap = (v->len + 1) * 2;
+            char *nk = realloc(kb, (size_t)kcap);
+            if (!nk) { g_bail = 1; return 0; }
+            kb = nk;
+        }
+        kb[0] = 's';
+        memcpy(kb + 1, v->s, (size_t)v->len);
+        return itable_intern(tab, kb, v->len + 1);
+    }
+    if (v->kind == J_INT) {
+        buf[0] = 'i';
+        memcpy(buf + 1, &v->ival, 8);
+        return itable_intern(tab, buf, 9);
+    }
+    g_bail = 1;
+    return 0;
+}
+
+/* a Bool argument: true/false or "true"/"false" */
+static i64 bool_arg(const jval *v) {
+    if (v->kind == J_TRUE || jstr_is(v, "true")) return 1;
+    if (v->kind == J_FALSE || jstr_is(v, "false")) return 0;
+    g_bail = 1;
+    return 0;
+}
+
+static i64 int_arg(const jval *v) {
+    if (v->kind == J_INT) return v->ival;
+    g_bail = 1;
+    return 0;
+}
+
+/* a reported output's text as the monitor compares it (str(value); booleans true/false) */
+static int output_text(const jval *v, char *buf, const char **s, i64 *n) {
+    if (v->kind == J_STR && !v->esc) { *s = v->s; *n = v->len; return 1; }
+    if (v->kind == J_TRUE) { *s = "true"; *n = 4; return 1; }
+    if (v->kind == J_FALSE) { *s = "false"; *n = 5; return 1; }
+    if (v->kind == J_INT) {
+        char tmp[24];
+        int k = 0;
+        uint64_t u = v->ival < 0 ? (uint64_t)(-(v->ival + 1)) + 1 : (uint64_t)v->ival;
+        do { tmp[k++] = (char)('0' + u % 10); u /= 10; } while (u);
+        int m = 0;
+        if (v->ival < 0) buf[m++] = '-';
+        while (k) buf[m++] = tmp[--k];
+        *s = buf;
+        *n = m;
+        return 1;
+    }
+    return 0;
+}
+
+/* the model's rendering of a predicted value (Sort.render), compared with a reported text */
+static int render_is(const char *s, i64 n, const char *prefix, i64 v, int opt) {
+    char buf[48];
+    if (opt && v == -1) return n == 4 && !memcmp(s, "none", 4);
+    size_t pl = strlen(prefix);
+    if (pl > 16) return 0;
+    memcpy(buf, prefix, pl);
+    char tmp[24];
+    int k = 0;
+    uint64_t u = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+    do { tmp[k++] = (char)('0' + u % 10); u /= 10; } while (u);
+    size_t m = pl;
+    if (v < 0) buf[m++] = '-';
+    while (k) buf[m++] = tmp[--k];
+    return (i64)m == n && !memcmp(buf, s, m);
+}
+
+static int text_is(const char *s, i64 n, const char *text) {
+    size_t m = strlen(text);
+    return (size_t)n == m && !memcmp(s, text, m);
+}
+
+/* a part instance is checked: 1 if it is false; an evaluation error there is the Python engine's to report */
+#define INST_FAILS(call) ({ int e0_ = g_err; g_err = 0; int ok_ = (call); int bad_ = 0; \
+    if (g_err) { g_bail = 1; bad_ = 1; } else bad_ = !ok_; g_err = e0_; bad_; })
+
+/* verdict kinds */
+enum { K_CLEAN = 0, K_WRONG_RESULT = 1, K_NOT_ALLOWED = 2, K_WRONG_OUTPUT = 3, K_INVARIANT = 4, K_BAIL = 9 };
+static int g_kind;
+
+/* ================================================================ generated code follows */
