@@ -4,6 +4,10 @@
 file is a `TraceFormatError` naming the file and line), and feeds each event to a `Monitor`.
 The first event the models do not allow is returned as a `MonitorViolation` with its line
 number, rule ids and the model state; a clean trace gets a summary.
+
+``engine="c"`` first runs the compiled checker (`properties.compiled`, C generated from the same
+model expressions); it answers "clean" or "stop at line N", and for every answer but "clean" the
+Python engine re-checks the trace, so reports and errors are the Python engine's, word for word.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from typing import Any
 from model.catalog import MODELS
 from properties.monitor import Monitor, MonitorViolation
 
-__all__ = ["check_trace", "TraceReport", "TraceFormatError", "read_trace"]
+__all__ = ["check_trace", "TraceReport", "TraceFormatError", "read_trace", "ENGINES"]
+
+#: ``python``: the monitors (`properties.monitor`); ``c``: the compiled checker first (the Python
+#: engine re-checks anything it does not find clean; without a C compiler it is the Python engine)
+ENGINES = ("python", "c")
 
 
 class TraceFormatError(ValueError):
@@ -35,6 +43,10 @@ class TraceReport:
     end_violations: list[str] = field(default_factory=list)
     per_op: dict[str, int] = field(default_factory=dict)
     implementation: str = ""
+    #: the engine whose verdict this is: "python", "c", or "python" after the compiled one stopped (see `compiled`)
+    engine: str = "python"
+    #: what the compiled engine said before the Python engine re-checked (``"<kind> at line N"``), if it ran
+    compiled: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,20 +133,61 @@ def _check_event(path: Path, n: int, obj: dict[str, Any], last_seq: int | None) 
     return seq
 
 
+def _header_offset(path: Path) -> tuple[dict[str, Any], int]:
+    """The header (validated as the Python engine does) and the byte offset of line 2."""
+    it = read_trace(path)
+    n, obj = next(it)
+    with path.open("rb") as f:
+        offset = len(f.readline())
+    return obj, offset
+
+
+def check_compiled(path: Path | str, *, models: list[str] | None = None) -> tuple[list[str], Any]:
+    """The compiled engine's verdict on ``path`` (a `CompiledResult`), or None without a C compiler.
+
+    Raises `TraceFormatError` for a missing file or a bad header (as the Python engine does).
+    """
+    from properties.compiled.engine import compiled_checker
+
+    path = Path(path)
+    header, offset = _header_offset(path)
+    names, consts = _header(path, 1, header, models)
+    checker = compiled_checker(names, consts)
+    if checker is None:
+        return names, None
+    return names, checker.check(path, offset, 2)
+
+
 def check_trace(path: Path | str, *, models: list[str] | None = None, history: int = 10,
-                final_check: bool = False) -> TraceReport:
+                final_check: bool = False, engine: str = "python") -> TraceReport:
     """Check one trace file; raises `TraceFormatError` for a malformed file.
 
     Every invariant is checked after every event, incrementally (exact: see `model.core.sparse`).
     ``final_check`` also evaluates every invariant in full at the end, a second opinion on the
     incremental engine; it costs time quadratic in the identities of the run for the invariants
-    that relate pairs (requests of one context, for example), so it is off for long traces.
+    that relate pairs (requests of one context, for example), so it is off for long traces
+    (it needs the Python engine's state: with it, ``engine`` is ignored).
+    ``engine``: see `ENGINES`.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}")
     path = Path(path)
+    compiled_said: str | None = None
+    if engine == "c" and not final_check:
+        start = time.perf_counter()
+        names, result = check_compiled(path, models=models)
+        if result is not None:
+            if result.clean and result.events > 0:
+                header, _ = _header_offset(path)
+                return TraceReport(str(path), names, events=result.events, elapsed=time.perf_counter() - start,
+                                   per_op=result.per_op, implementation=str(header.get("implementation", "")),
+                                   engine="c")
+            compiled_said = f"{result.kind} at line {result.line}"
     it = read_trace(path)
     first = next(it)
     names, consts = _header(path, first[0], first[1], models)
-    report = TraceReport(str(path), names, implementation=str(first[1].get("implementation", "")))
+    report = TraceReport(str(path), names, implementation=str(first[1].get("implementation", "")),
+                         compiled=compiled_said)
     mon = Monitor(names, history=history, consts=consts)
     start = time.perf_counter()
     last_seq: int | None = None

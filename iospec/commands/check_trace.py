@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,10 @@ def register(sub: Any) -> None:
     p.add_argument("--final-check", action="store_true",
                    help="also evaluate every invariant in full at the end (a cross-check of the incremental "
                         "checks; slow on long traces)")
+    p.add_argument("--engine", choices=("auto", "python", "c"), default="auto",
+                   help="c: the compiled checker (C generated from the models, built with the system C compiler; "
+                        "the Python engine re-checks any trace it does not find clean, so reports are the same); "
+                        "python: the monitors only; auto (default): c when a C compiler is available")
     p.add_argument("--predict", action="store_true",
                    help="predictive checking: ask z3 whether any schedule consistent with the run's program order "
                         "and recorded synchronisation breaks an ownership rule (docs/predictive-checking.md)")
@@ -66,15 +71,30 @@ def run_predict(args: argparse.Namespace) -> int:
     return worst
 
 
+def _engine(choice: str) -> str:
+    """The engine to run: ``c`` needs a working C compiler (auto falls back with a one-line notice)."""
+    if choice == "python":
+        return "python"
+    from properties.compiled.engine import find_compiler
+
+    if find_compiler() is not None:
+        return "c"
+    if choice == "c":
+        raise UserError("--engine c: no C compiler found (set CC, or install cc/gcc); use --engine python")
+    print("iospec: no C compiler found; checking with the Python engine", file=sys.stderr)
+    return "python"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.predict:
         return run_predict(args)
     models = [m.strip() for m in args.models.split(",")] if args.models else None
+    engine = _engine(args.engine)
     worst = 0
     out = []
     for f in args.files:
         try:
-            rep = check_trace(f, models=models, history=args.history, final_check=args.final_check)
+            rep = check_trace(f, models=models, history=args.history, final_check=args.final_check, engine=engine)
         except TraceFormatError as e:
             raise UserError(str(e)) from None
         print(rep.summary())

@@ -454,23 +454,31 @@ class _ModelGen:
                 if entry not in by_func.setdefault(k, []):
                     by_func[k].append(entry)
         nparts = max(1, len(sm.parts))
-        L.append(f"/* 1 if an invariant instance the last step can have falsified is false */")
+        L.append("/* 1 if an invariant instance the last step can have falsified is false */")
         L.append(f"static int {p}check_step(void) {{")
-        L.append(f"    unsigned char whole[{nparts}] = {{0}};")
+        wholes_possible = sorted({pi for entries in by_func.values() for pi, _ in entries if not sm.parts[pi].vars}
+                                 | {pi for pis in by_var.values() for pi in pis})
+        if wholes_possible:
+            L.append(f"    unsigned char whole[{nparts}];")
+            for pi in wholes_possible:
+                L.append(f"    whole[{pi}] = 0;")
         for k, entries in sorted(by_func.items()):
             wholes = [pi for pi, en in entries if not sm.parts[pi].vars]
             if wholes:
                 L.append(f"    if ({p}F{k}.ch.n) {{ " + " ".join(f"whole[{pi}] = 1;" for pi in wholes) + " }")
         for j, pis in sorted(by_var.items()):
             L.append(f"    if ({p}VS[{j}] == g_stamp) {{ " + " ".join(f"whole[{pi}] = 1;" for pi in pis) + " }")
-        for pi, part in enumerate(sm.parts):
+        for pi in wholes_possible:
             L.append(f"    if (whole[{pi}] && {p}all{pi}()) return 1;")
         for k, entries in sorted(by_func.items()):
             unary = len(sm.funcs[k].index_sorts) == 1
-            for pi, en in entries:
-                if not sm.parts[pi].vars:
-                    continue
-                L.append(f"    if (!whole[{pi}]) for (i64 c_ = 0; c_ < {p}F{k}.ch.n; c_++) {{")
+            todo = [(pi, en) for pi, en in entries if sm.parts[pi].vars]
+            if not todo:
+                continue
+            L.append(f"    if ({p}F{k}.ch.n) {{")
+            for pi, en in todo:
+                guard = f"if (!whole[{pi}]) " if pi in wholes_possible else ""
+                L.append(f"    {guard}for (i64 c_ = 0; c_ < {p}F{k}.ch.n; c_++) {{")
                 if unary:
                     L.append(f"        i64 k0 = {p}F{k}.ch.a[c_];")
                     args = "k0"
@@ -482,6 +490,7 @@ class _ModelGen:
                 else:
                     L.append(f"        if ({en}({args})) return 1;")
                 L.append("    }")
+            L.append("    }")
         L.append("    return 0;")
         L.append("}")
 
@@ -685,6 +694,17 @@ def generate(watched: Sequence[SparseModel], by_op: Mapping[str, Sequence[int]])
     L.append(f"static const char *op_names[] = {{{', '.join(_cstr(o) for o in ops)}}};")
     L.append(f"static const opfn op_fns[] = {{{', '.join(f'op{i}' for i in range(len(ops)))}}};")
     L.append(f"#define N_OPS {len(ops)}")
+    L.append("static int op_lookup(const jval *op) {")
+    L.append("    switch (op->len) {")
+    for n in sorted({len(o.encode()) for o in ops}):
+        L.append(f"    case {n}:")
+        for i, o in enumerate(ops):
+            if len(o.encode()) == n:
+                L.append(f"        if (!memcmp(op->s, {_cstr(o)}, {n})) return {i};")
+        L.append("        return -1;")
+    L.append("    }")
+    L.append("    return -1;")
+    L.append("}")
     L.append("static void init_all(void) {")
     L.append(f"    for (int i = 0; i < {max(1, len(sorts))}; i++) itable_reset(&tab[i]);")
     L.append("    spool_n = 0; g_err = 0; g_bail = 0; g_kind = 0;")
@@ -711,7 +731,7 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
     for prm in act.params:
         v = f"p_{prm.name}"
         vals.append(v)
-        L.append(f"    a_ = ev_arg(ev, {_cstr(prm.name)}); if (!a_) return K_BAIL;")
+        L.append(f"    a_ = ev_arg(ev, {_cstr(prm.name)}, {len(prm.name.encode())}); if (!a_) return K_BAIL;")
         sort = prm.sort
         if isinstance(sort, IdSort):
             L.append(f"    i64 {v} = intern_arg(&tab[{g.sort_index[sort.name]}], a_);")
@@ -785,14 +805,6 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
 
 
 _DRIVER = r"""
-static int op_lookup(const jval *op) {
-    for (int i = 0; i < N_OPS; i++) {
-        size_t n = strlen(op_names[i]);
-        if ((size_t)op->len == n && !memcmp(op->s, op_names[i], n)) return i;
-    }
-    return -1;
-}
-
 /* out: [0] verdict kind (K_*), [1] line of the stop (0: clean), [2] events read, [3] reserved,
  * [4 + i]: events of op i (the operation names' order).  Returns 0, or -1 if the file cannot be read. */
 int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
@@ -803,7 +815,7 @@ int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
     i64 size = st.st_size;
     const char *base = NULL;
     if (size > 0) {
-        base = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+        base = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
         if (base == MAP_FAILED) { close(fd); return -1; }
     }
     close(fd);

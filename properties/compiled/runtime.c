@@ -718,8 +718,7 @@ static int parse_event(const char *p, const char *end, event *ev) {
     return !(ev->has_seq && ev->has_op && ev->has_args);
 }
 
-static const jval *ev_arg(const event *ev, const char *name) {
-    size_t n = strlen(name);
+static const jval *ev_arg(const event *ev, const char *name, size_t n) {
     for (int i = 0; i < ev->nargs; i++)
         if ((size_t)ev->args[i].klen == n && !memcmp(ev->args[i].k, name, n)) return &ev->args[i].v;
     return NULL;
