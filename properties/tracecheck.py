@@ -174,12 +174,11 @@ def check_trace(path: Path | str, *, models: list[str] | None = None, history: i
     path = Path(path)
     compiled_said: str | None = None
     if engine == "c" and not final_check:
-        start = time.perf_counter()
         names, result = check_compiled(path, models=models)
         if result is not None:
             if result.clean and result.events > 0:
                 header, _ = _header_offset(path)
-                return TraceReport(str(path), names, events=result.events, elapsed=time.perf_counter() - start,
+                return TraceReport(str(path), names, events=result.events, elapsed=result.elapsed,
                                    per_op=result.per_op, implementation=str(header.get("implementation", "")),
                                    engine="c")
             compiled_said = f"{result.kind} at line {result.line}"

@@ -20,10 +20,12 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.core import Model
 from properties.compiled import cgen
 
 __all__ = ["CompiledChecker", "CompiledResult", "compiled_checker", "unavailable_reason", "KINDS"]
@@ -45,6 +47,8 @@ class CompiledResult:
     line: int | None
     events: int
     per_op: dict[str, int] = field(default_factory=dict)
+    #: seconds spent in the C engine
+    elapsed: float = 0.0
 
     @property
     def clean(self) -> bool:
@@ -65,12 +69,14 @@ class CompiledChecker:
         """Check the events of ``trace`` from byte ``offset`` (line ``first_line``: the header is not read here)."""
         out = (ctypes.c_int64 * (4 + len(self.ops)))()
         with self._run_lock:
+            start = time.perf_counter()
             rc = self._fn(os.fsencode(str(trace)), offset, first_line, out)
+            elapsed = time.perf_counter() - start
         if rc != 0:
-            return CompiledResult("bail", first_line, 0)
+            return CompiledResult("bail", first_line, 0, elapsed=elapsed)
         kind = KINDS.get(int(out[0]), "bail")
         per_op = {op: int(out[4 + i]) for i, op in enumerate(self.ops) if out[4 + i]}
-        return CompiledResult(kind, None if kind == "clean" else int(out[1]), int(out[2]), per_op)
+        return CompiledResult(kind, None if kind == "clean" else int(out[1]), int(out[2]), per_op, elapsed)
 
 
 def cache_dir() -> Path:
@@ -93,7 +99,7 @@ def unavailable_reason() -> str:
     return _reason[-1] if _reason else "no C compiler found (set CC or install cc/gcc)"
 
 
-def source_for(models: Sequence[str], consts: Mapping[str, int] | None = None) -> tuple[str, list[str]]:
+def source_for(models: Sequence[str | Model], consts: Mapping[str, int] | None = None) -> tuple[str, list[str]]:
     """The generated C for ``models`` (as the header names them) and the operation order of its counts."""
     from properties.monitor import Monitor
 
@@ -103,9 +109,9 @@ def source_for(models: Sequence[str], consts: Mapping[str, int] | None = None) -
     return cgen.generate([w.sm for w in mon.watched], by_op)
 
 
-def compiled_checker(models: Sequence[str], consts: Mapping[str, int] | None = None) -> CompiledChecker | None:
-    """The compiled checker of ``models`` (built once per source; None if no C compiler works)."""
-    key = repr((list(models), sorted((consts or {}).items())))
+def compiled_checker(models: Sequence[str | Model], consts: Mapping[str, int] | None = None) -> CompiledChecker | None:
+    """The compiled checker of ``models`` (names or models; built once per source; None if no C compiler works)."""
+    key = repr(([m if isinstance(m, str) else m.name for m in models], sorted((consts or {}).items())))
     with _lock:
         if key in _cache:
             return _cache[key]
@@ -114,7 +120,7 @@ def compiled_checker(models: Sequence[str], consts: Mapping[str, int] | None = N
         return checker
 
 
-def _build(models: Sequence[str], consts: Mapping[str, int] | None) -> CompiledChecker | None:
+def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> CompiledChecker | None:
     cc = find_compiler()
     if cc is None:
         _reason.append("no C compiler found (set CC or install cc/gcc)")

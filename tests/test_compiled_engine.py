@@ -1,0 +1,338 @@
+"""The compiled trace checker (C generated from the models) agrees with the Python monitors.
+
+Differential tests: the same trace checked by both engines gets the same verdict and the same
+first bad line (and the same kind of violation).  Traces come from
+
+* the example traces in examples/traces/ (clean and seeded violations);
+* the reference implementation with each seeded fault of `reference_impl.faults` switched on
+  (the scenarios of tests/test_reference_faults.py, recorded to NDJSON);
+* every seeded fault variant of every model (`model.faults`): its violating run, checked
+  against the variant (the C engine must report the broken invariant at the same line: every
+  invariant check in C can fail) and against the correct model;
+* random walks of every model, clean, and with one random event (any action, any arguments,
+  any reported result) inserted: the violation paths (guards, results, outputs, invariants);
+* malformed lines: the C engine stops and the Python engine's error is the one reported.
+
+Skipped when no C compiler is available.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iospec.cli import main
+from model.catalog import MODELS, get_model
+from model.core import Model, compile_dense
+from model.core.sorts import BoolSort, EnumSort
+from model.faults import FAULTS as MODEL_FAULTS
+from properties.compiled.engine import compiled_checker, find_compiler
+from properties.monitor import Monitor, MonitorViolation
+from properties.tracecheck import TraceFormatError, check_compiled, check_trace
+from tests.test_monitor import event_for, random_walk
+
+pytestmark = pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples" / "traces").glob("*.ndjson"))
+TRACE_MODELS = ["context", "ownership", "lifecycle", "entrypoint", "actor", "locks"]
+
+
+def _write(path: Path, models: list[str], events: list[dict[str, Any]]) -> Path:
+    with path.open("w") as f:
+        f.write(json.dumps({"iospec_trace": 1, "models": models}) + "\n")
+        for i, e in enumerate(events, 1):
+            f.write(json.dumps({"seq": i, **e}) + "\n")
+    return path
+
+
+def python_verdict(path: Path) -> tuple[str, Any]:
+    try:
+        rep = check_trace(path, engine="python")
+    except TraceFormatError as e:
+        return "format", str(e)
+    if rep.violation is None:
+        return "clean", None
+    return rep.violation.kind, rep.violation.line
+
+
+def assert_agree(path: Path, *, may_bail: bool = False) -> tuple[str, Any]:
+    """Both engines' verdicts on ``path`` agree; returns the Python one.
+
+    ``may_bail``: the input is unusual (e.g. an identity given as a list), so the C engine may
+    leave it to the Python engine (``bail``) even where the Python engine accepts it.
+    """
+    want = python_verdict(path)
+    _, got = check_compiled(path)
+    assert got is not None
+    if want[0] == "format":
+        assert got.kind == "bail", f"{path}: python: {want[1]}; c: {got}"
+    elif not (may_bail and got.kind == "bail"):
+        assert (got.kind, got.line) == want, f"{path}: python {want}, c {got.kind} at line {got.line}"
+    # and end to end: `--engine c` reports exactly what `--engine python` reports
+    if want[0] != "format":
+        c_rep = check_trace(path, engine="c")
+        p_rep = check_trace(path, engine="python")
+        strip = lambda s: s.split(" (")[0] if p_rep.ok else s
+        assert strip(c_rep.summary()) == strip(p_rep.summary())
+    return want
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_traces(path: Path) -> None:
+    assert_agree(path)
+
+
+def test_cli_engine_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = ROOT / "examples" / "traces" / "fault_access_check_missing.ndjson"
+    assert main(["check-trace", "--engine", "c", str(bad)]) == 1
+    c_out = capsys.readouterr().out
+    assert main(["check-trace", "--engine", "python", str(bad)]) == 1
+    assert c_out == capsys.readouterr().out, "the same report, word for word"
+    clean = ROOT / "examples" / "traces" / "clean_demo.ndjson"
+    assert main(["check-trace", "--engine", "c", str(clean)]) == 0
+    assert "no violation" in capsys.readouterr().out
+
+
+# ---- the reference implementation with each seeded fault ------------------------------------------------
+
+
+def _reference_fault_names() -> list[str]:
+    from reference_impl.faults import FAULTS
+
+    return sorted(FAULTS)
+
+
+@pytest.mark.parametrize("fault", ["(none)", *_reference_fault_names()])
+def test_reference_fault_traces(fault: str, tmp_path: Path) -> None:
+    from reference_impl import Runtime
+    from reference_impl.trace import NdjsonSink
+    from tests.test_reference_faults import SCENARIOS
+
+    results = []
+    for name, sc in sorted(SCENARIOS.items()):
+        if fault != "(none)" and name != fault:
+            continue
+        buf = io.StringIO()
+        kw: dict[str, Any] = dict(sc.kw or {})
+        if "new_context(" in inspect.getsource(sc.run):
+            from reference_impl.runtime import TRACE_MODELS as TM
+
+            kw.setdefault("models", [m for m in TM if m != "entrypoint"])
+        rt = Runtime(threads=sc.threads, faults={fault} if fault != "(none)" else set(), monitor=False,
+                     trace=[NdjsonSink(buf)], memory_trace=False, **kw)
+        try:
+            try:
+                sc.run(rt)
+            except Exception:  # the faulty run may fail; its trace up to there is what is checked
+                pass
+        finally:
+            rt.close()
+        path = tmp_path / f"{name}.ndjson"
+        path.write_text(buf.getvalue())
+        results.append((name, assert_agree(path)))
+    assert results
+    if fault == "(none)":
+        assert all(v[0] == "clean" for _, v in results), results
+
+
+# ---- seeded fault variants of the models ----------------------------------------------------------------
+
+
+def _c_verdict(models: list[Model], path: Path) -> tuple[str, int | None]:
+    checker = compiled_checker(models)
+    assert checker is not None
+    with path.open("rb") as f:
+        offset = len(f.readline())
+    res = checker.check(path, offset, 2)
+    return res.kind, res.line
+
+
+def _py_verdict(models: list[Model], events: list[dict[str, Any]]) -> tuple[str, int | None]:
+    mon = Monitor(models)
+    try:
+        for n, e in enumerate(events, 2):
+            mon.step(e, line=n)
+    except MonitorViolation as v:
+        return v.kind, v.line
+    return "clean", None
+
+
+@pytest.mark.parametrize("fault", MODEL_FAULTS, ids=lambda f: f"{f.model}/{f.name}")
+def test_model_fault_variants(fault: Any, tmp_path: Path) -> None:
+    """The variant's violating run: the C engine reports the invariant where the Python engine does."""
+    from properties.explorer import explore
+
+    base = get_model(fault.model)
+    variant = fault.variant(base)
+    cfg = variant.config(**fault.bounds)
+    res = explore(cfg)
+    assert res.violations, "the fault must be reachable"
+    trace = res.violations[0]
+    dm = compile_dense(cfg)
+    events = [event_for(dm, s, st.instance) for s, st in zip(trace.states, trace.steps)]
+    path = _write(tmp_path / "run.ndjson", [fault.model], events)
+    want = _py_verdict([variant], events)
+    assert want[0] == "invariant", want
+    assert _c_verdict([variant], path) == want
+    assert _c_verdict([base], path) == _py_verdict([base], events)
+
+
+# ---- random walks --------------------------------------------------------------------------------------
+
+WALK_BOUNDS = {
+    "context": {"threads": 2, "contexts": 3},
+    "ownership": {"threads": 2, "contexts": 2, "objects": 3, "max_actions": 1},
+}
+
+
+def _bounds(name: str) -> dict[str, int]:
+    if name in WALK_BOUNDS:
+        return WALK_BOUNDS[name]
+    faults = [f for f in MODEL_FAULTS if f.model == name and f.bounds]
+    return dict(faults[0].bounds) if faults else {}
+
+
+def _random_event(model: Model, rng: random.Random, names: dict[str, list[str]]) -> dict[str, Any]:
+    """Any action with any known (or new) identities and any reported result."""
+    a = rng.choice(model.actions)
+    args: dict[str, Any] = {}
+    for p in a.params:
+        ids = p.sort.id_sort()
+        if ids is not None:
+            pool = names.get(ids.name, []) + [f"{ids.name.lower()}-new"]
+            args[p.name] = None if p.sort.name.startswith("Opt") and rng.random() < 0.2 else rng.choice(pool)
+        elif isinstance(p.sort, BoolSort):
+            args[p.name] = rng.random() < 0.5
+        elif isinstance(p.sort, EnumSort):
+            args[p.name] = rng.choice(p.sort.members)
+        else:
+            args[p.name] = rng.randrange(4)
+    ev: dict[str, Any] = {"op": a.operation or a.name, "args": args}
+    twin = any(b.name == f"{a.name}_rejected" for b in model.actions) or a.checks or a.rejected
+    if twin:
+        from model.vocab import Result
+
+        ev["result"] = rng.choice(["OK", *Result.members])
+    if a.outputs and rng.random() < 0.5:
+        name, expr = rng.choice(list(a.outputs))
+        if name != "result" and isinstance(expr.sort, EnumSort):
+            ev["outputs"] = {name: rng.choice(expr.sort.members)}
+        elif name != "result" and isinstance(expr.sort, BoolSort):
+            ev["outputs"] = {name: rng.random() < 0.5}
+    return ev
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_random_walks(name: str, tmp_path: Path) -> None:
+    """Clean walks agree (both clean), and so do walks with one random event inserted."""
+    model = get_model(name)
+    dm = compile_dense(model.config(**_bounds(name)))
+    seen_kinds: set[str] = set()
+    for seed in range(12):
+        rng = random.Random(seed)
+        walk = random_walk(dm, rng, 80)
+        events = [event_for(dm, s, inst) for s, inst in walk]
+        path = _write(tmp_path / f"walk{seed}.ndjson", [name], events)
+        assert _py_verdict([model], events) == ("clean", None), f"seed {seed}"
+        assert _c_verdict([model], path) == ("clean", None), f"seed {seed}"
+        for trial in range(6):
+            at = rng.randrange(len(events) + 1)
+            mutated = [*events[:at], _random_event(model, rng, _id_pool(model, events)), *events[at:]]
+            path = _write(tmp_path / f"walk{seed}-{trial}.ndjson", [name], mutated)
+            want = _py_verdict([model], mutated)
+            got = _c_verdict([model], path)
+            if want[0] == "bad_event":
+                assert got[0] == "bail", f"seed {seed} trial {trial}: python {want}, c {got}"
+            else:
+                assert got == want, f"seed {seed} trial {trial}: python {want}, c {got}"
+            seen_kinds.add(want[0])
+    assert seen_kinds & {"not_allowed", "wrong_result", "invariant"}, seen_kinds
+
+
+def _id_pool(model: Model, events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The identities the events name, per Id sort (from the actions' parameter sorts)."""
+    sorts: dict[tuple[str, str], str] = {}
+    for a in model.actions:
+        for p in a.params:
+            ids = p.sort.id_sort()
+            if ids is not None:
+                sorts[(a.operation or a.name, p.name)] = ids.name
+    pool: dict[str, set[str]] = {}
+    for e in events:
+        for p, v in e["args"].items():
+            s = sorts.get((e["op"], p))
+            if s is not None and v is not None:
+                pool.setdefault(s, set()).add(v)
+    return {k: sorted(v) for k, v in pool.items()}
+
+
+# ---- malformed lines -----------------------------------------------------------------------------------
+
+BAD_LINES = [
+    "",
+    "   ",
+    "{",
+    "[]",
+    '{"seq": 5, "op": "enter", "args": {"c": "ctx-1", "t": "thread-0"}, "result": "OK"} x',
+    '{"seq": 1, "op": "enter", "args": {"c": "ctx-1", "t": "thread-0"}, "result": "OK"}',  # seq does not increase
+    '{"seq": 9.5, "op": "enter", "args": {"c": "ctx-1", "t": "thread-0"}, "result": "OK"}',
+    '{"seq": true, "op": "enter", "args": {}, "result": "OK"}',
+    '{"seq": 9, "op": "", "args": {}}',
+    '{"seq": 9, "op": "fly", "args": {}}',
+    '{"seq": 9, "op": "enter", "args": []}',
+    '{"seq": 9, "op": "enter", "args": {"c": "ctx-1"}, "result": "OK"}',
+    '{"seq": 9, "op": "enter", "args": {"c": "ctx-1", "t": "thread-0"}}',
+    '{"seq": 9, "op": "enter", "args": {"c": "ctx-1", "t": "thread-0"}, "result": 3}',
+    '{"seq": 9, "op": "enter", "args": {"c": "ctx-1", "t": "thread-0"}, "result": "OK", "outputs": 1}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-9", "t": "thread-0", "actor": "maybe"}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": [1], "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-9", "t": "thread-0", "actor": false}, "se\\u0071": 1}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-9", "t": "thread-0", "actor": false}, "seq": 10}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-\\u0039", "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-é", "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": 12345678901234567890, "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "note.x", "args": {}, "note": "tab\there"}',
+    '{"seq": 9, "op": "note.x", "args": {}, "note": NaN}',
+    '{"seq": 9, "op": "note.x", "args": {}, "note": "fine \\"quoted\\" \\u00e9"}',
+    '{"seq": 9, "op": "note.x", "args": {}, "deep": {"a": [1, 2.5e3, -0, null, {"b": "c"}]}}',
+    '\x0b{"seq": 9, "op": "note.x", "args": {}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-9", "t": "thread-0", "actor": false} }  ',
+]
+
+
+@pytest.mark.parametrize("bad", BAD_LINES, ids=range(len(BAD_LINES)))
+def test_malformed_lines(bad: str, tmp_path: Path) -> None:
+    """A line the C engine does not accept exactly as the Python engine would is left to the Python engine."""
+    clean = (ROOT / "examples" / "traces" / "clean_demo.ndjson").read_text().splitlines()
+    # the bad line is line 7 (after seq 5); what follows is renumbered so only the bad line is in question
+    rest = [json.dumps({**json.loads(x), "seq": 100 + i}) for i, x in enumerate(clean[6:])]
+    text = "\n".join([*clean[:6], bad, *rest]) + "\n"
+    path = tmp_path / "bad.ndjson"
+    path.write_bytes(text.encode())
+    want = assert_agree(path, may_bail=True)
+    _, got = check_compiled(path)
+    assert got is not None
+    if want[0] == "format":
+        assert got.line == int(want[1].split(":")[1]), (want, got)
+
+
+def test_truncated_and_empty(tmp_path: Path) -> None:
+    clean = (ROOT / "examples" / "traces" / "clean_demo.ndjson").read_bytes()
+    cut = tmp_path / "cut.ndjson"
+    cut.write_bytes(clean[: len(clean) - 30])
+    assert assert_agree(cut)[0] == "format"
+    header_only = tmp_path / "header.ndjson"
+    header_only.write_bytes(clean.split(b"\n")[0] + b"\n")
+    for engine in ("python", "c"):
+        with pytest.raises(TraceFormatError, match="no events"):
+            check_trace(header_only, engine=engine)
+    no_newline = tmp_path / "nonl.ndjson"
+    no_newline.write_bytes(clean.rstrip(b"\n"))
+    assert assert_agree(no_newline) == ("clean", None)
