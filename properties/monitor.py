@@ -275,7 +275,8 @@ class Monitor:
                 rules=act.rules, event=event, model=w.model.name,
             )
         blocked = w.guard[chosen_index](*vals)
-        if chosen_index in w.outputs:
+        # outputs are defined where the guard holds (they may unwrap what the guard checked)
+        if blocked is None and chosen_index in w.outputs:
             for name, value in w.outputs[chosen_index](*vals).items():
                 if name != "result":
                     predicted[name] = dict(chosen.outputs)[name].sort.render(value)

@@ -221,7 +221,7 @@ class _CCode:
 
     def quant(self, q: Quant, env: Mapping[Any, str]) -> str:
         name = self.fresh("q")
-        s, i, r, mk = self.fresh("s"), self.fresh("i"), self.fresh("r"), self.fresh("mk")
+        s, i, r, mk = self.fresh("s"), self.fresh("ix"), self.fresh("r"), self.fresh("mk")
         local = {**env, q.var: name}
         body = q.body
         if q.kind == "forall":
@@ -354,7 +354,7 @@ class _ModelGen:
         push = " ".join(f"wbuf_push({x});" for x in names) + f" wbuf_push({code.expr(body, local)});"
         if bool_false_default and isinstance(body, App) and body.op == "and" and any(own(a) for a in body.args):
             # every non-default cell (a snapshot: the writes come after)
-            i = code.fresh("i")
+            i = code.fresh("ix")
             L.append(f"    for (i64 {i} = 0; {i} < {code.f(k)[1:]}.keys.n; {i}++) {{")
             if arity == 1:
                 L.append(f"        i64 {names[0]} = {code.f(k)[1:]}.keys.a[{i}];")
@@ -384,7 +384,7 @@ class _ModelGen:
                     cands = sels[0] if len(sels) == 1 else _fold("cs_union", sels)
                 else:
                     cands = f"cs_range({code.n(var.sort)})"
-                s, i = code.fresh("s"), code.fresh("i")
+                s, i = code.fresh("s"), code.fresh("ix")
                 L.append(f"    {{ cset {s} = {cands}; for (i64 {i} = 0; {i} < {s}.n; {i}++) {{ "
                          f"i64 {name} = CS_AT({s}, {i});")
                 bound[var] = name
@@ -618,7 +618,7 @@ class _ModelGen:
         for i, (v, sel) in enumerate(order):
             for x in exits_at.get(i, []):
                 body.append(indent + x)
-            s, j = code.fresh("s"), code.fresh("i")
+            s, j = code.fresh("s"), code.fresh("ix")
             body.append(f"{indent}{{ cset {s} = {sel}; for (i64 {j} = 0; {j} < {s}.n; {j}++) {{ "
                         f"i64 {known[v]} = CS_AT({s}, {j});")
             indent += "    "
@@ -780,6 +780,7 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
         L.append(f"        if ({p}guard{idx}({args}) >= 0) return g_err ? K_BAIL : K_NOT_ALLOWED;")
         L.append("        if (g_err) return K_BAIL;")
         outs = [(n, o) for n, o in a.outputs]
+        # outputs are evaluated where the guard holds (as the monitor does): an evaluation error is the Python engine's
         for n, o in outs:
             L.append(f"        i64 o_{n} = {p}out{idx}_{n}({args}); (void)o_{n};")
         L.append("        if (g_err) return K_BAIL;")
