@@ -135,8 +135,7 @@ def _check_event(path: Path, n: int, obj: dict[str, Any], last_seq: int | None) 
 
 def _header_offset(path: Path) -> tuple[dict[str, Any], int]:
     """The header (validated as the Python engine does) and the byte offset of line 2."""
-    it = read_trace(path)
-    n, obj = next(it)
+    _, obj = next(read_trace(path))
     with path.open("rb") as f:
         offset = len(f.readline())
     return obj, offset

@@ -27,7 +27,7 @@ from typing import Any
 
 from model.core.errors import ModelDefinitionError
 from model.core.expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _NoneConst, conjuncts
-from model.core.model import Action, Assign, Func, FuncAssign, ModelConst, StateVar
+from model.core.model import Action, Assign, FuncAssign, ModelConst, StateVar
 from model.core.sorts import BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
 from model.core.sparse import (
     SparseModel,
@@ -395,7 +395,7 @@ class _ModelGen:
         # the value every never-seen cell takes must stay the default
         offsets: dict[str, int] = {}
         fresh_env: dict[object, str] = dict(env)
-        for var, name in zip(u.vars, names):
+        for var in u.vars:
             j = offsets.get(var.sort.name, 0)
             offsets[var.sort.name] = j + 1
             fresh_env[var] = f"({code.n(var.sort)} + {j})"
@@ -618,9 +618,9 @@ class _ModelGen:
         for i, (v, sel) in enumerate(order):
             for x in exits_at.get(i, []):
                 body.append(indent + x)
-            s, j = code.fresh("s"), code.fresh("ix")
-            body.append(f"{indent}{{ cset {s} = {sel}; for (i64 {j} = 0; {j} < {s}.n; {j}++) {{ "
-                        f"i64 {known[v]} = CS_AT({s}, {j});")
+            cs, j = code.fresh("s"), code.fresh("ix")
+            body.append(f"{indent}{{ cset {cs} = {sel}; for (i64 {j} = 0; {j} < {cs}.n; {j}++) {{ "
+                        f"i64 {known[v]} = CS_AT({cs}, {j});")
             indent += "    "
         inst = ", ".join(known[v] for v in part.vars)
         check = f"if (INST_FAILS({p}body{pi}({inst}))) {{ g_err = saved_err; return 1; }}"
@@ -756,7 +756,8 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
         result_sort = act.checks[0][2].sort
         L.append(f"    int failing = {p}checks{chosen}({args});")
         L.append("    if (g_err) return K_BAIL;")
-        L.append("    const char *rep = ev->has_result ? ev->result.s : NULL; i64 rlen = ev->has_result ? ev->result.len : 0;")
+        L.append("    const char *rep = ev->has_result ? ev->result.s : NULL;")
+        L.append("    i64 rlen = ev->has_result ? ev->result.len : 0;")
         if names_rejected:
             L.append('    if (!rep) { rep = "(some error)"; rlen = 12; }')
         L.append("    if (!rep) return K_BAIL;")
@@ -766,7 +767,8 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
         L.append(f"        chosen = {ridx};")
         L.append(f"        i64 res = {p}out{ridx}_result({args});")
         L.append("        if (g_err) return K_BAIL;")
-        L.append(f'        if (!text_is(rep, rlen, "(some error)") && !({_render_check(result_sort, "res", "rep", "rlen")}))')
+        same = _render_check(result_sort, "res", "rep", "rlen")
+        L.append(f'        if (!text_is(rep, rlen, "(some error)") && !({same}))')
         L.append("            return K_WRONG_RESULT;")
         L.append("    }")
     else:
@@ -779,19 +781,20 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
         L.append(f"    if (chosen == {idx}) {{")
         L.append(f"        if ({p}guard{idx}({args}) >= 0) return g_err ? K_BAIL : K_NOT_ALLOWED;")
         L.append("        if (g_err) return K_BAIL;")
-        outs = [(n, o) for n, o in a.outputs]
+        outs = list(a.outputs)
         # outputs are evaluated where the guard holds (as the monitor does): an evaluation error is the Python engine's
-        for n, o in outs:
+        for n, _ in outs:
             L.append(f"        i64 o_{n} = {p}out{idx}_{n}({args}); (void)o_{n};")
         L.append("        if (g_err) return K_BAIL;")
         others = [(n, o) for n, o in outs if n != "result"]
         if others:
             L.append("        for (int j = 0; j < ev->nouts; j++) {")
             L.append("            const jpair *q = &ev->outs[j]; char buf[32]; const char *s; i64 n;")
-            for n, o in others:
+            for n, out_expr in others:
                 L.append(f"            if (q->klen == {len(n)} && !memcmp(q->k, {_cstr(n)}, {len(n)})) {{")
                 L.append("                if (!output_text(&q->v, buf, &s, &n)) return K_BAIL;")
-                L.append(f"                if (!({_render_check(o.sort, f'o_{n}', 's', 'n')})) return K_WRONG_OUTPUT;")
+                same = _render_check(out_expr.sort, f"o_{n}", "s", "n")
+                L.append(f"                if (!({same})) return K_WRONG_OUTPUT;")
                 L.append("            }")
             L.append("        }")
         L.append(f"        {p}apply{idx}({args});")
@@ -806,6 +809,7 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
 
 
 _DRIVER = r"""
+static inline int py_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 /* out: [0] verdict kind (K_*), [1] line of the stop (0: clean), [2] events read, [3] reserved,
  * [4 + i]: events of op i (the operation names' order).  Returns 0, or -1 if the file cannot be read. */
 int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
@@ -832,8 +836,8 @@ int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
         const char *le = nl ? nl : end, *ls = p;
         p = nl ? nl + 1 : end;
         /* bytes.strip(): ASCII whitespace at both ends */
-        while (ls < le && (*ls == ' ' || *ls == '\t' || *ls == '\r' || *ls == '\n' || *ls == '\v' || *ls == '\f')) ls++;
-        while (le > ls && (le[-1] == ' ' || le[-1] == '\t' || le[-1] == '\r' || le[-1] == '\n' || le[-1] == '\v' || le[-1] == '\f')) le--;
+        while (ls < le && py_space(*ls)) ls++;
+        while (le > ls && py_space(le[-1])) le--;
         if (ls == le || parse_event(ls, le, &ev)) { kind = K_BAIL; break; }
         if (have_seq && ev.seq <= last_seq) { kind = K_BAIL; break; }
         have_seq = 1;

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ _FLAGS = ["-shared", "-fPIC", "-std=gnu11", "-w"]
 
 
 def _opt() -> str:
-    """The optimisation flag: ``-O2``, or ``$IOSPEC_C_OPT`` (the tests build many checkers: ``-O0`` compiles 10x faster)."""
+    """The optimisation flag: ``-O2``, or ``$IOSPEC_C_OPT`` (tests build many checkers: ``-O0`` compiles 10x faster)."""
     opt = os.environ.get("IOSPEC_C_OPT", "-O2")
     return opt if opt in ("-O0", "-O1", "-O2", "-O3", "-Os") else "-O2"
 _lock = threading.Lock()
@@ -128,11 +129,38 @@ def compiled_checker(models: Sequence[str | Model], consts: Mapping[str, int] | 
         return checker
 
 
+def _sources_fingerprint(models: Sequence[str | Model], consts: Mapping[str, int] | None, cc: str) -> str | None:
+    """A hash of everything the generated source depends on (catalog models only: a `Model` object may be anything).
+
+    It lets a second run load the cached library without rebuilding the monitor and the source.
+    """
+    if not all(isinstance(m, str) for m in models):
+        return None
+    root = Path(__file__).resolve().parent.parent.parent
+    h = hashlib.sha256(repr((list(models), sorted((consts or {}).items()), cc, _opt(), _FLAGS)).encode())
+    files = sorted([*(root / "model").rglob("*.py"), *Path(__file__).parent.glob("*.[pc]*"),
+                    root / "properties" / "monitor.py"])
+    for f in files:
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:32]
+
+
 def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> CompiledChecker | None:
     cc = find_compiler()
     if cc is None:
         _reason.append("no C compiler found (set CC or install cc/gcc)")
         return None
+    fingerprint = _sources_fingerprint(models, consts, cc)
+    index = cache_dir() / f"index-{fingerprint}.json" if fingerprint else None
+    if index is not None and index.exists():
+        try:
+            known = json.loads(index.read_text())
+            lib_path = cache_dir() / known["lib"]
+            if lib_path.exists():
+                return CompiledChecker(ctypes.CDLL(str(lib_path)), list(known["ops"]), lib_path)
+        except (OSError, ValueError, KeyError):
+            pass  # rebuild
     src, ops = source_for(models, consts)
     flags = [_opt(), *_FLAGS]
     digest = hashlib.sha256((src + cc + " ".join(flags)).encode()).hexdigest()[:24]
@@ -160,4 +188,11 @@ def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> C
     except OSError as e:
         _reason.append(f"cannot load {lib_path}: {e}")
         return None
+    if index is not None:
+        try:
+            tmp_index = index.with_suffix(f".{os.getpid()}.tmp")
+            tmp_index.write_text(json.dumps({"lib": lib_path.name, "ops": ops}))
+            os.replace(tmp_index, index)
+        except OSError:
+            pass
     return CompiledChecker(lib, ops, lib_path)

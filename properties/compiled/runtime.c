@@ -538,6 +538,19 @@ static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= '
 static const char *scan_string(const char *p, const char *end, jval *out) {
     const char *s = p;
     int esc = 0;
+    /* fast path: up to the next quote, no escape, control or non-ASCII byte */
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (q) {
+        unsigned bad = 0;
+        for (const char *c = p; c < q; c++) {
+            unsigned char b = (unsigned char)*c;
+            bad |= (unsigned)(b < 0x20) | (unsigned)(b >= 0x80) | (unsigned)(b == '\\');
+        }
+        if (!bad) {
+            if (out) { out->s = s; out->len = q - s; out->kind = J_STR; out->esc = 0; }
+            return q + 1;
+        }
+    }
     while (p < end) {
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
