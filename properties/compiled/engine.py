@@ -42,6 +42,7 @@ def _opt() -> str:
     opt = os.environ.get("IOSPEC_C_OPT", "-O2")
     return opt if opt in ("-O0", "-O1", "-O2", "-O3", "-Os") else "-O2"
 _lock = threading.Lock()
+_run_lock = threading.Lock()
 _cache: dict[str, CompiledChecker | None] = {}
 _reason: list[str] = []
 
@@ -70,12 +71,11 @@ class CompiledChecker:
         self._fn = lib.iospec_check
         self._fn.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
         self._fn.restype = ctypes.c_int
-        self._run_lock = threading.Lock()  # the engine's state is global to the library
 
     def check(self, trace: Path | str, offset: int, first_line: int) -> CompiledResult:
         """Check the events of ``trace`` from byte ``offset`` (line ``first_line``: the header is not read here)."""
         out = (ctypes.c_int64 * (4 + len(self.ops)))()
-        with self._run_lock:
+        with _run_lock:  # the engine's state is global to its library (and one library may back two checkers)
             start = time.perf_counter()
             rc = self._fn(os.fsencode(str(trace)), offset, first_line, out)
             elapsed = time.perf_counter() - start
