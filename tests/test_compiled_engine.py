@@ -339,8 +339,18 @@ BAD_LINES = [
     '{"seq": 9, "op": "note.x", "args": {}, "note": "fine \\"quoted\\" \\u00e9"}',
     '{"seq": 9, "op": "note.x", "args": {}, "deep": {"a": [1, 2.5e3, -0, null, {"b": "c"}]}}',
     '\x0b{"seq": 9, "op": "note.x", "args": {}}',
+    # long strings: the 8-byte scanner must see an escape, a control or a non-ASCII byte anywhere
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-12345678901\\u0041", "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-1234567890123\x01", "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-12345678901234ü", "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "create_context", "args": {"c": "ctx-123456789012345", "t": "thread-0", "actor": false}}',
+    '{"seq": 9, "op": "note.x", "args": {}, "note": "a long note with \\"quotes\\" past eight bytes"}',
     '{"seq": 9, "op": "create_context", "args": {"c": "ctx-9", "t": "thread-0", "actor": false} }  ',
 ]
+
+
+#: argument values the C engine must not read itself (their value is not their bytes, or not a string/integer)
+MUST_STOP = ('"ctx-12345678901\\u0041"', "\x01", "ü", '"ctx-\\u0039"', "ctx-é", "[1]", "12345678901234567890")
 
 
 @pytest.mark.parametrize("bad", BAD_LINES, ids=range(len(BAD_LINES)))
@@ -357,6 +367,8 @@ def test_malformed_lines(bad: str, tmp_path: Path) -> None:
     assert got is not None
     if want[0] == "format":
         assert got.line == int(want[1].split(":")[1]), (want, got)
+    if any(m in bad for m in MUST_STOP):
+        assert (got.kind, got.line) == ("bail", 7), got
 
 
 def test_truncated_and_empty(tmp_path: Path) -> None:

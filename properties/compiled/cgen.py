@@ -734,9 +734,9 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
         L.append(f"    a_ = ev_arg(ev, {_cstr(prm.name)}, {len(prm.name.encode())}); if (!a_) return K_BAIL;")
         sort = prm.sort
         if isinstance(sort, IdSort):
-            L.append(f"    i64 {v} = intern_arg(&tab[{g.sort_index[sort.name]}], a_);")
+            L.append(f"    i64 {v} = intern_arg(tab, {g.sort_index[sort.name]}, a_);")
         elif isinstance(sort, OptSort):
-            L.append(f"    i64 {v} = a_->kind == J_NULL ? -1 : intern_arg(&tab[{g.sort_index[sort.inner.name]}], a_);")
+            L.append(f"    i64 {v} = a_->kind == J_NULL ? -1 : intern_arg(tab, {g.sort_index[sort.inner.name]}, a_);")
         elif isinstance(sort, BoolSort):
             L.append(f"    i64 {v} = bool_arg(a_);")
         elif isinstance(sort, EnumSort):

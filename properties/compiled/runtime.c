@@ -454,8 +454,18 @@ static char *spool;
 static i64 spool_n, spool_cap;
 
 static uint64_t hbytes(const char *s, i64 n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (i64 i = 0; i < n; i++) { h ^= (unsigned char)s[i]; h *= 1099511628211ULL; }
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, (size_t)n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
     return hmix(h);
 }
 
@@ -507,6 +517,8 @@ typedef struct {
     int kind;
     int esc; /* the string has escapes (its bytes are not its value) */
     i64 ival;
+    int isort; /* an argument already interned in this event: its sort and identity (-1: not yet) */
+    i64 iid;
 } jval;
 
 typedef struct {
@@ -532,24 +544,37 @@ static inline const char *skip_ws(const char *p, const char *end) {
     return p;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
+#define HAS_LESS(v, n) (((v) - ONES * (n)) & ~(v) & HIGHS)
+
 static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 /* a JSON string at p (after the quote); returns the position after the closing quote, or NULL */
 static const char *scan_string(const char *p, const char *end, jval *out) {
     const char *s = p;
     int esc = 0;
-    /* fast path: up to the next quote, no escape, control or non-ASCII byte */
-    const char *q = memchr(p, '"', (size_t)(end - p));
-    if (q) {
-        unsigned bad = 0;
-        for (const char *c = p; c < q; c++) {
-            unsigned char b = (unsigned char)*c;
-            bad |= (unsigned)(b < 0x20) | (unsigned)(b >= 0x80) | (unsigned)(b == '\\');
+    /* fast path, 8 bytes at a time: up to the next quote, no escape, control or non-ASCII byte */
+    const char *c = p;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - c >= 8) {
+        uint64_t x;
+        memcpy(&x, c, 8);
+        uint64_t m = HAS_ZERO(x ^ (ONES * '"')) | HAS_ZERO(x ^ (ONES * '\\')) | HAS_LESS(x, 0x20) | (x & HIGHS);
+        if (!m) { c += 8; continue; }
+        c += __builtin_ctzll(m) / 8; /* the first flagged byte is exact */
+        if (*c == '"') {
+            if (out) { out->s = s; out->len = c - s; out->kind = J_STR; out->esc = 0; }
+            return c + 1;
         }
-        if (!bad) {
-            if (out) { out->s = s; out->len = q - s; out->kind = J_STR; out->esc = 0; }
-            return q + 1;
-        }
+        break; /* an escape or a byte to reject: the careful loop below */
+    }
+#endif
+    while (c < end && (unsigned char)*c >= 0x20 && (unsigned char)*c < 0x80 && *c != '\\' && *c != '"') c++;
+    if (c < end && *c == '"') {
+        if (out) { out->s = s; out->len = c - s; out->kind = J_STR; out->esc = 0; }
+        return c + 1;
     }
     while (p < end) {
         unsigned char c = (unsigned char)*p;
@@ -667,6 +692,7 @@ static const char *scan_pairs(const char *p, const char *end, jpair *pairs, int 
         p = skip_ws(p + 1, end);
         p = scan_value(p, end, &pairs[*n].v, 1);
         if (!p) return NULL;
+        pairs[*n].v.isort = -1;
         (*n)++;
         p = skip_ws(p, end);
         if (p < end && *p == ',') { p = skip_ws(p + 1, end); continue; }
@@ -743,7 +769,18 @@ static int jstr_is(const jval *v, const char *text) {
 }
 
 /* an Id argument: a string or an integer (Python interns other values by repr: the Python engine decides) */
-static i64 intern_arg(itable *tab, const jval *v) {
+static i64 intern_arg_(itable *tab, const jval *v);
+
+/* the identity of an argument (an event's argument is looked up once per sort, not once per model) */
+static i64 intern_arg(itable *tabs, int sort, const jval *cv) {
+    jval *v = (jval *)cv;
+    if (v->isort == sort) return v->iid;
+    i64 id = intern_arg_(&tabs[sort], v);
+    if (!g_bail) { v->isort = sort; v->iid = id; }
+    return id;
+}
+
+static i64 intern_arg_(itable *tab, const jval *v) {
     char buf[16];
     if (v->kind == J_STR && !v->esc) {
         if (v->len + 1 > (1 << 20)) { g_bail = 1; return 0; }
