@@ -174,12 +174,16 @@ def check_trace(path: Path | str, *, models: list[str] | None = None, history: i
     compiled_said: str | None = None
     if engine == "c" and not final_check:
         names, result = check_compiled(path, models=models)
-        if result is not None:
-            if result.clean and result.events > 0:
-                header, _ = _header_offset(path)
-                return TraceReport(str(path), names, events=result.events, elapsed=result.elapsed,
-                                   per_op=result.per_op, implementation=str(header.get("implementation", "")),
-                                   engine="c")
+        if result is None:
+            from properties.compiled.engine import unavailable_reason
+
+            compiled_said = f"unavailable: {unavailable_reason()}"
+        elif result.clean and result.events > 0:
+            header, _ = _header_offset(path)
+            return TraceReport(str(path), names, events=result.events, elapsed=result.elapsed,
+                               per_op=result.per_op, implementation=str(header.get("implementation", "")),
+                               engine="c")
+        else:
             compiled_said = f"{result.kind} at line {result.line}"
     it = read_trace(path)
     first = next(it)

@@ -108,6 +108,21 @@ def test_optimised_build(path: Path) -> None:
     assert_agree(path)
 
 
+def test_without_a_compiler(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: one line of notice and the Python engine; c: a one-line error, exit 2."""
+    import properties.compiled.engine as engine
+
+    monkeypatch.setattr(engine, "find_compiler", lambda: None)
+    monkeypatch.setattr(engine, "_cache", {})
+    clean = str(ROOT / "examples" / "traces" / "clean_demo.ndjson")
+    assert main(["check-trace", clean]) == 0
+    out = capsys.readouterr()
+    assert "no violation" in out.out and out.err.count("\n") == 1 and "Python engine" in out.err
+    assert main(["check-trace", "--engine", "c", clean]) == 2
+    err = capsys.readouterr().err
+    assert "no C compiler" in err and err.count("\n") == 1
+
+
 def test_cli_engine_choice(capsys: pytest.CaptureFixture[str]) -> None:
     bad = ROOT / "examples" / "traces" / "fault_access_check_missing.ndjson"
     assert main(["check-trace", "--engine", "c", str(bad)]) == 1
@@ -168,6 +183,18 @@ def test_reference_fault_traces(fault: str, tmp_path: Path) -> None:
     if fault == "(none)":
         assert all(v[0] in ("clean", "format") for _, v in results), results
         assert sum(v[0] == "clean" for _, v in results) > len(results) // 2, results
+
+
+@pytest.mark.parametrize("scenario", ["gc_drop_vs_entry", "gc_drop_vs_teardown", "churn"])
+@pytest.mark.parametrize("faults", [(), ("queue_lock_skipped",), ("delete_on_wrong_thread",)], ids=str)
+def test_multithreaded_scenarios_with_sync_notes(scenario: str, faults: tuple[str, ...], tmp_path: Path) -> None:
+    """Real threads, with the synchronisation recorded as note.* events (skipped by both engines)."""
+    from reference_impl.scenarios import record_uncontrolled
+
+    path = tmp_path / "run.ndjson"
+    record_uncontrolled(scenario, faults=faults, trace_path=path)
+    assert '"op": "note.' in path.read_text()
+    assert_agree(path)
 
 
 # ---- seeded fault variants of the models ----------------------------------------------------------------

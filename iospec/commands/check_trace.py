@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return run_predict(args)
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     engine = _engine(args.engine)
+    noticed = False
     worst = 0
     out = []
     for f in args.files:
@@ -97,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
             rep = check_trace(f, models=models, history=args.history, final_check=args.final_check, engine=engine)
         except TraceFormatError as e:
             raise UserError(str(e)) from None
+        if rep.compiled is not None and rep.compiled.startswith("unavailable") and not noticed:
+            print(f"iospec: compiled engine {rep.compiled}; checking with the Python engine", file=sys.stderr)
+            noticed = True
         print(rep.summary())
         worst = max(worst, 0 if rep.ok else 1)
         out.append({
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             "implementation": rep.implementation,
             "models": rep.models,
             "events": rep.events,
+            "engine": rep.engine,
             "ok": rep.ok,
             "violation": None if rep.violation is None else {
                 "line": rep.violation.line, "kind": rep.violation.kind, "message": rep.violation.message,
