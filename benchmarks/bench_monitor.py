@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.reference_throughput import Bench  # noqa: E402  (the same workload)
-from model.catalog import get_model  # noqa: E402
+from model.catalog import MODELS, get_model  # noqa: E402
 from model.core.sorts import IdSort, OptSort  # noqa: E402
 from properties.tracecheck import check_trace  # noqa: E402
 from reference_impl import Request, Runtime  # noqa: E402
@@ -50,25 +50,41 @@ def _requests(rt: Runtime, n: int) -> float:
 
 
 def monitor_overhead(requests: int, rounds: int) -> None:
-    """Interleave monitored and unmonitored rounds of the same workload; compare the medians."""
+    """Interleave unmonitored and monitored rounds of the same workload (Python monitor, compiled monitor)."""
+    from properties.compiled.engine import compiled_checker
+    from reference_impl.runtime import TRACE_MODELS
+
+    engines: list[bool | str] = [True]
+    if compiled_checker([m for m in TRACE_MODELS if m in MODELS], {"production": 0}) is not None:
+        engines.append("c")
     off: list[float] = []
-    on: list[float] = []
+    on: dict[str, list[float]] = {str(e): [] for e in engines}
     events = 0
     with Runtime(threads=2, monitor=False, memory_trace=False) as plain, \
-            Runtime(threads=2, monitor=True, memory_trace=False) as watched:
-        for rt in (plain, watched):
+            Runtime(threads=2, monitor=True, memory_trace=False) as watched, \
+            Runtime(threads=2, monitor="c" if "c" in engines else True, memory_trace=False) as compiled:
+        runtimes = {"True": watched, "c": compiled}
+        for rt in (plain, watched, compiled):
             rt.add_worker("b", Bench)
             _requests(rt, 20)  # warm up (the monitor compiles its models on construction)
         for _ in range(rounds):
             off.append(_requests(plain, requests))
-            start = watched.monitor.events
-            on.append(_requests(watched, requests))
-            events = watched.monitor.events - start
-        assert watched.monitor.ok, watched.monitor.report()
-    ratio = statistics.median(on) / statistics.median(off)
-    print(f"monitor overhead: {ratio:.2f}x  (monitors off {requests / statistics.median(off):,.0f} req/s, "
-          f"on {requests / statistics.median(on):,.0f} req/s; {events / requests:.0f} events/request; "
-          f"median of {rounds} interleaved rounds of {requests} requests)  target <= 1.3x")
+            for e in engines:
+                rt = runtimes[str(e)]
+                start = rt.monitor.events
+                on[str(e)].append(_requests(rt, requests))
+                events = rt.monitor.events - start
+        for e in engines:
+            rt = runtimes[str(e)]
+            assert rt.monitor.ok, rt.monitor.report()
+        assert compiled.monitor.compiled is not None or "c" not in engines, "the compiled monitor took over"
+    base = statistics.median(off)
+    for e in engines:
+        label = "python monitor" if e is True else "compiled monitor"
+        med = statistics.median(on[str(e)])
+        print(f"monitor overhead, {label}: {med / base:.2f}x  (monitors off {requests / base:,.0f} req/s, "
+              f"on {requests / med:,.0f} req/s; {events / requests:.0f} events/request; "
+              f"median of {rounds} interleaved rounds of {requests} requests)  target <= 1.3x")
 
 
 def machine_steps(examples: int) -> None:

@@ -6,11 +6,17 @@
 lock, the monitor sees the real interleaving.  A violation never raises into the runtime
 (that would change what the runtime does); the first one is kept in `LiveMonitor.violation`
 and checking stops there.
+
+With ``engine="c"`` the events go to the compiled checker (`properties.compiled`: C generated
+from the same models) and are kept; the Python monitor is built only when something needs it
+(a stop of the compiled engine, whose report the Python engine then produces by replaying the
+kept events; `after_step`; a read of the model state), and takes over from then on.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +53,19 @@ def monitor_consts(runtime: Runtime | None = None) -> dict[str, int]:
 class LiveMonitor:
     """A `Monitor` fed by the recorder; keeps the first violation instead of raising."""
 
-    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None) -> None:
+    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None, *, engine: str = "python") -> None:
         self.models = models
-        self.monitor = Monitor(models, consts=dict(consts or {}))
+        self.consts = dict(consts or {})
+        self._monitor: Monitor | None = None
+        #: the compiled engine while it runs (None: the Python monitor), and the events it accepted
+        self.compiled: Any = None
+        self._accepted: list[Mapping[str, Any]] = []
+        if engine == "c":
+            from properties.compiled.engine import compiled_stepper
+
+            self.compiled = compiled_stepper(models, self.consts)
+        if self.compiled is None:
+            self._monitor = Monitor(models, consts=self.consts)
         self.violation: MonitorViolation | None = None
         self.events = 0
         #: called after every event the models accepted, with the event and what the models predicted
@@ -57,10 +73,40 @@ class LiveMonitor:
         #: that event (tests use it for coverage and to keep predictions)
         self.after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
 
+    @property
+    def monitor(self) -> Monitor:
+        """The Python monitor (built from the compiled engine's accepted events on first use)."""
+        if self._monitor is None:
+            self._take_over()
+        assert self._monitor is not None
+        return self._monitor
+
+    def _take_over(self) -> None:
+        mon = Monitor(self.models, consts=self.consts)
+        accepted, self._accepted, self.compiled = self._accepted, [], None
+        self._monitor = mon
+        for e in accepted:  # accepted by the compiled engine: the Python engine decides if they disagree
+            try:
+                mon.step(e, line=int(e.get("seq", 0)))
+            except MonitorViolation as v:
+                self.violation = v
+                return
+
     def on_event(self, event: Mapping[str, Any]) -> None:
         if self.violation is not None or str(event.get("op", "")).startswith("note."):
             return
         self.events += 1
+        if self.compiled is not None and self.after_step is None:
+            try:
+                line = _encode(event).encode()
+            except (TypeError, ValueError):
+                line = b""
+            if line and self.compiled.step(line) == "clean":
+                self._accepted.append(event)
+                return
+            self._take_over()  # the Python engine replays what was accepted and checks this event
+            if self.violation is not None:
+                return
         try:
             predicted = self.monitor.step(event, line=int(event.get("seq", 0)))
         except MonitorViolation as v:
@@ -79,8 +125,12 @@ class LiveMonitor:
         return self.violation.report()
 
 
-def attach_monitor(runtime: Runtime) -> LiveMonitor:
-    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime))
+#: one encoder for every event (json.dumps with arguments builds a new encoder per call)
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:
+    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime), engine=engine)
     runtime.recorder.add_sink(CallbackSink(live.on_event))
     return live
 

@@ -12,9 +12,10 @@
 Isolates are shared by workers with identical configuration (`IsolateConfig`); a stateless
 request runs on the runtime thread it arrives on; an actor lives on one thread chosen when it
 is first used.  ``faults`` selects faulty variants (`reference_impl.faults`); ``limits``
-selects the limit profile; ``trace`` adds trace sinks; ``monitor`` runs the models alongside;
-``on_log(level, text)`` sees every log line as it is written (levels: error, warning, info;
-workerd prints info lines only with ``--verbose``).
+selects the limit profile; ``trace`` adds trace sinks; ``monitor`` runs the models alongside
+(``"c"``: the compiled checker, docs/compiled-engine.md); ``on_log(level, text)`` sees every
+log line as it is written (levels: error, warning, info; workerd prints info lines only with
+``--verbose``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Runtime:
 
     def __init__(self, *, threads: int = 2, faults: Iterable[str] = (), limits: str = "workerd-serve",
                  drain_seconds: float | None = None, scheduled_seconds: float | None = None,
-                 trace: Iterable[Sink] = (), memory_trace: bool = True, monitor: bool = False,
+                 trace: Iterable[Sink] = (), memory_trace: bool = True, monitor: bool | str = False,
                  models: Iterable[str] | None = None, log_to_stderr: bool = False,
                  on_log: Callable[[str, str], None] | None = None,
                  record_sync: bool = False, scheduler: Any = None) -> None:
@@ -80,7 +81,8 @@ class Runtime:
         if monitor:
             from reference_impl.monitoring import attach_monitor
 
-            self.monitor = attach_monitor(self)
+            # monitor="c": the compiled checker (properties/compiled), the Python monitor on demand
+            self.monitor = attach_monitor(self, engine="c" if monitor == "c" else "python")
         self.threads = [RuntimeThread(f"thread-{i}") for i in range(threads)]
         for t in self.threads:
             t.lock_busy = (lambda th=t: getattr(th, "async_waiter", None) is not None)  # type: ignore[misc]

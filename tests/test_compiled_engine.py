@@ -197,6 +197,58 @@ def test_multithreaded_scenarios_with_sync_notes(scenario: str, faults: tuple[st
     assert_agree(path)
 
 
+# ---- the live monitor on the compiled engine ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["(none)", "access_check_missing", "double_deletion", "run_after_abort",
+                                   "pass_through_ignored", "superseded_drain_not_cancelled"])
+def test_live_compiled_monitor(fault: str) -> None:
+    """Runtime(monitor="c") reports what the Python monitor reports on the same run (which writes the report)."""
+    from reference_impl import Runtime
+    from reference_impl.monitoring import LiveMonitor, monitor_consts
+    from tests.test_reference_faults import SCENARIOS
+
+    sc = SCENARIOS["access_check_missing" if fault == "(none)" else fault]
+    kw: dict[str, Any] = dict(sc.kw or {})
+    if "new_context(" in inspect.getsource(sc.run):
+        from reference_impl.runtime import TRACE_MODELS as TM
+
+        kw.setdefault("models", [m for m in TM if m != "entrypoint"])
+    rt = Runtime(threads=sc.threads, faults={fault} if fault != "(none)" else set(), monitor="c", **kw)
+    try:
+        try:
+            sc.run(rt)
+        except Exception:  # the faulty run may fail; what was recorded is compared
+            pass
+    finally:
+        rt.close()
+    assert rt.trace is not None
+    python = LiveMonitor(list(rt.recorder.header["models"]), monitor_consts(rt))
+    for e in rt.trace.events:
+        python.on_event(e)
+    assert (rt.monitor.ok, rt.monitor.report()) == (python.ok, python.report())
+    assert rt.monitor.ok == (fault == "(none)")
+    if fault == "(none)":
+        assert rt.monitor.compiled is not None, "a clean run stays on the compiled engine"
+
+
+def test_live_compiled_monitor_state_on_demand() -> None:
+    """Reading the model state builds the Python monitor from the accepted events, which then takes over."""
+    from reference_impl import Runtime
+    from reference_impl.monitoring import compare_with_model
+    from tests.reference_helpers import drain, new_context, run_in
+
+    with Runtime(threads=2, monitor="c", memory_trace=False,
+                 models=["context", "ownership", "lifecycle", "actor", "locks"]) as rt:
+        ctx, r = new_context(rt, 0)
+        run_in(rt, ctx, lambda: None)
+        assert rt.monitor.compiled is not None and rt.monitor.events > 0
+        assert compare_with_model(rt) == []
+        assert rt.monitor.compiled is None, "the Python monitor took over"
+        drain(rt, r)
+        assert rt.monitor.ok and compare_with_model(rt) == []
+
+
 # ---- seeded fault variants of the models ----------------------------------------------------------------
 
 

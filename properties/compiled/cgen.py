@@ -810,6 +810,30 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
 
 _DRIVER = r"""
 static inline int py_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+/* the engine's state between lines: the last seq */
+static i64 g_last_seq;
+static int g_have_seq;
+
+/* one line (ls..le, stripped); K_CLEAN or the verdict; *counted: an event (not a bad line) */
+static int step_line(const char *ls, const char *le, i64 *out, i64 *events) {
+    event ev;
+    if (ls == le || parse_event(ls, le, &ev)) return K_BAIL;
+    if (g_have_seq && ev.seq <= g_last_seq) return K_BAIL;
+    g_have_seq = 1;
+    g_last_seq = ev.seq;
+    (*events)++;
+    if (ev.op.len >= 5 && !memcmp(ev.op.s, "note.", 5)) return K_CLEAN;
+    int oi = op_lookup(&ev.op);
+    if (oi < 0) return K_BAIL;
+    out[4 + oi]++;
+    arena_top = 0;
+    wbuf_n = 0;
+    g_err = 0;
+    int r = op_fns[oi](&ev);
+    if (g_bail) r = K_BAIL;
+    return r;
+}
+
 /* out: [0] verdict kind (K_*), [1] line of the stop (0: clean), [2] events read, [3] reserved,
  * [4 + i]: events of op i (the operation names' order).  Returns 0, or -1 if the file cannot be read. */
 int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
@@ -825,11 +849,11 @@ int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
     }
     close(fd);
     init_all();
+    g_have_seq = 0;
     for (int i = 0; i < 4 + N_OPS; i++) out[i] = 0;
     const char *p = base + offset, *end = base + size;
-    i64 line = first_line - 1, events = 0, last_seq = 0;
-    int have_seq = 0, kind = K_CLEAN;
-    event ev;
+    i64 line = first_line - 1, events = 0;
+    int kind = K_CLEAN;
     while (offset < size && p < end) {
         line++;
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -838,26 +862,25 @@ int iospec_check(const char *path, i64 offset, i64 first_line, i64 *out) {
         /* bytes.strip(): ASCII whitespace at both ends */
         while (ls < le && py_space(*ls)) ls++;
         while (le > ls && py_space(le[-1])) le--;
-        if (ls == le || parse_event(ls, le, &ev)) { kind = K_BAIL; break; }
-        if (have_seq && ev.seq <= last_seq) { kind = K_BAIL; break; }
-        have_seq = 1;
-        last_seq = ev.seq;
-        events++;
-        if (ev.op.len >= 5 && !memcmp(ev.op.s, "note.", 5)) continue;
-        int oi = op_lookup(&ev.op);
-        if (oi < 0) { kind = K_BAIL; break; }
-        out[4 + oi]++;
-        arena_top = 0;
-        wbuf_n = 0;
-        g_err = 0;
-        int r = op_fns[oi](&ev);
-        if (g_bail) r = K_BAIL;
-        if (r) { kind = r; break; }
+        kind = step_line(ls, le, out, &events);
+        if (kind) break;
     }
     if (base) munmap((void *)base, (size_t)size);
     out[0] = kind;
     out[1] = kind == K_CLEAN ? 0 : line;
     out[2] = events;
     return 0;
+}
+
+/* the live monitor: a fresh state, then one event line at a time (K_CLEAN or the verdict) */
+void iospec_reset(i64 *out) {
+    init_all();
+    g_have_seq = 0;
+    for (int i = 0; i < 4 + N_OPS; i++) out[i] = 0;
+}
+
+int iospec_step(const char *line, i64 len, i64 *out) {
+    i64 events = 0;
+    return step_line(line, line + len, out, &events);
 }
 """

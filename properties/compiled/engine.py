@@ -29,7 +29,8 @@ from pathlib import Path
 from model.core import Model
 from properties.compiled import cgen
 
-__all__ = ["CompiledChecker", "CompiledResult", "compiled_checker", "unavailable_reason", "KINDS"]
+__all__ = ["CompiledChecker", "CompiledResult", "CompiledStepper", "compiled_checker", "compiled_stepper",
+           "unavailable_reason", "KINDS"]
 
 #: verdict kinds of the C engine (runtime.c's K_*)
 KINDS = {0: "clean", 1: "wrong_result", 2: "not_allowed", 3: "wrong_output", 4: "invariant", 9: "bail"}
@@ -196,3 +197,40 @@ def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> C
         except OSError:
             pass
     return CompiledChecker(lib, ops, lib_path)
+
+
+class CompiledStepper:
+    """The compiled engine fed one event at a time (the live monitor); a private copy of the library.
+
+    The engine's state is global to its library, so each stepper loads its own copy (a file in a
+    temporary directory: the dynamic loader shares one library per path).
+    """
+
+    def __init__(self, checker: CompiledChecker) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="iospec-live-")
+        copy = Path(self._dir.name) / checker.path.name
+        shutil.copyfile(checker.path, copy)
+        self.lib = ctypes.CDLL(str(copy))
+        self.ops = checker.ops
+        self._out = (ctypes.c_int64 * (4 + len(self.ops)))()
+        self._step = self.lib.iospec_step
+        self._step.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+        self._step.restype = ctypes.c_int
+        self.lib.iospec_reset.argtypes = [ctypes.POINTER(ctypes.c_int64)]
+        self.lib.iospec_reset(self._out)
+
+    def step(self, line: bytes) -> str:
+        """One event (a JSON line): ``clean``, or the kind of stop (see `KINDS`)."""
+        return KINDS.get(self._step(line, len(line), self._out), "bail")
+
+
+def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None) -> CompiledStepper | None:
+    """A fresh `CompiledStepper` for ``models`` (None if no C compiler works)."""
+    checker = compiled_checker(models, consts)
+    if checker is None:
+        return None
+    try:
+        return CompiledStepper(checker)
+    except OSError as e:
+        _reason.append(f"cannot load a copy of {checker.path}: {e}")
+        return None
