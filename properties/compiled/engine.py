@@ -147,6 +147,26 @@ def _sources_fingerprint(models: Sequence[str | Model], consts: Mapping[str, int
     return h.hexdigest()[:32]
 
 
+#: libraries kept in the cache (the oldest beyond this are removed after a build)
+CACHE_KEEP = 200
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _prune(out_dir: Path) -> None:
+    libs = sorted(out_dir.glob("check-*.so"), key=_mtime, reverse=True)
+    for old in libs[CACHE_KEEP:]:
+        try:
+            old.unlink()
+        except OSError:
+            pass  # another process removed or uses it: loaded libraries stay mapped
+
+
 def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> CompiledChecker | None:
     cc = find_compiler()
     if cc is None:
@@ -181,6 +201,7 @@ def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> C
                     _reason.append(f"the C compiler ({cc}) failed: {first}")
                     return None
                 os.replace(tmp_lib, lib_path)  # atomic: concurrent builds of one source agree
+            _prune(out_dir)
         except (OSError, subprocess.SubprocessError) as e:
             _reason.append(f"cannot build the compiled checker: {e}")
             return None
