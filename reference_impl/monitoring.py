@@ -101,7 +101,7 @@ class LiveMonitor:
                 line = _encode(event).encode()
             except (TypeError, ValueError):
                 line = b""
-            if line and self.compiled.step(line) == "clean":
+            if line and self.compiled.step_code(line) == 0:
                 self._accepted.append(event)
                 return
             self._take_over()  # the Python engine replays what was accepted and checks this event
@@ -125,8 +125,20 @@ class LiveMonitor:
         return self.violation.report()
 
 
-#: one encoder for every event (json.dumps with arguments builds a new encoder per call)
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+def _no_default(o: Any) -> Any:
+    raise TypeError(f"not JSON: {type(o).__name__}")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """One JSON encoder for every event: json.dumps and JSONEncoder.encode build a new one per call."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (another Python implementation)
+        return json.JSONEncoder(separators=(",", ":")).encode
+    iterencode = make(None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    return lambda obj: "".join(iterencode(obj, 0))
+
+
+_encode = _make_encoder()
 
 
 def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:

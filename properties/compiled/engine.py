@@ -242,7 +242,11 @@ class CompiledStepper:
 
     def step(self, line: bytes) -> str:
         """One event (a JSON line): ``clean``, or the kind of stop (see `KINDS`)."""
-        return KINDS.get(self._step(line, len(line), self._out), "bail")
+        return KINDS.get(self.step_code(line), "bail")
+
+    def step_code(self, line: bytes) -> int:
+        """`step` as the engine's code (0: clean), for the live monitor's hot path."""
+        return int(self._step(line, len(line), self._out))
 
 
 def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None) -> CompiledStepper | None:
