@@ -8,13 +8,14 @@ seeded-fault variants, replayed through a monitor of the correct model, must be 
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
 import pytest
 
 from model.catalog import MODELS, get_model
-from model.core import compile_dense
+from model.core import Model, compile_dense
 from model.core.dense import DenseModel, Instance
 from model.core.model import Func, StateVar
 from model.faults import faults_for
@@ -167,6 +168,21 @@ def test_wrong_result_names_the_check() -> None:
 _ = MODELS
 
 
+def _violating_runs(fault: Any) -> tuple[Model, DenseModel, list[Any]]:
+    """A seeded-fault variant, its dense compilation and the explorer's violating runs (shared by two tests)."""
+    return _explored(fault.model, fault.name)
+
+
+@functools.cache
+def _explored(model: str, name: str) -> tuple[Model, DenseModel, list[Any]]:
+    from properties.explorer import explore
+
+    fault = next(f for f in faults_for(model) if f.name == name)
+    variant = fault.variant(get_model(fault.model))
+    cfg = variant.config(**fault.bounds)
+    return variant, compile_dense(cfg), explore(cfg, stop_on_violation=False).violations
+
+
 @pytest.mark.parametrize("fault", [f for n in SMALL for f in faults_for(n)], ids=lambda f: f"{f.model}/{f.name}")
 def test_incremental_invariants_catch_what_the_explorer_catches(fault: Any) -> None:
     """Replaying a variant's violating run through a monitor of the *variant* raises the same invariant.
@@ -174,13 +190,8 @@ def test_incremental_invariants_catch_what_the_explorer_catches(fault: Any) -> N
     This exercises the sparse engine's incremental (and transition) invariant checks: they
     must not miss what a full check finds.
     """
-    from properties.explorer import explore
-
-    variant = fault.variant(get_model(fault.model))
-    cfg = variant.config(**fault.bounds)
-    res = explore(cfg, stop_on_violation=False)
-    dm = compile_dense(cfg)
-    for trace in res.violations:
+    variant, dm, violations = _violating_runs(fault)
+    for trace in violations:
         # the first step after which the reference semantics sees a broken invariant
         first = None
         for n, (s, t) in enumerate(zip(trace.states, trace.states[1:]), 1):
@@ -198,3 +209,26 @@ def test_incremental_invariants_catch_what_the_explorer_catches(fault: Any) -> N
         assert info.value.kind == "invariant"
         assert info.value.line == first[0], "flagged exactly at the first violating step"
         assert any(f"invariant {name} " in str(info.value) for name in first[1])
+
+
+@pytest.mark.parametrize("fault", [f for n in SMALL for f in faults_for(n)], ids=lambda f: f"{f.model}/{f.name}")
+def test_the_final_check_catches_what_the_explorer_catches(fault: Any) -> None:
+    """The end-of-trace full evaluation (``check-trace --final-check``) can fail on its own.
+
+    With the incremental checks off, a variant's violating run replayed through a monitor of
+    the variant ends in the state the explorer flagged, and `Monitor.check_all` must name the
+    broken state invariant (transition invariants are per step, so the final check cannot see them).
+    """
+    variant, dm, violations = _violating_runs(fault)
+    state_faults = 0
+    for trace in violations:
+        broken_at_end = {i.name for i in dm.violated(trace.states[-1])}
+        if not broken_at_end:
+            continue
+        state_faults += 1
+        mon = Monitor([variant], check_invariants=False)
+        for n, (s, st) in enumerate(zip(trace.states, trace.steps), 1):
+            mon.step(event_for(dm, s, st.instance), line=n)
+        assert {inv.name for _, inv in mon.check_all()} == broken_at_end
+    if not state_faults:
+        pytest.skip("the fault breaks a transition invariant only (checked per step, not at the end)")
