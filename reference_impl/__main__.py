@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--sync", action="store_true",
                        help="record lock sections and thread hand-offs in the trace (for iospec check-trace --predict)")
     serve.add_argument("--monitor", action="store_true", help="check every event against the models")
+    serve.add_argument("--monitor-engine", choices=["python", "c"], default="python",
+                       help="c: the compiled checker (docs/compiled-engine.md; lower overhead, keeps the accepted "
+                            "events in memory until a violation or a read of the model state)")
     serve.add_argument("--fault", action="append", default=[], choices=fault_names(), help="a faulty variant")
     from reference_impl.scenarios import SCENARIOS
 
@@ -65,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_controlled(args)
 
     sinks: list[Sink] = [NdjsonSink(args.trace)] if args.trace else []
+    monitor: bool | str = ("c" if args.monitor_engine == "c" else True) if args.monitor else False
     rt = Runtime(threads=args.threads, limits=args.limits, faults=args.fault, trace=sinks, memory_trace=False,
-                 monitor=args.monitor, log_to_stderr=True, record_sync=args.sync)
+                 monitor=monitor, log_to_stderr=True, record_sync=args.sync)
     build_demo(rt)
     app = rt.serve("app", port=args.port)
     down = rt.serve("app-down", port=0 if args.port == 0 else args.port + 1)

@@ -204,6 +204,11 @@ class Runtime:
             limit_profile=self.limits.profile,
         )
 
+    @property
+    def closing(self) -> bool:
+        """True once `close` has begun (its cancellations are the process ending, not request events)."""
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return

@@ -20,7 +20,7 @@ from reference_impl import (
 )
 from reference_impl.api import CollectingResponse
 from reference_impl.entrypoint import WorkerEntrypoint
-from tests.reference_helpers import assert_monitor_ok, drain, new_context, on, run_in, runtime, service
+from tests.reference_helpers import assert_monitor_ok, drain, never, new_context, on, run_in, runtime, service
 
 # ---- IncomingRequest -------------------------------------------------------------------------------
 
@@ -457,4 +457,32 @@ def test_no_code_runs_in_an_actor_context_whose_last_request_was_dropped() -> No
         events = list(rt.trace.events)  # type: ignore[union-attr]
         dropped = max(e["seq"] for e in events if e["op"] == "drop_request")
         assert not [e for e in events if e["op"] == "enter" and e["seq"] > dropped], "code ran without a request"
+        assert_monitor_ok(rt)
+
+
+class Endless:
+    """waitUntil tasks that never finish: a drain and a finishScheduled() still waiting when the runtime stops."""
+
+    async def fetch(self, request, env, ctx):  # type: ignore[no-untyped-def]
+        ctx.wait_until(never())
+        return Response("responded")
+
+    async def scheduled(self, controller, env, ctx):  # type: ignore[no-untyped-def]
+        ctx.wait_until(never())
+
+
+def test_shutting_down_with_waiting_drains_records_no_request_end() -> None:
+    """Closing the runtime cancels what still waits; that is the process ending, not a drain or scheduled end.
+
+    (Found with ``python -m reference_impl serve --monitor``: Ctrl-C during a waitUntil recorded
+    ``drain_done`` with the task pending, which the models reject.)
+    """
+    with runtime(threads=1) as rt:
+        service(rt, "w", Endless)
+        assert rt.fetch("w", Request("GET", "http://x/")).body == b"responded"
+        scheduled = rt.threads[0].submit(rt.services["w"].scheduled("never"))  # type: ignore[attr-defined]
+        rt.close()
+        assert scheduled.cancelled() or isinstance(scheduled.exception(timeout=5), BaseException)
+        ends = [e["op"] for e in rt.trace.events if e["op"].startswith(("drain_", "finish_scheduled_"))]  # type: ignore[union-attr]
+        assert ends == []
         assert_monitor_ok(rt)
