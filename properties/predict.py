@@ -186,6 +186,10 @@ class PredictReport:
     def ok(self) -> bool:
         return self.witness is None and self.recorded_violation is None
 
+    def _per_thread(self) -> bool:
+        version = self.header.get("sync_version", 1)
+        return isinstance(version, int) and version < 3
+
     def summary(self) -> str:
         if self.recorded_violation is not None:
             return (f"{self.path}: the recorded run itself violates the model (iospec check-trace shows it):\n"
@@ -193,7 +197,9 @@ class PredictReport:
         if self.witness is None:
             return (f"{self.path}: no feasible violation among all schedules consistent with this run "
                     f"({self.events:,} events, {self.seconds:.2f} s; model {self.model}, "
-                    f"windows of {self.window} events)")
+                    f"windows of {self.window} events"
+                    + ("; the tasks of one event loop keep their recorded order: the trace does not say which "
+                       "task recorded what (sync_version < 3)" if self._per_thread() else "") + ")")
         w = self.witness
         lines = [f"{self.path}: FEASIBLE VIOLATION in a schedule consistent with this run "
                  f"({self.events:,} events, {self.seconds:.2f} s)",
@@ -212,6 +218,7 @@ class PredictReport:
 
 
 _TRUE, _FALSE = z3.BoolVal(True), z3.BoolVal(False)
+_SYNC_VERSIONS = 3  # the newest "sync_version" this reads (docs/trace-format.md)
 _PROBE_MS = 500  # a witness-shortening probe (z3 proving no shorter witness exists can take minutes)
 _WORKER_LOCK = {"take_sync_lock": "lock_acquire", "release_sync_lock": "lock_release"}
 _INTS: dict[int, Any] = {}
@@ -1077,6 +1084,10 @@ def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 2
     it = read_trace(path)
     n0, head = next(it)
     _header(path, n0, head, None)
+    version = head.get("sync_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= _SYNC_VERSIONS:
+        raise TraceFormatError(f"{path}:{n0}: \"sync_version\" {version!r} is not one this iospec reads "
+                               f"(1 to {_SYNC_VERSIONS}; docs/trace-format.md)")
     if require_sync and not head.get("sync"):
         raise TraceFormatError(
             f"{path}:{n0}: the header does not say \"sync\": true: the trace records no synchronisation, so every "
@@ -1087,6 +1098,8 @@ def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 2
         last = _check_event(path, n, obj, last)
         if not isinstance(obj.get("thread"), (str, int)) or isinstance(obj.get("thread"), bool):
             raise TraceFormatError(f"{path}:{n}: with \"sync\": true every event needs a 'thread' (its program order)")
+        if "task" in obj and not isinstance(obj["task"], str):
+            raise TraceFormatError(f"{path}:{n}: 'task' must be a string (the event loop task that recorded the event)")
         events.append((n, obj))
     if not events:
         raise TraceFormatError(f"{path}: the trace has a header but no events")

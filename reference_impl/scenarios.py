@@ -6,7 +6,9 @@ again (io/io-context.c++:1317-1326, the DeleteQueue processed under its mutex) o
 down (io/io-context.h:1137-1152, the queue closed under its mutex).  What the scenario's
 threads do concurrently is left to the scheduler; hand-offs between the driving thread and
 the runtime threads are recorded (``note.post`` / ``note.wait``) so predictive checking knows
-what the driver orders.
+what the driver orders.  ``signal_vs_teardown`` races two asyncio tasks of one thread: the
+DeleteQueue's signal task (woken by another thread's ``scheduleAction``, io/io-own.c++:22-55)
+against the teardown job (io/io-context.c++:700-721, which cancels the signal task).
 
 `run_scenario` runs one scenario with a strategy (reference_impl.scheduler) and returns the
 trace, the live monitor's verdict and the schedule (replayable: `Schedule.save`).

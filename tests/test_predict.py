@@ -162,6 +162,17 @@ def test_exploration_finds_the_teardown_race_with_fixed_seeds(strategy: str, run
     assert again.violation is not None and again.violation.message == found.violation.message  # same monitor
 
 
+def test_dfs_finds_the_race_between_two_tasks_of_one_loop() -> None:
+    """The thread-level scheduler decides which hand-off reaches thread-1's loop first (the signal or the teardown
+    job), and so the order of the two tasks' steps there: bounded DFS finds the unlucky one, and it replays."""
+    found, n = explore("signal_vs_teardown", "dfs", runs=30, faults=["queue_processed_when_dead"], depth=1,
+                       quiet=QUIET)
+    assert found is not None, f"dfs: no violation in {n} schedules"
+    assert "run_actions is not allowed here" in found.violation.message
+    again = run_scenario(found.schedule.scenario, ReplayStrategy(found.schedule.events), faults=found.schedule.faults)
+    assert again.violation is not None and again.violation.message == found.violation.message
+
+
 def test_dfs_finds_nothing_on_the_reference() -> None:
     found, n = explore("gc_drop_vs_teardown", "dfs", runs=6, depth=1, quiet=QUIET)
     assert found is None and n >= 2
