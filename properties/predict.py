@@ -660,7 +660,10 @@ def _read(st: SymState, key: CellKey) -> Value:
 
 
 class _Predictor:
-    def __init__(self, model_name: str, consts: Mapping[str, int]) -> None:
+    def __init__(self, model_name: str, consts: Mapping[str, int], window: int = 200) -> None:
+        #: happens-before is asked only between events of one window: a clock forgets units not seen for longer
+        #: (a trace with tasks has a unit per task and callback, so unpruned clocks grow with the trace)
+        self.horizon = max(1, window)
         self.monitor = Monitor([model_name], consts=consts, check_invariants=True)
         self.watched = self.monitor.watched[0]
         self.model = self.watched.model
@@ -851,6 +854,9 @@ class _Predictor:
                 if vc.get(t, -1) < i:
                     vc[t] = i
         vc[e.thread] = e.index
+        if len(vc) > 32:
+            oldest = e.index - self.horizon
+            vc = {t: i for t, i in vc.items() if i >= oldest}
         self._thread_clock[e.thread] = vc
         self.clocks.append(vc)
 
@@ -915,7 +921,7 @@ def predict_events(
     """Predictive checking of a run given as (line, event) pairs; see the module docstring."""
     start = time.perf_counter()
     consts = {k: int(v) for k, v in dict(header.get("consts", {})).items()}
-    pred = _Predictor(model, consts)
+    pred = _Predictor(model, consts, window)
     report = PredictReport(path, model, len(events), 0, window, 0.0, header=dict(header))
     try:
         for line, raw in events:

@@ -325,12 +325,20 @@ def test_a_trace_of_python_m_reference_impl_serve_sync_predicts_clean(tmp_path: 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("IOSPEC_SLOW") != "1", reason="slow: set IOSPEC_SLOW=1")
 def test_soak_uncontrolled_faulty_runs_are_caught_live_or_predicted(fault: str, batch: int) -> None:
-    """Real (uncontrolled) runs: whichever schedule the OS picks, the monitors or predictive checking catch it."""
+    """Real (uncontrolled) runs: whichever schedule the OS picks, the monitors or predictive checking catch it.
+    (A run of signal_vs_teardown whose action comes after the teardown has no signal to race: the action is
+    dropped, a branch the run did not take; such runs are counted, not checked.)"""
     scenario = RACES[fault]
+    raced = 0
     for k in range(100):
         header, trace = record_uncontrolled(scenario, faults=[fault])
+        ops = [e["op"] for e in trace if e["op"] in ("schedule_action", "destroy_end")]
+        if fault == "queue_processed_when_dead" and ops[:1] == ["destroy_end"]:
+            continue
+        raced += 1
         report = _predict(header, trace)
         assert not report.ok, f"run {k} (batch {batch}): neither the run nor any consistent schedule violates"
+    assert raced >= 20
 
 
 @pytest.mark.parametrize("scenario", sorted(set(RACES.values())) + ["churn"])
