@@ -67,18 +67,20 @@ class LoopStep:
     """One callback run by a `RuntimeLoop` (a task step up to its next ``await``, or a plain callback).
 
     ``cause`` is the step of the same loop that scheduled it (None: scheduled from another thread or from
-    outside any step); ``unit`` the asyncio task it advances (its name) or None for a plain callback (the
-    recorder names it when it records something).  The recorder opens the step's loop-lock section at its
-    first recorded event (``opened``) and closes it when the callback returns (``edge``: the hand-off the
-    steps it caused wait for).  A step that recorded nothing passes its own predecessors on (``carry``).
+    outside any step); ``unit`` the asyncio task it advances (its name), a hand-off's callback (its edge), or
+    None for another callback (the recorder names it ``cb-N`` when it records something).  The recorder
+    opens the step's loop-lock section at its first recorded event (``opened``) and closes it when the
+    callback returns (``edge``: the hand-off the steps it caused wait for).  A step that recorded nothing
+    passes its own predecessors on (``carry``).
     """
 
-    __slots__ = ("after_edges", "carry", "cause", "edge", "lock", "opened", "unit")
+    __slots__ = ("after_edges", "carry", "cause", "edge", "lock", "opened", "task", "unit")
 
     def __init__(self, lock: str, cause: LoopStep | None, unit: str | None) -> None:
         self.lock = lock
         self.cause = cause
         self.unit = unit
+        self.task = False  # the unit is an asyncio task (it has further steps)
         self.opened = False
         self.edge = ""
         self.carry: tuple[str, ...] = ()
@@ -174,6 +176,7 @@ class RuntimeLoop(asyncio.SelectorEventLoop):
             prev = getattr(_tls, "step", None)
             _tls.step = step
             step.unit = self.unit_of(callback)
+            step.task = isinstance(getattr(callback, "__self__", None), asyncio.Task)
             try:
                 return callback(*args)
             finally:
@@ -185,11 +188,11 @@ class RuntimeLoop(asyncio.SelectorEventLoop):
     def _step_done(self, rec: Any, step: LoopStep) -> None:
         if step.opened:
             rec.close_step(step)
-            if step.unit is not None:
+            if step.task and step.unit is not None:
                 self._unit_edge[step.unit] = step.edge
         else:
             edges = set(step.after())
-            last = self._unit_edge.get(step.unit) if step.unit is not None else None
+            last = self._unit_edge.get(step.unit) if step.task and step.unit is not None else None
             if last is not None:
                 edges.add(last)
             step.carry = tuple(sorted(edges))

@@ -6,7 +6,8 @@ The recorder lock is always the innermost lock the runtime takes (after a Delete
 after a Worker::Lock), so ``seq`` order is a real interleaving of the threads' steps.
 
 The format is docs/trace-format.md: a header line, then ``{"seq", "op", "args", "result"?,
-"outputs"?, "thread", "ts"}`` per event.  ``op`` is a model action name (``model.context``,
+"outputs"?, "thread", "task"?, "ts"}`` per event (``task``: the event-loop step's task or callback,
+when synchronisation is recorded; `reference_impl.loop.LoopStep`).  ``op`` is a model action name (``model.context``,
 ``model.ownership``, and the lifecycle/entrypoint/actor/locks models); ``args`` are the
 action's parameter names.  Sinks are pluggable: in memory, an NDJSON file, or a callback
 (the live monitor is a callback sink).
