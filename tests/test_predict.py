@@ -363,6 +363,15 @@ def test_soak_every_strategy_finds_each_race(fault: str) -> None:
         assert found is not None, f"{fault}: {strategy} found nothing in {n} schedules"
 
 
+def test_a_newer_sync_version_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "t.ndjson"
+    f.write_text('{"iospec_trace": 1, "models": ["ownership"], "sync": true, "sync_version": 9}\n'
+                 '{"seq": 1, "op": "create_context", "args": {"c": "c", "t": "t", "actor": false}, "thread": "t"}\n')
+    assert iospec_main(["check-trace", "--predict", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{f}:1:" in err and "sync_version" in err
+
+
 def test_a_synchronised_trace_needs_threads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "t.ndjson"
     f.write_text('{"iospec_trace": 1, "models": ["ownership"], "sync": true}\n'
