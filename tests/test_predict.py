@@ -302,9 +302,10 @@ def test_a_trace_of_python_m_reference_impl_serve_sync_predicts_clean(tmp_path: 
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().split()[1].rstrip("/")
-        # the actors live on thread-0 (a) and thread-1 (b); a request is served on whichever thread accepted it,
-        # about one in four on the other one (so 40 requests all staying home would be a 1e-5 chance)
-        for path in ["/", "/wait", "/count"] + ["/do/a", "/do/b"] * 20:
+        # the actors live on thread-0 (a) and thread-1 (b); a request is served on whichever thread accepted it.
+        # The two loops tend to take turns accepting (the one that just served is busy), so requests alternating
+        # a, b would mostly stay home; in pairs (a, a, b, b) one of each pair lands on the other thread
+        for path in ["/", "/wait", "/count"] + ["/do/a", "/do/a", "/do/b", "/do/b"] * 10:
             urllib.request.urlopen(url + path, timeout=20).read()
     finally:
         proc.send_signal(signal.SIGINT)
