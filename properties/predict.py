@@ -10,12 +10,17 @@ written or closed without its mutex, double or missing destruction, JS after abo
 The encoding (an order variable per event; "maximal causal model" style, windowed as in
 RV-Predict):
 
-* **Program order**: the events of one OS thread (the trace's ``thread`` field) keep their order.
+* **Program order**: the events of one unit keep their order: an OS thread (the trace's ``thread``), or
+  on an event loop (``"sync_version": 3``: events name their ``task``) one asyncio task or loop callback.
 * **Synchronisation** recorded in the trace (header ``"sync": true``): two sections of the same
   lock (``note.lock_acquire`` .. ``note.lock_release``, e.g. a DeleteQueue mutex; and the locks
   model's ``take_sync_lock`` .. ``release_sync_lock``, ``Worker::Lock`` per isolate) on different
   threads do not overlap; a hand-off ``note.post`` {edge} happens before ``note.wait`` {edge}
-  (``"sync_version": 2`` traces have one for every hand-off to an event loop from another thread).
+  (``"sync_version": 2`` traces have one for every hand-off to an event loop from another thread; version 3
+  records each loop step as a section of the loop's lock ``loop:<thread>`` whose release posts an ``edge``
+  and whose acquire waits for the steps that scheduled it, ``after``).
+* **Branches** (``note.read``): a step that went on only because a model guard held (the signal task's "is
+  the context alive?") keeps it holding: the guard is the model's, named by action and label.
 * **Identity flow**: the event that first names an identity (the one that creates a context
   or object) precedes every other event naming it (a thread cannot hold a handle before it exists).
 * **Reads-from**: every model state cell an event reads has the value written by the last
@@ -44,6 +49,7 @@ state at its start.  So a violation needs its reordered events within one window
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -87,6 +93,10 @@ __all__ = ["PredictReport", "Witness", "predict_trace", "predict_events"]
 CellKey = tuple[object, tuple[int, ...]]  # (StateVar | Func, index values)
 
 
+class _BadEvent(Exception):
+    """A malformed synchronisation event (reported as a one-line TraceFormatError naming file and line)."""
+
+
 # ---------------------------------------------------------------------------------------------------
 # events
 # ---------------------------------------------------------------------------------------------------
@@ -104,6 +114,8 @@ class _Event:
     env: dict[object, int] = field(default_factory=dict)
     ids: set[tuple[str, int]] = field(default_factory=set)
     changes: dict[CellKey, int] = field(default_factory=dict)
+    #: a ``note.read``: ``twin`` is the one guard conjunct the step branched on; never itself a violation
+    read: bool = False
 
     @property
     def model(self) -> bool:
@@ -119,8 +131,20 @@ class Witness:
     window: tuple[int, int]
     events: list[dict[str, Any]]
 
-    def schedule(self) -> list[list[str]]:
-        return [[str(self.events[i].get("thread")), str(self.events[i]["op"])] for i in self.order]
+    def schedule(self) -> list[list[str | None]]:
+        """``[thread, op]`` per step; then the ``task`` of a step on an event loop (sync_version 3) and the lock
+        of a lock note: ``[thread, op, task-or-null, lock]`` (reference_impl.scheduler.schedule_step)."""
+        out: list[list[str | None]] = []
+        for i in self.order:
+            e = self.events[i]
+            step: list[str | None] = [str(e.get("thread")), str(e["op"])]
+            lock = e.get("args", {}).get("lock") if step[1] in ("note.lock_acquire", "note.lock_release") else None
+            if e.get("task") is not None or lock is not None:
+                step.append(None if e.get("task") is None else str(e["task"]))
+            if lock is not None:
+                step.append(str(lock))
+            out.append(step)
+        return out
 
     def to_json(self, header: Mapping[str, Any], source: str) -> dict[str, Any]:
         v = self.violation
@@ -162,6 +186,10 @@ class PredictReport:
     def ok(self) -> bool:
         return self.witness is None and self.recorded_violation is None
 
+    def _per_thread(self) -> bool:
+        version = self.header.get("sync_version", 1)
+        return isinstance(version, int) and version < 3
+
     def summary(self) -> str:
         if self.recorded_violation is not None:
             return (f"{self.path}: the recorded run itself violates the model (iospec check-trace shows it):\n"
@@ -169,7 +197,9 @@ class PredictReport:
         if self.witness is None:
             return (f"{self.path}: no feasible violation among all schedules consistent with this run "
                     f"({self.events:,} events, {self.seconds:.2f} s; model {self.model}, "
-                    f"windows of {self.window} events)")
+                    f"windows of {self.window} events"
+                    + ("; the tasks of one event loop keep their recorded order: the trace does not say which "
+                       "task recorded what (sync_version < 3)" if self._per_thread() else "") + ")")
         w = self.witness
         lines = [f"{self.path}: FEASIBLE VIOLATION in a schedule consistent with this run "
                  f"({self.events:,} events, {self.seconds:.2f} s)",
@@ -188,6 +218,8 @@ class PredictReport:
 
 
 _TRUE, _FALSE = z3.BoolVal(True), z3.BoolVal(False)
+_SYNC_VERSIONS = 3  # the newest "sync_version" this reads (docs/trace-format.md)
+_PROBE_MS = 500  # a witness-shortening probe (z3 proving no shorter witness exists can take minutes)
 _WORKER_LOCK = {"take_sync_lock": "lock_acquire", "release_sync_lock": "lock_release"}
 _INTS: dict[int, Any] = {}
 
@@ -359,6 +391,8 @@ class _Window:
         for w, v in self.writers.get(key, ()):
             if reader is None:
                 concurrent.setdefault(w.thread, []).append((w, v))
+            elif w.thread != reader.thread and self.pred.hidden_in_step(w, key, reader):
+                continue
             elif w.thread == reader.thread:
                 if w.index < reader.index:
                     last_fixed[w.thread] = (w, v)
@@ -424,13 +458,17 @@ class _Window:
         last: dict[str, _Event] = {}
         for e in self.events:
             p = last.get(e.thread)
-            cons.append(mk_le(_int(0), o[e.index]) if p is None else mk_lt(o[p.index], o[e.index]))
+            if p is not None and p.read:
+                # a read is recorded atomically with the event it guards (the next of its unit): adjacent
+                cons.append(mk_eq(o[e.index], o[p.index] + 1))
+            else:
+                cons.append(mk_le(_int(0), o[e.index]) if p is None else mk_lt(o[p.index], o[e.index]))
             last[e.thread] = e
         cons.extend(self._lock_constraints())
         for e in self.events:
-            wait = pred.handoff_of.get(e.index)
-            if wait is not None and wait in o:
-                cons.append(mk_lt(o[e.index], o[wait]))
+            for wait in pred.handoff_of.get(e.index, ()):
+                if wait in o:
+                    cons.append(mk_lt(o[e.index], o[wait]))
         events = pred.events
         for e in self.events:
             for ident in e.ids:
@@ -482,12 +520,15 @@ class _Window:
         post = PostState(self.enc, st, e.twin, e.env)
         for key, val in e.changes.items():
             parts.append(self.enc.eq(_read(post, key), self.enc.value_of(_sort_of(key), val), _sort_of(key)))
-        # cells other threads change in this window, which this action could change too: it must not
+        # cells other threads change in this window, which this action could change too: it must not, or leave
+        # the value it left in the run (destroy_end clears a flag the run had cleared already: the same step)
         written = self.pred.written_decls[e.twin.name]
         for key in self._cross_written(e.thread):
             if key[0] in written and key not in e.changes:
                 s = _sort_of(key)
-                parts.append(self.enc.eq(_read(post, key), _read(st, key), s))
+                after = _read(post, key)
+                recorded = self.enc.value_of(s, self.pred.value_before(key, e.index))
+                parts.append(_or([self.enc.eq(after, _read(st, key), s), self.enc.eq(after, recorded, s)]))
         return _and(parts)
 
     def _at(self, e: _Event) -> tuple[_CutState, Translator]:
@@ -534,11 +575,10 @@ class _Window:
         for decl, idx in self._cross_written(e.thread):
             if decl not in reads:
                 continue
-            if isinstance(decl, StateVar):
-                out = True
-                break
-            assert isinstance(decl, Func)
-            if any(_id_name(srt) is not None and (_id_name(srt), x) in near for srt, x in zip(decl.index_sorts, idx)):
+            if isinstance(decl, Func) and not any(_id_name(srt) is not None and (_id_name(srt), x) in near
+                                                  for srt, x in zip(decl.index_sorts, idx)):
+                continue
+            if self._settled_value((decl, idx), *self._writers_at((decl, idx), e)) is None:
                 out = True
                 break
         if out:
@@ -620,7 +660,10 @@ def _read(st: SymState, key: CellKey) -> Value:
 
 
 class _Predictor:
-    def __init__(self, model_name: str, consts: Mapping[str, int]) -> None:
+    def __init__(self, model_name: str, consts: Mapping[str, int], window: int = 200) -> None:
+        #: happens-before is asked only between events of one window: a clock forgets units not seen for longer
+        #: (a trace with tasks has a unit per task and callback, so unpruned clocks grow with the trace)
+        self.horizon = max(1, window)
         self.monitor = Monitor([model_name], consts=consts, check_invariants=True)
         self.watched = self.monitor.watched[0]
         self.model = self.watched.model
@@ -633,6 +676,9 @@ class _Predictor:
         self._open: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._posts: dict[str, int] = {}
         self.handoffs: list[tuple[int, int]] = []
+        self._read_twins: dict[tuple[str, str], Action] = {}
+        #: the note.lock_acquire opening each loop step: recorded atomically with the step's first event
+        self.step_opens: set[int] = set()
         #: vector clocks over program order and hand-offs (thread -> index of its last event before)
         self.clocks: list[dict[str, int]] = []
         self._thread_clock: dict[str, dict[str, int]] = {}
@@ -700,13 +746,18 @@ class _Predictor:
 
     def add(self, line: int, raw: dict[str, Any]) -> None:
         """Record one event of the run (the monitor checks it: the run itself must be allowed)."""
-        e = _Event(len(self.events), line, raw, str(raw.get("thread", "?")), str(raw["op"]))
+        thread = str(raw.get("thread", "?"))
+        task = raw.get("task")
+        e = _Event(len(self.events), line, raw, thread if task is None else f"{thread}/{task}", str(raw["op"]))
         self.events.append(e)
         args = raw.get("args", {})
-        post = self._posts.get(str(args.get("edge"))) if e.op == "note.wait" else None
-        self._clock(e, post)
+        waits = _waits_for(e.op, args, line)
+        self._clock(e, [self._posts[w] for w in waits if w in self._posts])
         if e.op.startswith("note."):
-            self._sync(e, args)
+            self._sync(e, args, waits=waits)
+        if e.op == "note.read":
+            self._read(e, args, raw, line)
+            return
         base = e.op[len("note."):] if e.op.startswith("note.") else e.op
         if base in _WORKER_LOCK and raw.get("result", "OK") == "OK":
             # Worker::Lock (the locks model's take_sync_lock / release_sync_lock): a lock section per isolate
@@ -744,7 +795,7 @@ class _Predictor:
         e.changes[key] = value
         self.history[key].append((e.index, value))
 
-    def _sync(self, e: _Event, args: Mapping[str, Any], kind: str = "") -> None:
+    def _sync(self, e: _Event, args: Mapping[str, Any], kind: str = "", waits: Sequence[str] = ()) -> None:
         kind = kind or e.op[len("note."):]
         if kind == "lock_acquire":
             self._open[(str(args.get("lock")), e.thread)].append(e.index)
@@ -752,34 +803,104 @@ class _Predictor:
             stack = self._open[(str(args.get("lock")), e.thread)]
             acq = stack.pop() if stack else None
             self.sections.append((str(args.get("lock")), e.thread, acq, e.index))
+            if "edge" in args:  # a loop step's end: the steps it scheduled follow it (sync_version 3)
+                self._posts[str(args["edge"])] = e.index
+                if acq is not None:
+                    self.step_opens.add(acq)
         elif kind == "post":
             self._posts[str(args.get("edge"))] = e.index
-        elif kind == "wait":
-            post = self._posts.get(str(args.get("edge")))
+        for edge in waits:
+            post = self._posts.get(edge)
             if post is not None:
                 self.handoffs.append((post, e.index))
 
-    def _clock(self, e: _Event, post: int | None) -> None:
+    def _read(self, e: _Event, args: Mapping[str, Any], raw: dict[str, Any], line: int) -> None:
+        """A ``note.read``: the step branched on the model's guard ``guard`` of ``op`` holding."""
+        op, label = str(args.get("op")), str(args.get("guard"))
+        operation = self.watched.ops.get(op)
+        if operation is None:
+            return  # a guard of a model this check does not watch
+        twin = self._read_twins.get((op, label))
+        if twin is None:
+            action = operation.action
+            guard = [(name, g) for name, g in action.guard if name == label]
+            if not guard:
+                raise _BadEvent(f"note.read names guard {label!r}, which {op} does not have "
+                                       f"(its guards: {', '.join(n for n, _ in action.guard)})")
+            twin = dataclasses.replace(action, name=f"{action.name}?{label}", guard=tuple(guard), updates=(),
+                                       outputs=(), checks=())
+            self._read_twins[(op, label)] = twin
+            self.written_decls[twin.name] = set()
+            self.read_decls[twin.name] = self.relevant_decls[twin.name] = _action_reads(twin)
+            self.invariants_after[twin.name] = []
+        inner = args.get("args")
+        if not isinstance(inner, dict):
+            raise _BadEvent("note.read needs 'args', the action's arguments (an object)")
+        try:
+            vals = self.monitor._decode_args(self.watched, twin, inner, raw)
+        except MonitorViolation as bad:
+            raise _BadEvent(f"note.read: {bad.message}") from None
+        e.twin, e.read = twin, True
+        e.env = dict(zip(twin.params, vals))
+        for p, val in zip(twin.params, vals):
+            ids = p.sort.id_sort()
+            if ids is not None and val >= 0:
+                e.ids.add((ids.name, val))
+
+    def _clock(self, e: _Event, posts: Sequence[int]) -> None:
         vc = dict(self._thread_clock.get(e.thread, {}))
-        if post is not None:
+        for post in posts:
             for t, i in self.clocks[post].items():
                 if vc.get(t, -1) < i:
                     vc[t] = i
         vc[e.thread] = e.index
+        if len(vc) > 32:
+            oldest = e.index - self.horizon
+            vc = {t: i for t, i in vc.items() if i >= oldest}
         self._thread_clock[e.thread] = vc
         self.clocks.append(vc)
 
     def finish(self) -> None:
         for (lock, thread), stack in self._open.items():
-            for acq in stack:
-                self.sections.append((lock, thread, acq, None))
+            for opened in stack:
+                self.sections.append((lock, thread, opened, None))
         self._open.clear()
         n = len(self.events)
         self.sections.sort(key=lambda x: -1 if x[2] is None else x[2])
-        self.handoff_of = dict(self.handoffs)
+        self.handoff_of: dict[int, list[int]] = defaultdict(list)
+        for post, wait in self.handoffs:
+            self.handoff_of[post].append(wait)
         self._sweep = 0
         self._active: list[tuple[str, str, int | None, int | None]] = []
         self._n = n
+        # loop steps (sync_version 3): which step each event is in, and the last write of each cell in a step
+        self.step_of: dict[int, int] = {}
+        self.last_write_in_step: dict[tuple[int, CellKey], int] = {}
+        self.first_write_in_step: dict[tuple[int, CellKey], int] = {}
+        for _lock, unit, start, rel in self.sections:
+            if start is None or rel is None or start not in self.step_opens:
+                continue
+            acq = start
+            for i in range(acq, rel + 1):
+                e = self.events[i]
+                if e.thread == unit:
+                    self.step_of[i] = acq
+                    for key in e.changes:
+                        self.last_write_in_step[(acq, key)] = i
+                        self.first_write_in_step.setdefault((acq, key), i)
+
+    def hidden_in_step(self, w: _Event, key: CellKey, reader: _Event) -> bool:
+        """Steps of one event loop do not interleave: a step on ``reader``'s loop other than ``reader``'s own shows
+        ``reader`` only the last value it writes to ``key``, never one it overwrites later in the step; and none
+        at all once ``reader``'s own step wrote ``key`` before it."""
+        step = self.step_of.get(w.index)
+        if step is None or w.raw.get("thread") != reader.raw.get("thread"):
+            return False
+        own = self.step_of.get(reader.index, -1)
+        if own == step:
+            return False
+        first = self.first_write_in_step.get((own, key))
+        return self.last_write_in_step[(step, key)] != w.index or (first is not None and first < reader.index)
 
     def sections_overlapping(self, lo: int, hi: int) -> list[tuple[str, str, int | None, int | None]]:
         """Lock sections overlapping events ``lo .. hi-1`` (windows are asked for in increasing order)."""
@@ -800,11 +921,14 @@ def predict_events(
     """Predictive checking of a run given as (line, event) pairs; see the module docstring."""
     start = time.perf_counter()
     consts = {k: int(v) for k, v in dict(header.get("consts", {})).items()}
-    pred = _Predictor(model, consts)
+    pred = _Predictor(model, consts, window)
     report = PredictReport(path, model, len(events), 0, window, 0.0, header=dict(header))
     try:
         for line, raw in events:
-            pred.add(line, raw)
+            try:
+                pred.add(line, raw)
+            except _BadEvent as b:
+                raise TraceFormatError(f"{path}:{line}: {b}") from None
     except MonitorViolation as v:
         if v.kind in ("bad_event", "unknown_op"):
             raise TraceFormatError(f"{path}:{v.line}: {v.message}") from None
@@ -840,7 +964,7 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
     candidates: list[Any] = []
     for e in win.events:
         # an event nothing another thread writes here reaches behaves as recorded in every schedule
-        if e.model and win.interacts(e):
+        if e.model and not e.read and win.interacts(e):
             viol = _or(list(win.violation_at(e)))
             if not (_concrete(viol) and not viol):
                 candidates.append(mk_and([mk_eq(win.order[e.index], cut), _z3bool(viol)]))
@@ -864,15 +988,75 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
             if r == z3.unknown:
                 raise RuntimeError(f"z3 gave up on events {lo}..{hi} ({s.reason_unknown()}); try a smaller --window")
             return None
-        m = s.model()
+        m = _fewest_before_cut(win, s, s.model(), report, timeout_ms)
         c = m.eval(cut, model_completion=True).as_long()
         placed = sorted((m.eval(v, model_completion=True).as_long(), i) for i, v in win.order.items())
-        order = list(range(lo)) + [i for o, i in placed if o <= c]
+        order = _glue(pred, list(range(lo)) + [i for o, i in placed if o <= c])
         violation = _confirm(pred, raw_events, order)
         if violation is not None:
             return Witness(order[: _upto(order, violation, raw_events)], violation, (lo, hi), raw_events)
         # the monitor does not confirm this candidate (an approximation of the window's domain): exclude it
         s.add(z3.Or(*[win.order[i] != m.eval(win.order[i], model_completion=True) for i in order[lo:]], cut != c))
+
+
+def _fewest_before_cut(win: _Window, solver: Any, model: Any, report: PredictReport, timeout_ms: int) -> Any:
+    """A witness with few events before the violation (a binary search on the cut with the orders bounded to a
+    permutation; each probe is one z3 check of at most ``_PROBE_MS``, one that times out counts as no): only
+    what the violation needs is reordered, so the witness is short and a replay follows it from the start of
+    the run up to the violation."""
+    n = len(win.order)
+    solver.set("timeout", _PROBE_MS)
+    solver.push()
+    try:
+        for v in win.order.values():  # a permutation of 0..n-1: the cut's value counts the events before it
+            solver.add(mk_le(_int(0), v), mk_lt(v, _int(n)))
+        lo, hi, best = 0, n - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            solver.push()
+            solver.add(mk_le(win.cut, _int(mid)))
+            t0 = time.perf_counter()
+            r = solver.check()
+            report.z3_seconds += time.perf_counter() - t0
+            if r == z3.sat:
+                best, hi = solver.model(), mid - 1
+            else:
+                lo = mid + 1
+            solver.pop()
+        return best if best is not None else model
+    finally:
+        solver.pop()
+        solver.set("timeout", timeout_ms)
+
+
+def _glue(pred: _Predictor, order: list[int]) -> list[int]:
+    """Put each loop step's opening ``note.lock_acquire`` just before the next event of its unit: the recorder
+    writes the two in one atomic section (a replay can only follow them together).  Moving the acquire later
+    within its unit keeps every constraint: the section only shrinks."""
+    out: list[int] = []
+    pending: dict[str, int] = {}
+    for i in order:
+        unit = pred.events[i].thread
+        if i in pred.step_opens:
+            pending[unit] = i
+            continue
+        opened = pending.pop(unit, None)
+        if opened is not None:
+            out.append(opened)
+        out.append(i)
+    return out + sorted(pending.values())
+
+
+def _waits_for(op: str, args: Mapping[str, Any], line: int) -> list[str]:
+    """The hand-off edges an event waits for: ``note.wait {edge}``, a loop step's ``note.lock_acquire {after}``."""
+    if op == "note.wait":
+        return [str(args.get("edge"))]
+    if op == "note.lock_acquire" and "after" in args:
+        after = args["after"]
+        if not isinstance(after, list) or not all(isinstance(x, str) for x in after):
+            raise _BadEvent("note.lock_acquire 'after' must be a list of edge names")
+        return after
+    return []
 
 
 def _upto(order: list[int], v: MonitorViolation, raw_events: list[dict[str, Any]]) -> int:
@@ -906,6 +1090,10 @@ def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 2
     it = read_trace(path)
     n0, head = next(it)
     _header(path, n0, head, None)
+    version = head.get("sync_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= _SYNC_VERSIONS:
+        raise TraceFormatError(f"{path}:{n0}: \"sync_version\" {version!r} is not one this iospec reads "
+                               f"(1 to {_SYNC_VERSIONS}; docs/trace-format.md)")
     if require_sync and not head.get("sync"):
         raise TraceFormatError(
             f"{path}:{n0}: the header does not say \"sync\": true: the trace records no synchronisation, so every "
@@ -916,6 +1104,8 @@ def predict_trace(path: Path | str, *, model: str = "ownership", window: int = 2
         last = _check_event(path, n, obj, last)
         if not isinstance(obj.get("thread"), (str, int)) or isinstance(obj.get("thread"), bool):
             raise TraceFormatError(f"{path}:{n}: with \"sync\": true every event needs a 'thread' (its program order)")
+        if "task" in obj and not isinstance(obj["task"], str):
+            raise TraceFormatError(f"{path}:{n}: 'task' must be a string (the event loop task that recorded the event)")
         events.append((n, obj))
     if not events:
         raise TraceFormatError(f"{path}: the trace has a header but no events")

@@ -58,7 +58,9 @@ _FAULTS = [
                  "(guard queue_mutex_free)", interleaving_only=True),
     RuntimeFault("queue_processed_when_dead", "INV-O5",
                  "the DeleteQueue signal task is not cancelled at teardown and runs without checking the context",
-                 "run_actions for a context that is no longer alive (guard alive)"),
+                 "run_actions for a context that is no longer alive (guard alive): at once when the action is "
+                 "scheduled and the context destroyed in one turn; otherwise only when the teardown task's step "
+                 "runs before the signal task's on their loop (predictive checking, scenario signal_vs_teardown)"),
     RuntimeFault("drain_ignores_wait_until", "INV-T5",
                  "a stateless drain ends at once instead of waiting for waitUntil tasks",
                  "the request is destroyed while waitUntil tasks are pending; they are cancelled"),

@@ -172,10 +172,11 @@ class IoContext:
         self.reverse_valid = True
         self.logs: list[tuple[str, str]] = []
         self.delete_queue = DeleteQueue(self, self._signal)
-        self._signal_event = asyncio.Event()
+        self._signal_event = _loop.RecordedEvent(rec, f"signal:{self.name}")
         with rec.atomic():
             rec.emit("create_context", {"c": self.name, "t": thread.name, "actor": actor is not None})
-        self._signal_task: asyncio.Task[None] | None = asyncio.Task(self._delete_queue_signal_task(), loop=self.loop)
+        self._signal_task: asyncio.Task[None] | None = asyncio.Task(self._delete_queue_signal_task(), loop=self.loop,
+                                                                    name=f"signal:{self.name}")
         runtime.contexts.append(self)
 
     # ---- identity and "current" --------------------------------------------------------------
@@ -250,6 +251,7 @@ class IoContext:
                 self._outer = IoContext.try_current()
                 _tls.ctx = self
                 self.delete_queue.process_deletions_locked()
+                rec.read("enter", "alive", {"c": self.name, "t": t})  # _check_entry's state check, this step
                 rec.emit("enter", {"c": self.name, "t": t}, result="OK")
         if result is not None:
             self._refuse(result)
@@ -572,6 +574,7 @@ class IoContext:
 
     def _cancel_hang_check(self) -> None:
         if self._hang_task is not None:
+            self.loop.note_cancel(self._hang_task)
             self._hang_task.cancel()
             self._hang_task = None
 
@@ -617,6 +620,7 @@ class IoContext:
             if hang:
                 rec.emit("abort_from_hang", {"c": self.name})
             else:
+                rec.read("abort", "exists", {"c": self.name, "reason": label})  # the state check above
                 rec.emit("abort", {"c": self.name, "reason": label})
         if first:
             self.log("error" if hang else "info", f"aborted: {reason}")
@@ -691,10 +695,13 @@ class IoContext:
         while True:
             await self._signal_event.wait()
             self._signal_event.clear()
-            if self.state != "ALIVE" and not self.runtime.fault("queue_processed_when_dead"):
+            checked = not self.runtime.fault("queue_processed_when_dead")
+            if self.state != "ALIVE" and checked:
                 return
             t = threading.current_thread().name
             with self.delete_queue.mutex, rec.atomic():
+                if checked:  # the branch above (this step; only this loop's steps change state): guard "alive"
+                    rec.read("run_actions", "alive", {"c": self.name, "t": t})
                 refused = self.abort_exception is not None
                 actions = [] if refused else self.delete_queue.take_actions_locked()
                 if refused:
@@ -751,6 +758,7 @@ class IoContext:
         self.timers.clear()
         self._io_pending = 0
         for task in tasks:
+            self.loop.note_cancel(task)
             task.cancel()
         for h in timers:
             h.cancel()
@@ -771,6 +779,7 @@ class IoContext:
             rec.emit("destroy_begin", {"c": self.name})
         self._cancel_hang_check()
         if self._signal_task is not None and not rt.fault("queue_processed_when_dead"):
+            self.loop.note_cancel(self._signal_task)
             self._signal_task.cancel()
             self._signal_task = None
         self._cancel_all_tasks()

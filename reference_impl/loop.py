@@ -23,17 +23,28 @@ function given to a thread, ``RuntimeThread.submit`` / ``call``; a completion aw
 synchronisation, `RuntimeLoop.call_soon_threadsafe` records it as a hand-off: ``note.post`` on
 the calling thread, ``note.wait`` on the loop's thread when the callback starts (a happens-before
 edge for predictive checking, docs/predictive-checking.md).
+
+Inside one loop (``"sync_version": 3``) every callback the loop runs is a *step* (`LoopStep`):
+``call_soon`` (a task's next step, a future's callbacks, an ``asyncio.Event`` waking its waiters),
+``call_soon_threadsafe`` and timers are wrapped so that a step knows its *unit* (the asyncio task
+it advances, or the callback itself) and the step that scheduled it (its *cause*).  The recorder
+records a step that records anything as a section of the loop's lock (``loop:<thread>``): KJ and
+asyncio run one callback at a time, so steps of one loop never interleave; the section's
+``after`` names the steps that happen before it (its cause, through causes that recorded
+nothing).  A step is KJ's ``EventLoop::turn()`` running one event (kj/async.c++).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["RuntimeLoop", "RuntimeThread", "current_thread_name"]
+__all__ = ["LoopStep", "RecordedEvent", "RuntimeLoop", "RuntimeThread", "current_step", "current_thread_name"]
 
 T = TypeVar("T")
 
@@ -52,6 +63,72 @@ def current_thread_name() -> str:
     return threading.current_thread().name
 
 
+class LoopStep:
+    """One callback run by a `RuntimeLoop` (a task step up to its next ``await``, or a plain callback).
+
+    ``cause`` is the step of the same loop that scheduled it (None: scheduled from another thread or from
+    outside any step); ``unit`` the asyncio task it advances (its name), a hand-off's callback (its edge), or
+    None for another callback (the recorder names it ``cb-N`` when it records something).  The recorder
+    opens the step's loop-lock section at its first recorded event (``opened``) and closes it when the
+    callback returns (``edge``: the hand-off the steps it caused wait for).  A step that recorded nothing
+    passes its own predecessors on (``carry``).
+    """
+
+    __slots__ = ("after_edges", "carry", "cause", "edge", "lock", "opened", "task", "unit")
+
+    def __init__(self, lock: str, cause: LoopStep | None, unit: str | None) -> None:
+        self.lock = lock
+        self.cause = cause
+        self.unit = unit
+        self.task = False  # the unit is an asyncio task (it has further steps)
+        self.opened = False
+        self.edge = ""
+        self.carry: tuple[str, ...] = ()
+        self.after_edges: tuple[str, ...] | None = None
+
+    def out_edges(self) -> tuple[str, ...]:
+        """What a step this one caused happens after (valid once this step ended)."""
+        return (self.edge,) if self.opened else self.carry
+
+    def after(self) -> tuple[str, ...]:
+        """The edges this step waits for (its cause's, computed once: the cause has ended)."""
+        if self.after_edges is None:
+            self.after_edges = self.cause.out_edges() if self.cause is not None else ()
+            self.cause = None  # no chain of steps kept alive
+        return self.after_edges
+
+
+class RecordedEvent(asyncio.Event):
+    """An `asyncio.Event` whose ``set`` → ``wait`` is a recorded hand-off (``note.post`` / ``note.wait``, via
+    ``event``).  A waiter woken by ``set`` is caused by the setting step anyway (call_soon), but one that finds
+    the event already set reads it without a wake-up: that read is what the edge records."""
+
+    def __init__(self, recorder: Any, name: str) -> None:
+        super().__init__()
+        self._recorder = recorder
+        self._name = name
+        self._edge: str | None = None
+
+    def set(self) -> None:
+        rec = self._recorder
+        if not self.is_set() and rec is not None and rec.sync and not rec.closed:
+            self._edge = rec.new_id(f"event-{self._name}")
+            rec.sync_event("post", edge=self._edge, via="event")
+        super().set()
+
+    async def wait(self) -> bool:  # type: ignore[override]
+        await super().wait()
+        rec, edge = self._recorder, self._edge
+        if edge is not None and rec is not None and rec.sync:
+            rec.sync_event("wait", edge=edge, via="event")
+        return True
+
+
+def current_step() -> LoopStep | None:
+    """The loop step the calling thread is running (only while a recorder records synchronisation)."""
+    return getattr(_tls, "step", None)
+
+
 class RuntimeLoop(asyncio.SelectorEventLoop):
     """An asyncio loop whose tasks and timers follow the IoContext current at creation."""
 
@@ -59,6 +136,87 @@ class RuntimeLoop(asyncio.SelectorEventLoop):
         super().__init__()
         self.owner = owner
         self.set_task_factory(self._context_task_factory)  # type: ignore[arg-type]
+        #: the unit name of each task seen on this loop (its explicit name, else ``task-N`` in order of first step)
+        self._units: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
+        self._unit_count = 0
+        #: the last step of each unit that recorded something (its edge): a later step of the unit that records
+        #: nothing still passes it on to the steps it causes
+        self._unit_edge: dict[str, str] = {}
+
+    # -- steps (recorded only when the runtime's recorder records synchronisation) ------------------
+    def unit_of(self, callback: Callable[..., object]) -> str | None:
+        """The asyncio task ``callback`` advances (its step or wake-up), by name; None for a plain callback."""
+        task = getattr(callback, "__self__", None)
+        if not isinstance(task, asyncio.Task):
+            return getattr(callback, "iospec_unit", None)  # a hand-off from another thread: its edge
+        name = self._units.get(task)
+        if name is None:
+            given = task.get_name()
+            if given.startswith("Task-"):  # asyncio's process-wide default: not stable between runs
+                self._unit_count += 1
+                given = f"task-{self._unit_count}"
+            name = self._units[task] = given
+        return name
+
+    def _track(self, callback: Callable[..., object], context: Any) -> Callable[..., object]:
+        """Wrap ``callback`` as a `LoopStep` (its cause: the step running now on this loop's thread, if any)."""
+        rec = self.owner.recorder
+        if rec is None or not rec.sync or rec.closed:
+            return callback
+        here = self.owner.is_current()
+        step = LoopStep(f"loop:{self.owner.name}", current_step() if here else None, None)
+        base = asyncio.BaseEventLoop
+
+        def run_step(*args: Any) -> object:
+            sched = rec.scheduler
+            if sched is not None and sched.defer_step(self.owner.name, self.unit_of(callback)):
+                # the controlled scheduler runs another unit's step first: run this one a little later
+                base.call_at(self, self.time() + 0.002, run_step, *args, context=context)
+                return None
+            prev = getattr(_tls, "step", None)
+            _tls.step = step
+            step.unit = self.unit_of(callback)
+            step.task = isinstance(getattr(callback, "__self__", None), asyncio.Task)
+            try:
+                return callback(*args)
+            finally:
+                _tls.step = prev
+                self._step_done(rec, step)
+
+        return run_step
+
+    def _step_done(self, rec: Any, step: LoopStep) -> None:
+        if step.opened:
+            rec.close_step(step)
+            if step.task and step.unit is not None:
+                self._unit_edge[step.unit] = step.edge
+        else:
+            edges = set(step.after())
+            last = self._unit_edge.get(step.unit) if step.task and step.unit is not None else None
+            if last is not None:
+                edges.add(last)
+            step.carry = tuple(sorted(edges))
+
+    def note_cancel(self, task: asyncio.Future[Any] | None) -> None:
+        """About to cancel ``task`` (on this loop's thread): the steps it ran so far ran because it was not
+        cancelled yet, so they stay before this step in every schedule (``note.wait`` for its last step's edge;
+        a step of it after the cancel is caused by this step anyway: the cancel wakes it through call_soon)."""
+        rec = self.owner.recorder
+        if rec is None or not rec.sync or rec.closed or not isinstance(task, asyncio.Task):
+            return
+        unit = self._units.get(task)
+        edge = self._unit_edge.get(unit) if unit is not None else None
+        if edge is not None:
+            rec.sync_event("wait", edge=edge, via="cancel")
+
+    def _call_soon(self, callback: Callable[..., object], args: Any, context: Any) -> asyncio.Handle:
+        # call_soon and call_soon_threadsafe both come here (CPython's BaseEventLoop)
+        rec = self.owner.recorder
+        if rec is not None and rec.sync:
+            if context is None:
+                context = contextvars.copy_context()
+            callback = self._track(callback, context)
+        return super()._call_soon(callback, args, context)  # type: ignore[misc,no-any-return]
 
     def _context_task_factory(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
                       **kwargs: Any) -> asyncio.Task[Any]:
@@ -72,7 +230,10 @@ class RuntimeLoop(asyncio.SelectorEventLoop):
     def call_at(self, when: float, callback: Callable[..., object], *args: Any,  # type: ignore[override]
                 context: Any = None) -> asyncio.TimerHandle:
         hook = on_timer
-        schedule = lambda cb: super(RuntimeLoop, self).call_at(when, cb, *args, context=context)
+        rec = self.owner.recorder
+        if rec is not None and rec.sync and context is None:
+            context = contextvars.copy_context()
+        schedule = lambda cb: super(RuntimeLoop, self).call_at(when, self._track(cb, context), *args, context=context)
         if hook is None:
             return schedule(callback)
         return hook(schedule, callback)
@@ -83,12 +244,15 @@ class RuntimeLoop(asyncio.SelectorEventLoop):
         rec = self.owner.recorder
         if rec is None or not rec.sync or rec.closed or self.owner.is_current():
             return super().call_soon_threadsafe(callback, *args, context=context)
-        edge = rec.new_id("handoff")
-        rec.sync_event("post", edge=edge, via="call_soon_threadsafe")
+        edge = rec.post_handoff(via="call_soon_threadsafe")
+        if edge is None:
+            return super().call_soon_threadsafe(callback, *args, context=context)
 
         def handed_over(*a: Any) -> object:
             rec.sync_event("wait", edge=edge, via="call_soon_threadsafe")
             return callback(*a)
+
+        handed_over.iospec_unit = edge  # type: ignore[attr-defined]  # the step's unit: stable in a replay
 
         return super().call_soon_threadsafe(handed_over, *args, context=context)
 
@@ -149,9 +313,36 @@ class RuntimeThread:
         return threading.current_thread() is self._thread
 
     # -- cross-thread entry points -----------------------------------------------------------
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Run ``coro`` on this thread's loop (from any thread); a future for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def submit(self, coro: Coroutine[Any, Any, T], name: str | None = None,
+               settled: Callable[[], None] | None = None) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on this thread's loop (from any thread); a future for its result.  ``name`` names its
+        task (a stable unit of program order in traces, which a replayed schedule refers to); ``settled`` is
+        called on this thread just before the future is resolved (after the task's last step)."""
+        if name is None and settled is None:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def done(task: asyncio.Task[T]) -> None:
+            if settled is not None:
+                settled()
+            if task.cancelled():
+                fut.cancel()
+            elif task.exception() is not None:
+                fut.set_exception(task.exception())  # type: ignore[arg-type]
+            else:
+                fut.set_result(task.result())
+
+        if name is not None:
+            done.iospec_unit = f"{name}:settled"  # type: ignore[attr-defined]  # a stable unit for a replay
+
+        def start() -> None:
+            if fut.set_running_or_notify_cancel():
+                self.loop.create_task(coro, name=name).add_done_callback(done)
+            else:
+                coro.close()
+
+        self.loop.call_soon_threadsafe(start)
+        return fut
 
     def call(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Run ``fn()`` on this thread's loop (from any thread)."""
@@ -169,8 +360,15 @@ class RuntimeThread:
         return fut
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
-        """Run ``coro`` on this thread and wait for its result (from another thread)."""
-        return self.submit(coro).result(timeout)
+        """Run ``coro`` on this thread and wait for its result (from another thread).  The wait is a hand-off
+        when synchronisation is recorded (``note.post {run-...}`` where the result is set, ``note.wait`` here)."""
+        rec = self.recorder
+        if rec is None or not rec.sync or rec.closed:
+            return self.submit(coro).result(timeout)
+        edge = rec.new_id(f"run-{current_thread_name()}")
+        result = self.submit(coro, settled=lambda: rec.sync_event("post", edge=edge)).result(timeout)
+        rec.sync_event("wait", edge=edge)
+        return result
 
     async def run_here(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` run on this thread, from a coroutine on any runtime thread."""
@@ -211,6 +409,7 @@ class RuntimeThread:
             if not pending:
                 return
             for t in pending:
+                self.loop.note_cancel(t)
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
@@ -221,8 +420,18 @@ class RuntimeThread:
                 self.run(self._cancel_all(), timeout=timeout)
             except Exception:  # a task that refuses to die must not block shutdown
                 pass
-            self.loop.call_soon_threadsafe(self.loop.stop)
+            rec = self.recorder
+            edge = rec.new_id(f"stop-{self.name}") if rec is not None and rec.sync and not rec.closed else None
+
+            def stop_loop() -> None:
+                if edge is not None:
+                    rec.sync_event("post", edge=edge)
+                self.loop.stop()
+
+            self.loop.call_soon_threadsafe(stop_loop)
             self._thread.join(timeout)
+            if edge is not None:
+                rec.sync_event("wait", edge=edge)  # the loop stopped: the joining thread goes on after it
 
     def __repr__(self) -> str:
         return f"<RuntimeThread {self.name}>"

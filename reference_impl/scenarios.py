@@ -6,7 +6,9 @@ again (io/io-context.c++:1317-1326, the DeleteQueue processed under its mutex) o
 down (io/io-context.h:1137-1152, the queue closed under its mutex).  What the scenario's
 threads do concurrently is left to the scheduler; hand-offs between the driving thread and
 the runtime threads are recorded (``note.post`` / ``note.wait``) so predictive checking knows
-what the driver orders.
+what the driver orders.  ``signal_vs_teardown`` races two asyncio tasks of one thread: the
+DeleteQueue's signal task (woken by another thread's ``scheduleAction``, io/io-own.c++:22-55)
+against the teardown job (io/io-context.c++:700-721, which cancels the signal task).
 
 `run_scenario` runs one scenario with a strategy (reference_impl.scheduler) and returns the
 trace, the live monitor's verdict and the schedule (replayable: `Schedule.save`).
@@ -48,17 +50,13 @@ class _Closable:
 def _start(rt: Runtime, thread: int, fn: Callable[[], Any], *, coroutine: bool = False) -> tuple[Any, str]:
     """Hand ``fn`` to runtime thread ``thread``; returns (future, edge).  The hand-off itself is recorded by
     the thread's loop (``call_soon_threadsafe``); its completion, which this thread waits for without a
-    loop, is recorded here (``note.post {edge}:done`` there, ``note.wait`` in `_join`)."""
+    loop, is recorded here (``note.post {edge}:done`` there, where the future is resolved, ``note.wait`` in
+    `_join`).  A coroutine runs as the task named ``edge`` (``job-N``)."""
     rec = rt.recorder
     edge = rec.new_id("job")
     if coroutine:
-        async def job_async() -> Any:
-            try:
-                return await fn()
-            finally:
-                rec.sync_event("post", edge=edge + ":done")
-
-        return rt.threads[thread].submit(job_async()), edge
+        return rt.threads[thread].submit(fn(), name=edge,
+                                         settled=lambda: rec.sync_event("post", edge=edge + ":done")), edge
 
     def job() -> Any:
         try:
@@ -140,6 +138,18 @@ def gc_drop_vs_teardown(rt: Runtime) -> None:
     _join(rt, teardown)
 
 
+def signal_vs_teardown(rt: Runtime) -> None:
+    """Another thread schedules an action on a context (io/io-own.c++ ``scheduleAction``: the DeleteQueue's
+    cross-thread signal wakes the context's signal task) while the owner's thread tears the context down
+    (io/io-context.c++:700-721: the signal task is cancelled).  Both are steps of the owner's event loop: the
+    race is between two asyncio tasks of one thread (``signal:ctx-1`` and the teardown job)."""
+    ctx, r = _context(rt, 1)
+    action = _start(rt, 0, lambda: ctx.delete_queue.schedule_action(lambda: None))
+    teardown = _start(rt, 1, _drain_async(rt, r), coroutine=True)
+    _join(rt, action)
+    _join(rt, teardown)
+
+
 def churn(rt: Runtime, objects: int = 20, rounds: int = 1) -> None:
     """Many objects in two contexts on two threads; the GC drops half of them while both owners keep entering."""
     contexts = [_context(rt, 0), _context(rt, 1)]
@@ -172,6 +182,7 @@ def churn(rt: Runtime, objects: int = 20, rounds: int = 1) -> None:
 SCENARIOS: dict[str, Callable[[Runtime], None]] = {
     "gc_drop_vs_entry": gc_drop_vs_entry,
     "gc_drop_vs_teardown": gc_drop_vs_teardown,
+    "signal_vs_teardown": signal_vs_teardown,
     "churn": churn,
 }
 
@@ -202,12 +213,16 @@ def run_scenario(name: str, strategy: Strategy, *, faults: Iterable[str] = (), q
     _label(rt, name, faults)
     try:
         fn(rt)
+        if isinstance(strategy, ReplayStrategy):
+            # a witness may place steps among the threads' shutdown (the scenario does not wait for every task)
+            for t in rt.threads:
+                t.stop()
     finally:
         sched.stop()
         rt.close()
     assert rt.trace is not None and rt.trace.head is not None
     desc = strategy.describe()
-    result = RunResult(Schedule(name, faults, desc, [[t, op] for t, op in sched.events]), list(rt.trace.events),
+    result = RunResult(Schedule(name, faults, desc, [list(e) for e in sched.events]), list(rt.trace.events),
                        dict(rt.trace.head), rt.monitor.violation, seconds=time.perf_counter() - t0)
     if isinstance(strategy, ReplayStrategy):
         result.replay = sched.outcome

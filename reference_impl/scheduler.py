@@ -21,6 +21,13 @@ Strategies (which waiting thread goes next):
   order of ``(thread, op)``; a step that cannot happen in that order (a thread never reaches
   it) is reported as infeasible, naming the thread and the step it waited for.
 
+Inside one event loop (a trace with ``"sync_version": 3``: a step on a loop is ``[thread, op,
+task]``) the order of *loop steps* is chosen too: when a replay expects the next step of a loop
+thread from task A, a ready step of another task B that the schedule runs later on that loop
+is deferred (re-queued; `RuntimeLoop._track`), so the loop runs A's step first.  Only tasks
+are deferred, by name: the tasks a scenario names (``signal:ctx-1``, ``job-3``) and others by
+their order of first step on their loop (``task-N``).
+
 A *schedule file* is small JSON (`Schedule`): the scenario, the faults, the strategy and seed
 that produced it, and the order of recorded steps.  Replaying it reproduces the run's order of
 steps exactly.  This follows no workerd source: it is test machinery around the threads that
@@ -172,8 +179,8 @@ class ReplayStrategy(Strategy):
 
     name = "replay"
 
-    def __init__(self, events: Sequence[Sequence[str]]) -> None:
-        self.events = [(str(t), str(op)) for t, op in events]
+    def __init__(self, events: Sequence[Sequence[str | None]]) -> None:
+        self.events = [_step_tuple(e) for e in events]
 
     def choose(self, waiting: Sequence[str], step: int) -> str:  # pragma: no cover - replay is driven by events
         raise AssertionError("the replay strategy is driven by the expected events")
@@ -186,7 +193,7 @@ class Schedule:
     scenario: str
     faults: list[str]
     strategy: dict[str, Any]
-    events: list[list[str]]
+    events: list[list[str | None]]
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -206,10 +213,12 @@ class Schedule:
         if not isinstance(obj, dict) or obj.get("iospec_schedule") != SCHEDULE_VERSION:
             raise ValueError(f"{p}: not a schedule file (needs \"iospec_schedule\": {SCHEDULE_VERSION})")
         events = obj.get("events")
-        if not isinstance(events, list) or not all(isinstance(e, list) and len(e) == 2 for e in events):
-            raise ValueError(f"{p}: 'events' must be a list of [thread, op] pairs")
+        if not isinstance(events, list) or not all(
+                isinstance(e, list) and 2 <= len(e) <= 4 and all(x is None or isinstance(x, str) for x in e)
+                for e in events):
+            raise ValueError(f"{p}: 'events' must be a list of [thread, op] or [thread, op, task, lock] lists")
         return Schedule(str(obj.get("scenario", "")), list(obj.get("faults", [])), dict(obj.get("strategy", {})),
-                        [[str(t), str(op)] for t, op in events], str(obj.get("note", "")))
+                        [list(e) for e in events], str(obj.get("note", "")))
 
 
 @dataclass
@@ -252,15 +261,23 @@ class ControlledScheduler:
         self.active = False
         self.steps = 0
         self.decisions: list[str] = []
-        self.events: list[list[str]] = []
-        self._replay: list[tuple[str, str]] | None = (
+        self.events: list[list[str | None]] = []
+        self._replay: list[tuple[str, str, str | None, str | None]] | None = (
             list(strategy.events) if isinstance(strategy, ReplayStrategy) else None)
+        self.deferred = 0  # loop steps run later than the loop would have run them (replay)
+        #: a schedule recorded before loop steps were (sync_version 2: no step names a task): the events only
+        #: sync_version 3 records (loop-step sections, branch reads, cancellation edges) are not part of it
+        self._legacy = self._replay is not None and all(r[2] is None for r in self._replay)
         self._pos = 0
         self.outcome = ReplayOutcome(0, len(self._replay or []))
         self.last_event: dict[str, str] = {}
         self.blocked: dict[str, str] = {}
         self.unrecorded_sync: list[str] = []
         self._decider: threading.Thread | None = None
+
+    @property
+    def replaying(self) -> bool:
+        return self._replay is not None
 
     # -- wiring ------------------------------------------------------------------------------------
     def attach(self, runtime: Any) -> None:
@@ -312,24 +329,43 @@ class ControlledScheduler:
             else:
                 self.blocked[me] = what
 
+    def defer_step(self, thread: str, unit: str | None) -> bool:
+        """Replay: should the loop of ``thread`` run this step of task ``unit`` later?  Yes if the schedule's next
+        step on that thread belongs to another task or callback and ``unit`` has a later step there."""
+        if unit is None or self._replay is None:
+            return False
+        with self._cond:
+            if not self.active:
+                return False
+            rest = [r[2] for r in self._replay[self._pos:] if r[0] == thread]
+            if not rest or rest[0] == unit or rest[0] is None or unit not in rest:
+                return False
+            self.deferred += 1
+            return True
+
     def _on_event(self, event: dict[str, Any]) -> None:
-        thread, op = str(event.get("thread")), str(event.get("op"))
+        step = schedule_step(event)
+        thread, op = str(step[0]), str(step[1])
+        got = _step_tuple(step)
         with self._cond:
             if not self.active:
                 return  # after `stop` (e.g. the runtime shutting down) threads run freely: not part of the schedule
-            self.events.append([thread, op])
+            self.events.append(step)
             self.last_event[thread] = op
-            if self._replay is None:
+            if self._replay is None or (self._legacy and _loop_step_only(event)):
                 return
             if self._pos < len(self._replay):
                 want = self._replay[self._pos]
-                if want != (thread, op) and op.startswith("note.") and (thread, op) not in self._replay[self._pos:]:
-                    # synchronisation the schedule does not have: the trace it came from did not record it
+                matches = _same_step(want, got)
+                if not matches and op.startswith("note.") and not any(
+                        _same_step(r, got) for r in self._replay[self._pos:]):
+                    # synchronisation the schedule does not have: the trace it came from did not record it (or,
+                    # in a witness, a step the violation does not need)
                     self.unrecorded_sync.append(f"{thread} {op} {json.dumps(event.get('args', {}))}")
                     return
-                if want != (thread, op):
-                    self.outcome.diverged = (f"step {self._pos + 1}: expected {want[0]} {want[1]}, "
-                                             f"but {thread} recorded {op}")
+                if not matches:
+                    self.outcome.diverged = (f"step {self._pos + 1}: expected {_step_name(want)}, "
+                                             f"but {_step_name(got)} was recorded")
                     self.active = False
                 else:
                     self._pos += 1
@@ -363,7 +399,7 @@ class ControlledScheduler:
             self.active = False
             self._cond.notify_all()
             return
-        thread, op = self._replay[self._pos]
+        thread, op = self._replay[self._pos][:2]
         now = time.monotonic()
         if self._running is None and thread in self._waiting:
             self._grant(thread)
@@ -413,6 +449,43 @@ class ControlledScheduler:
             self._cond.notify_all()
             return
         self._grant(self.strategy.choose(sorted(self._waiting), self.steps + 1))
+
+
+def _loop_step_only(event: dict[str, Any]) -> bool:
+    """An event that only a sync_version 3 trace records."""
+    op, args = event.get("op"), event.get("args", {})
+    return (op == "note.read" or (op in ("note.lock_acquire", "note.lock_release")
+                                  and str(args.get("lock", "")).startswith("loop:"))
+            or (op == "note.wait" and args.get("via") == "cancel"))
+
+
+def schedule_step(event: dict[str, Any]) -> list[str | None]:
+    """A trace event as a schedule step: ``[thread, op]``, then its ``task`` (on an event loop) and, for a lock
+    note, the lock (``[thread, op, task-or-null, lock]``), so that a loop step's section and a DeleteQueue
+    mutex's section of one task are told apart."""
+    step: list[str | None] = [str(event.get("thread")), str(event.get("op"))]
+    task = event.get("task")
+    lock = event.get("args", {}).get("lock") if step[1] in ("note.lock_acquire", "note.lock_release") else None
+    if task is not None or lock is not None:
+        step.append(None if task is None else str(task))
+    if lock is not None:
+        step.append(str(lock))
+    return step
+
+
+def _step_tuple(e: Sequence[Any]) -> tuple[str, str, str | None, str | None]:
+    return (str(e[0]), str(e[1]), None if len(e) < 3 or e[2] is None else str(e[2]),
+            None if len(e) < 4 or e[3] is None else str(e[3]))
+
+
+def _same_step(want: tuple[str, str, str | None, str | None], got: tuple[str, str, str | None, str | None]) -> bool:
+    """The recorded step is the schedule's (a task or lock the schedule does not name matches any)."""
+    return want[:2] == got[:2] and all(w is None or g is None or w == g for w, g in zip(want[2:], got[2:]))
+
+
+def _step_name(step: Sequence[Any]) -> str:
+    return (f"{step[0]} {step[1]}" + (f" (task {step[2]})" if len(step) > 2 and step[2] is not None else "")
+            + (f" ({step[3]})" if len(step) > 3 and step[3] is not None else ""))
 
 
 @dataclass

@@ -6,7 +6,8 @@ The recorder lock is always the innermost lock the runtime takes (after a Delete
 after a Worker::Lock), so ``seq`` order is a real interleaving of the threads' steps.
 
 The format is docs/trace-format.md: a header line, then ``{"seq", "op", "args", "result"?,
-"outputs"?, "thread", "ts"}`` per event.  ``op`` is a model action name (``model.context``,
+"outputs"?, "thread", "task"?, "ts"}`` per event (``task``: the event-loop step's task or callback,
+when synchronisation is recorded; `reference_impl.loop.LoopStep`).  ``op`` is a model action name (``model.context``,
 ``model.ownership``, and the lifecycle/entrypoint/actor/locks models); ``args`` are the
 action's parameter names.  Sinks are pluggable: in memory, an NDJSON file, or a callback
 (the live monitor is a callback sink).
@@ -18,10 +19,12 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from reference_impl.loop import LoopStep, current_step
 
 __all__ = [
     "SYNC_VERSION",
@@ -36,8 +39,11 @@ __all__ = [
 
 TRACE_VERSION = 1
 #: what a trace with ``"sync": true`` records (docs/trace-format.md): 1 lock sections and the hand-offs the
-#: program records itself; 2 also every hand-off to a runtime thread's event loop from another thread
-SYNC_VERSION = 2
+#: program records itself; 2 also every hand-off to a runtime thread's event loop from another thread;
+#: 3 also the steps inside each event loop: every event on a loop names its ``task`` (its unit of program
+#: order), each step is a section of the loop's lock ``loop:<thread>`` whose ``after`` names the steps that
+#: scheduled it, and branches on state the models see are recorded as ``note.read``
+SYNC_VERSION = 3
 
 Event = dict[str, Any]
 
@@ -195,6 +201,50 @@ class Recorder:
                 if not self.closed:  # a hand-off queued before the runtime closed may run after it
                     self.emit("note." + kind, args)
 
+    def read(self, op: str, guard: str, args: Mapping[str, Any]) -> None:
+        """Record that the calling step branched on guard ``guard`` of model action ``op`` (with ``args``) holding:
+        the step went on to do what it did only because it held (``note.read``; predictive checking keeps
+        every schedule in which it holds, docs/predictive-checking.md).  Call it inside `atomic` with the check."""
+        if self.sync and not self.closed:
+            self.emit("note.read", {"op": op, "guard": guard, "args": dict(args)})
+
+    def close_step(self, step: LoopStep) -> None:
+        """The callback of a loop step that recorded something returned: close its loop-lock section."""
+        if self.closed:
+            return
+        sched = self.scheduler
+        # a yield point only for a replay (which follows the release as a step); exploring, the step's last
+        # recorded event was the yield point, and one more per step would only add decisions
+        with self.atomic() if sched is not None and sched.replaying else self._lock:
+            if not self.closed:
+                self._write("note.lock_release", {"lock": step.lock, "edge": step.edge},
+                            threading.current_thread().name, step.unit)
+
+    def _open_step(self, step: LoopStep, thread: str) -> None:
+        """The first event of a loop step: open its section of the loop's lock (after the steps that caused it)."""
+        step.opened = True
+        if step.unit is None:
+            step.unit = self.new_id("cb")
+        step.edge = self.new_id("step")
+        args: dict[str, Any] = {"lock": step.lock}
+        after: Sequence[str] = step.after()
+        if after:
+            args["after"] = list(after)
+        self._write("note.lock_acquire", args, thread, step.unit)
+
+    def post_handoff(self, **args: Any) -> str | None:
+        """Record ``note.post`` of a fresh hand-off edge, ``handoff-<thread>-N`` (numbered per posting thread, in
+        its program order: a replayed schedule that reorders threads names the same edges); None when nothing
+        is recorded."""
+        if not self.sync or self.closed:
+            return None
+        with self.atomic():
+            if self.closed:
+                return None
+            edge = self.new_id(f"handoff-{threading.current_thread().name}")
+            self.emit("note.post", {"edge": edge, **args})
+            return edge
+
     def held(self) -> bool:
         """True if the calling thread holds the recorder lock (used by assertions)."""
         return self._lock._is_owned()  # type: ignore[attr-defined]
@@ -212,18 +262,29 @@ class Recorder:
                     self.known_ops is not None and op not in self.known_ops):
                 op = "note." + op
         with self._lock:
-            ev: Event = {"seq": next(self._seq), "op": op, "args": dict(args)}
-            if result is not None:
-                ev["result"] = result
-            if outputs:
-                ev["outputs"] = dict(outputs)
-            if note:
-                ev["note"] = note
-            ev["thread"] = threading.current_thread().name
-            ev["ts"] = time.monotonic_ns() - self._t0
-            for s in self.sinks:
-                s.event(ev)
-            return ev
+            thread = threading.current_thread().name
+            step = current_step() if self.sync else None
+            if step is not None and not step.opened:
+                self._open_step(step, thread)
+            return self._write(op, args, thread, step.unit if step is not None else None, result=result,
+                               outputs=outputs, note=note)
+
+    def _write(self, op: str, args: Mapping[str, Any], thread: str, task: str | None, *, result: str | None = None,
+               outputs: Mapping[str, Any] | None = None, note: str | None = None) -> Event:
+        ev: Event = {"seq": next(self._seq), "op": op, "args": dict(args)}
+        if result is not None:
+            ev["result"] = result
+        if outputs:
+            ev["outputs"] = dict(outputs)
+        if note:
+            ev["note"] = note
+        ev["thread"] = thread
+        if task is not None:
+            ev["task"] = task
+        ev["ts"] = time.monotonic_ns() - self._t0
+        for s in self.sinks:
+            s.event(ev)
+        return ev
 
     def close(self) -> None:
         with self._lock:
