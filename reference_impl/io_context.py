@@ -942,7 +942,6 @@ class IncomingRequest:
         rt = ctx.runtime
         rec = rt.recorder
         end, outputs = "drain_done", None
-        shutdown = False
         try:
             if ctx.actor is None:
                 if not rt.fault("drain_ignores_wait_until"):
@@ -959,14 +958,11 @@ class IncomingRequest:
                 end = ("drain_done", "drain_shutdown", "drain_superseded", "drain_aborted")[which]
                 if self.handed_over:  # a newer delivery took the drain over, whatever else settled too
                     end = "drain_superseded"
-        except asyncio.CancelledError:
-            shutdown = rt.closing
-            raise
         finally:
             self._drain_fulfiller = None
-            # The runtime shutting down cancels a waiting drain: the process ends, which no model step
-            # describes, so nothing is recorded (the trace ends with the request draining).
-            if not self.destroyed and not shutdown:
+            # The runtime shutting down cancels what a drain waits for: the process ends, which no model
+            # step describes, so nothing is recorded (the trace ends with the request draining).
+            if not self.destroyed and not rt.closing:
                 with rec.atomic():
                     self._destroy_locked(end, final=_DRAIN_END_PHASE[end], outputs=outputs)
                 self._after_destroy()
@@ -984,7 +980,6 @@ class IncomingRequest:
             rec.emit("finish_scheduled", {"r": self.name})
         end = "finish_scheduled_aborted"
         result = ScheduledResult(outcome="canceled", no_retry=False)
-        shutdown = False
         try:
             if rt.fault("finish_scheduled_ignores_wait_until"):
                 await asyncio.sleep(0)
@@ -1002,11 +997,8 @@ class IncomingRequest:
                     outcome_from_exception(reason))
             result = ScheduledResult(outcome=outcome, no_retry=not ctx.retry_scheduled)
             return result
-        except asyncio.CancelledError:
-            shutdown = rt.closing  # as in _wait_drain: nothing is recorded when the process ends
-            raise
         finally:
-            if not self.destroyed and not shutdown:
+            if not self.destroyed and not rt.closing:  # as in _wait_drain: the process ends, nothing is recorded
                 with rec.atomic():
                     self._destroy_locked(end, final=_SCHEDULED_END_PHASE[end], outputs={
                         "outcome": _model_outcome(result.outcome), "no_retry": str(result.no_retry).lower()})

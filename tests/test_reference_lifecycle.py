@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import ClassVar
 
 import pytest
@@ -20,7 +21,7 @@ from reference_impl import (
 )
 from reference_impl.api import CollectingResponse
 from reference_impl.entrypoint import WorkerEntrypoint
-from tests.reference_helpers import assert_monitor_ok, drain, never, new_context, on, run_in, runtime, service
+from tests.reference_helpers import assert_monitor_ok, drain, new_context, on, run_in, runtime, service
 
 # ---- IncomingRequest -------------------------------------------------------------------------------
 
@@ -460,27 +461,37 @@ def test_no_code_runs_in_an_actor_context_whose_last_request_was_dropped() -> No
         assert_monitor_ok(rt)
 
 
+async def an_hour() -> None:
+    await asyncio.sleep(3600)  # a timer: the context waits, it is not hung (a bare future would be hang-aborted)
+
+
 class Endless:
-    """waitUntil tasks that never finish: a drain and a finishScheduled() still waiting when the runtime stops."""
+    """waitUntil tasks that outlast the test: a drain and a finishScheduled() still waiting when the runtime stops."""
 
     async def fetch(self, request, env, ctx):  # type: ignore[no-untyped-def]
-        ctx.wait_until(never())
+        ctx.wait_until(an_hour())
         return Response("responded")
 
     async def scheduled(self, controller, env, ctx):  # type: ignore[no-untyped-def]
-        ctx.wait_until(never())
+        ctx.wait_until(an_hour())
 
 
 def test_shutting_down_with_waiting_drains_records_no_request_end() -> None:
     """Closing the runtime cancels what still waits; that is the process ending, not a drain or scheduled end.
 
     (Found with ``python -m reference_impl serve --monitor``: Ctrl-C during a waitUntil recorded
-    ``drain_done`` with the task pending, which the models reject.)
+    ``drain_done`` with the task pending, which the models reject.  Whether a cancelled drain's
+    cleanup runs before the loop stops depends on the order the loop cancels things in, so the
+    drain and finishScheduled() ends check `Runtime.closing` instead of relying on that order.)
     """
     with runtime(threads=1) as rt:
         service(rt, "w", Endless)
         assert rt.fetch("w", Request("GET", "http://x/")).body == b"responded"
         scheduled = rt.threads[0].submit(rt.services["w"].scheduled("never"))  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not any(e["op"] == "finish_scheduled" for e in rt.trace.events):  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "finishScheduled() never started"
+            time.sleep(0.01)
         rt.close()
         assert scheduled.cancelled() or isinstance(scheduled.exception(timeout=5), BaseException)
         ends = [e["op"] for e in rt.trace.events if e["op"].startswith(("drain_", "finish_scheduled_"))]  # type: ignore[union-attr]
