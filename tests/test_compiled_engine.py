@@ -37,7 +37,7 @@ from model.faults import FAULTS as MODEL_FAULTS
 from properties.compiled.engine import compiled_checker, find_compiler
 from properties.monitor import Monitor, MonitorViolation
 from properties.tracecheck import TraceFormatError, check_compiled, check_trace
-from tests.test_monitor import event_for, random_walk
+from tests.test_monitor import event_for, first_violating_run, random_walk
 
 pytestmark = pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
 
@@ -283,15 +283,7 @@ _FIRST = {id(f) for m in MODELS for f in [g for g in INVARIANT_FAULTS if g.model
                                    for f in INVARIANT_FAULTS], ids=lambda f: f"{f.model}/{f.name}")
 def test_model_fault_variants(fault: Any, tmp_path: Path) -> None:
     """The variant's violating run: the C engine reports the invariant where the Python engine does."""
-    from properties.explorer import explore
-
-    base = get_model(fault.model)
-    variant = fault.variant(base)
-    cfg = variant.config(**fault.bounds)
-    res = explore(cfg)
-    assert res.violations, "the fault must be reachable"
-    trace = res.violations[0]
-    dm = compile_dense(cfg)
+    base, variant, dm, trace = first_violating_run(fault)
     events = [event_for(dm, s, st.instance) for s, st in zip(trace.states, trace.steps)]
     path = _write(tmp_path / "run.ndjson", [fault.model], events)
     want = _py_verdict([variant], events)

@@ -114,9 +114,8 @@ def test_monitor_follows_the_dense_model(name: str) -> None:
         assert mon.check_all() == []
 
 
-@pytest.mark.parametrize("fault", [f for n in SMALL for f in faults_for(n)], ids=lambda f: f"{f.model}/{f.name}")
-def test_monitor_flags_fault_variants(fault: Any) -> None:
-    """A run of a broken variant, checked against the correct model, is flagged."""
+def first_violating_run(fault: Any) -> tuple[Model, Model, DenseModel, Any]:
+    """A seeded-fault variant's first violating run: (correct model, variant, the variant's dense model, trace)."""
     from properties.explorer import explore
 
     base = get_model(fault.model)
@@ -124,8 +123,13 @@ def test_monitor_flags_fault_variants(fault: Any) -> None:
     cfg = variant.config(**fault.bounds)
     res = explore(cfg)
     assert res.violations, "the fault must be reachable"
-    trace = res.violations[0]
-    dm = compile_dense(cfg)
+    return base, variant, compile_dense(cfg), res.violations[0]
+
+
+@pytest.mark.parametrize("fault", [f for n in SMALL for f in faults_for(n)], ids=lambda f: f"{f.model}/{f.name}")
+def test_monitor_flags_fault_variants(fault: Any) -> None:
+    """A run of a broken variant, checked against the correct model, is flagged."""
+    base, _variant, dm, trace = first_violating_run(fault)
     correct = compile_dense(base.config(**fault.bounds))
     # Does the broken run take a step the correct model forbids (or predicts differently)?
     observable = False
