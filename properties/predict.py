@@ -121,6 +121,15 @@ class _Event:
     def model(self) -> bool:
         return self.twin is not None
 
+    def bind(self, twin: Action, vals: Sequence[int]) -> None:
+        """The action this event is (or reads the guard of) and its decoded arguments; the identities it names."""
+        self.twin = twin
+        self.env = dict(zip(twin.params, vals))
+        for p, v in zip(twin.params, vals):
+            ids = p.sort.id_sort()
+            if ids is not None and v >= 0:
+                self.ids.add((ids.name, v))
+
 
 @dataclass
 class Witness:
@@ -772,12 +781,8 @@ class _Predictor:
         self._captured.clear()
         self.monitor.step(raw, line=line)  # raises MonitorViolation: the run itself breaks a rule
         vals = self.monitor._decode_args(self.watched, twin, args, raw)
-        e.operation, e.twin = operation, twin
-        e.env = dict(zip(twin.params, vals))
-        for p, v in zip(twin.params, vals):
-            ids = p.sort.id_sort()
-            if ids is not None and v >= 0:
-                e.ids.add((ids.name, v))
+        e.operation = operation
+        e.bind(twin, vals)
         for ident in e.ids:
             self.first_mention.setdefault(ident, e.index)
         sm = self.sm
@@ -840,12 +845,8 @@ class _Predictor:
             vals = self.monitor._decode_args(self.watched, twin, inner, raw)
         except MonitorViolation as bad:
             raise _BadEvent(f"note.read: {bad.message}") from None
-        e.twin, e.read = twin, True
-        e.env = dict(zip(twin.params, vals))
-        for p, val in zip(twin.params, vals):
-            ids = p.sort.id_sort()
-            if ids is not None and val >= 0:
-                e.ids.add((ids.name, val))
+        e.read = True
+        e.bind(twin, vals)
 
     def _clock(self, e: _Event, posts: Sequence[int]) -> None:
         vc = dict(self._thread_clock.get(e.thread, {}))
