@@ -155,6 +155,17 @@ class Witness:
             out.append(step)
         return out
 
+    def later_units(self) -> dict[str, list[str]]:
+        """Per thread, the tasks and hand-offs with a recorded step after the violation: a replay holds their
+        steps back until the witness's steps on that thread are done (without that a step the loop happens to
+        run first, say the shutdown's cancelling task, could cancel the task the witness runs next)."""
+        before = set(self.order)
+        later: dict[str, set[str]] = {}
+        for i, e in enumerate(self.events):
+            if i not in before and e.get("task") is not None:
+                later.setdefault(str(e.get("thread")), set()).add(str(e["task"]))
+        return {t: sorted(units) for t, units in sorted(later.items())}
+
     def to_json(self, header: Mapping[str, Any], source: str) -> dict[str, Any]:
         v = self.violation
         return {
@@ -167,6 +178,7 @@ class Witness:
                           "event": dict(v.event) if v.event is not None else None},
             "order": [self.events[i]["seq"] for i in self.order],
             "events": self.schedule(),
+            "later": self.later_units(),
             "reordered": [self.events[i] for i in self.order[self._first_moved():]],
         }
 
@@ -917,9 +929,11 @@ class _Predictor:
 
 def predict_events(
     header: Mapping[str, Any], events: Sequence[tuple[int, dict[str, Any]]], *, model: str = "ownership",
-    window: int = 200, path: str = "<events>", timeout_ms: int = 60_000,
+    window: int = 200, path: str = "<events>", timeout_ms: int = 60_000, shorten: bool = True,
 ) -> PredictReport:
-    """Predictive checking of a run given as (line, event) pairs; see the module docstring."""
+    """Predictive checking of a run given as (line, event) pairs; see the module docstring.  ``shorten``:
+    look for a witness with fewer events before the violation (`_fewest_before_cut`); without it the
+    witness is z3's first model."""
     start = time.perf_counter()
     consts = {k: int(v) for k, v in dict(header.get("consts", {})).items()}
     pred = _Predictor(model, consts, window)
@@ -946,7 +960,7 @@ def predict_events(
         if any(e.model for e in pred.events[lo:hi]):
             report.windows += 1
             t0 = time.perf_counter()
-            witness = _solve_window(pred, lo, hi, timeout_ms, raw_events, report)
+            witness = _solve_window(pred, lo, hi, timeout_ms, raw_events, report, shorten)
             report.solver_seconds += time.perf_counter() - t0
             if witness is not None:
                 report.witness = witness
@@ -959,7 +973,7 @@ def predict_events(
 
 
 def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
-                  raw_events: list[dict[str, Any]], report: PredictReport) -> Witness | None:
+                  raw_events: list[dict[str, Any]], report: PredictReport, shorten: bool = True) -> Witness | None:
     win = _Window(pred, lo, hi)
     cut = win.cut
     candidates: list[Any] = []
@@ -989,7 +1003,7 @@ def _solve_window(pred: _Predictor, lo: int, hi: int, timeout_ms: int,
             if r == z3.unknown:
                 raise RuntimeError(f"z3 gave up on events {lo}..{hi} ({s.reason_unknown()}); try a smaller --window")
             return None
-        m = _fewest_before_cut(win, s, s.model(), report, timeout_ms)
+        m = _fewest_before_cut(win, s, s.model(), report, timeout_ms) if shorten else s.model()
         c = m.eval(cut, model_completion=True).as_long()
         placed = sorted((m.eval(v, model_completion=True).as_long(), i) for i, v in win.order.items())
         order = _glue(pred, list(range(lo)) + [i for o, i in placed if o <= c])

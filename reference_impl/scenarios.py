@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from reference_impl.runtime import TRACE_MODELS, Runtime
-from reference_impl.scheduler import ControlledScheduler, ReplayStrategy, RunResult, Schedule, Strategy
+from reference_impl.scheduler import (
+    ControlledScheduler,
+    ReplayStrategy,
+    RunResult,
+    Schedule,
+    Strategy,
+    later_units,
+)
 
 __all__ = ["SCENARIOS", "run_scenario", "replay_schedule", "record_uncontrolled"]
 
@@ -241,13 +248,13 @@ def replay_schedule(schedule: Schedule | str | Path, *, faults: Iterable[str] | 
         obj = json.loads(p.read_text())
         if "iospec_witness" in obj:
             schedule = Schedule(obj.get("scenario", ""), list(obj.get("faults", [])), {"name": "witness"},
-                                [list(e) for e in obj["events"]])
+                                [list(e) for e in obj["events"]], later=later_units(obj, p))
         else:
             schedule = Schedule.load(p)
     if not schedule.scenario:
         raise ValueError("the schedule names no scenario (record runs with run_scenario)")
     chosen = schedule.faults if faults is None else sorted(faults)
-    return run_scenario(schedule.scenario, ReplayStrategy(schedule.events), faults=chosen, **kw)
+    return run_scenario(schedule.scenario, schedule.replay_strategy(), faults=chosen, **kw)
 
 
 def record_uncontrolled(name: str, *, faults: Iterable[str] = (), trace_path: str | Path | None = None,

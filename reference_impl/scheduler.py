@@ -26,7 +26,9 @@ task]``) the order of *loop steps* is chosen too: when a replay expects the next
 thread from task A, a ready step of another task B that the schedule runs later on that loop
 is deferred (re-queued; `RuntimeLoop._track`), so the loop runs A's step first.  Only tasks
 are deferred, by name: the tasks a scenario names (``signal:ctx-1``, ``job-3``) and others by
-their order of first step on their loop (``task-N``).
+their order of first step on their loop (``task-N``).  A schedule that ends before the run does
+(a witness ends at its violation) lists in ``later`` the tasks with a step after its end; their
+steps are held back until the schedule's steps on that thread are done.
 
 A *schedule file* is small JSON (`Schedule`): the scenario, the faults, the strategy and seed
 that produced it, and the order of recorded steps.  Replaying it reproduces the run's order of
@@ -40,7 +42,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,8 +181,11 @@ class ReplayStrategy(Strategy):
 
     name = "replay"
 
-    def __init__(self, events: Sequence[Sequence[str | None]]) -> None:
+    def __init__(self, events: Sequence[Sequence[str | None]],
+                 later: Mapping[str, Sequence[str]] | None = None) -> None:
         self.events = [_step_tuple(e) for e in events]
+        #: per thread, tasks whose steps come after the schedule's end (a witness's steps past its violation)
+        self.later = {t: frozenset(units) for t, units in (later or {}).items()}
 
     def choose(self, waiting: Sequence[str], step: int) -> str:  # pragma: no cover - replay is driven by events
         raise AssertionError("the replay strategy is driven by the expected events")
@@ -195,10 +200,18 @@ class Schedule:
     strategy: dict[str, Any]
     events: list[list[str | None]]
     note: str = ""
+    #: per thread, tasks with a step after the last of ``events`` (ReplayStrategy.later); empty for a whole run
+    later: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"iospec_schedule": SCHEDULE_VERSION, "scenario": self.scenario, "faults": self.faults,
-                "strategy": self.strategy, "note": self.note, "events": self.events}
+        out = {"iospec_schedule": SCHEDULE_VERSION, "scenario": self.scenario, "faults": self.faults,
+               "strategy": self.strategy, "note": self.note, "events": self.events}
+        if self.later:
+            out["later"] = self.later
+        return out
+
+    def replay_strategy(self) -> ReplayStrategy:
+        return ReplayStrategy(self.events, self.later)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
@@ -218,7 +231,16 @@ class Schedule:
                 for e in events):
             raise ValueError(f"{p}: 'events' must be a list of [thread, op] or [thread, op, task, lock] lists")
         return Schedule(str(obj.get("scenario", "")), list(obj.get("faults", [])), dict(obj.get("strategy", {})),
-                        [list(e) for e in events], str(obj.get("note", "")))
+                        [list(e) for e in events], str(obj.get("note", "")), later_units(obj, p))
+
+
+def later_units(obj: dict[str, Any], path: Path) -> dict[str, list[str]]:
+    """A schedule's or a witness's ``later`` (thread -> task names), checked."""
+    later = obj.get("later", {})
+    if not isinstance(later, dict) or not all(
+            isinstance(units, list) and all(isinstance(u, str) for u in units) for units in later.values()):
+        raise ValueError(f"{path}: 'later' must map each thread to a list of task names")
+    return {str(t): list(units) for t, units in later.items()}
 
 
 @dataclass
@@ -264,6 +286,7 @@ class ControlledScheduler:
         self.events: list[list[str | None]] = []
         self._replay: list[tuple[str, str, str | None, str | None]] | None = (
             list(strategy.events) if isinstance(strategy, ReplayStrategy) else None)
+        self._later = strategy.later if isinstance(strategy, ReplayStrategy) else {}
         self.deferred = 0  # loop steps run later than the loop would have run them (replay)
         #: a schedule recorded before loop steps were (sync_version 2: no step names a task): the events only
         #: sync_version 3 records (loop-step sections, branch reads, cancellation edges) are not part of it
@@ -331,14 +354,17 @@ class ControlledScheduler:
 
     def defer_step(self, thread: str, unit: str | None) -> bool:
         """Replay: should the loop of ``thread`` run this step of task ``unit`` later?  Yes if the schedule's next
-        step on that thread belongs to another task or callback and ``unit`` has a later step there."""
+        step on that thread belongs to another task or callback and ``unit`` has a later step there, in the
+        schedule or after its end (``ReplayStrategy.later``)."""
         if unit is None or self._replay is None:
             return False
         with self._cond:
             if not self.active:
                 return False
             rest = [r[2] for r in self._replay[self._pos:] if r[0] == thread]
-            if not rest or rest[0] == unit or rest[0] is None or unit not in rest:
+            if not rest or rest[0] == unit or rest[0] is None:
+                return False
+            if unit not in rest and unit not in self._later.get(thread, ()):
                 return False
             self.deferred += 1
             return True

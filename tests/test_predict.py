@@ -120,6 +120,35 @@ def test_the_committed_witnesses_still_replay_to_a_violation() -> None:
         assert replayed.violation is not None, fault
 
 
+def test_a_witness_reaching_into_the_shutdown_holds_back_the_tasks_it_runs_later(tmp_path: Path) -> None:
+    # a witness z3 found when the shortening probes timed out (a loaded machine): the signal task's step comes
+    # after the shutdown's hand-off to thread-1, whose cancelling task (task-1) has its step after the violation
+    path = SCHEDULES / "queue_processed_when_dead.long-witness.json"
+    witness = json.loads(path.read_text())
+    assert "task-1" in witness["later"]["thread-1"]
+    replayed = replay_schedule(path)
+    assert replayed.replay is not None and replayed.replay.complete, replayed.replay
+    assert replayed.violation is not None and GUARD["queue_processed_when_dead"] in replayed.violation.message
+    # without `later` the loop runs the cancelling task first and the signal task never takes its step
+    del witness["later"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(witness))
+    stuck = replay_schedule(bare, stuck=1.0)
+    assert stuck.violation is None
+    assert stuck.replay is not None and "thread-1 never reached note.lock_acquire" in stuck.replay.stuck
+
+
+def test_an_unshortened_witness_replays_too(tmp_path: Path) -> None:
+    run = _lucky("signal_vs_teardown", ["queue_processed_when_dead"])
+    report = _predict(run.header, run.trace, shorten=False)
+    assert report.witness is not None
+    witness = tmp_path / "w.json"
+    witness.write_text(json.dumps(report.witness.to_json(run.header, "lucky")))
+    replayed = replay_schedule(witness)
+    assert replayed.replay is not None and replayed.replay.complete, replayed.replay
+    assert replayed.violation is not None
+
+
 def test_a_schedule_replays_exactly(tmp_path: Path) -> None:
     first = run_scenario("gc_drop_vs_entry", PCTStrategy(7, depth=2))
     path = tmp_path / "s.json"
@@ -453,3 +482,12 @@ def test_a_read_of_a_guard_the_model_lacks_is_a_one_line_format_error(tmp_path: 
         predict_trace(f)
     assert str(err.value).startswith(f"{f}:{at + 1}:") and "no_such_guard" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_malformed_later_list_is_a_one_line_error(tmp_path: Path) -> None:
+    witness = json.loads((SCHEDULES / "queue_processed_when_dead.long-witness.json").read_text())
+    witness["later"] = {"thread-1": "task-1"}
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(witness))
+    with pytest.raises(ValueError, match=r"w\.json: 'later' must map each thread to a list of task names"):
+        replay_schedule(path)
