@@ -422,16 +422,22 @@ class RuntimeThread:
                 pass
             rec = self.recorder
             edge = rec.new_id(f"stop-{self.name}") if rec is not None and rec.sync and not rec.closed else None
+            last_step: list[str] = []
 
             def stop_loop() -> None:
                 if edge is not None:
-                    rec.sync_event("post", edge=edge)
+                    rec.sync_event("post", edge=edge)  # opens this step's section of the loop lock
+                    step = current_step()
+                    if step is not None and step.opened:
+                        last_step.append(step.edge)
                 self.loop.stop()
 
             self.loop.call_soon_threadsafe(stop_loop)
             self._thread.join(timeout)
             if edge is not None:
-                rec.sync_event("wait", edge=edge)  # the loop stopped: the joining thread goes on after it
+                # the loop stops once this step has returned: the joining thread goes on after the step's end
+                # (its release edge), not merely after the post inside it
+                rec.sync_event("wait", edge=last_step[0] if last_step else edge)
 
     def __repr__(self) -> str:
         return f"<RuntimeThread {self.name}>"

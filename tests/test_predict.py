@@ -491,3 +491,16 @@ def test_a_malformed_later_list_is_a_one_line_error(tmp_path: Path) -> None:
     path.write_text(json.dumps(witness))
     with pytest.raises(ValueError, match=r"w\.json: 'later' must map each thread to a list of task names"):
         replay_schedule(path)
+
+
+def test_joining_a_runtime_thread_waits_for_the_end_of_its_loops_last_step() -> None:
+    # the loop stops only once the step that stops it has returned, so the joining thread's note.wait names that
+    # step's release edge (a witness once put the join between the step's stop-* post and its end: unreplayable)
+    run = _lucky("signal_vs_teardown", [])
+    stops = {e["task"]: e for e in run.trace if e["op"] == "note.post" and e["args"]["edge"].startswith("stop-")}
+    assert sorted(e["thread"] for e in stops.values()) == ["thread-0", "thread-1"]
+    releases = {e["args"]["edge"]: e for e in run.trace
+                if e["op"] == "note.lock_release" and e.get("task") in stops and "edge" in e["args"]}
+    joins = [e for e in run.trace if e["thread"] == "MainThread" and e["op"] == "note.wait"
+             and e["args"]["edge"] in releases]
+    assert sorted(releases[j["args"]["edge"]]["thread"] for j in joins) == ["thread-0", "thread-1"]
