@@ -181,6 +181,194 @@ def _is_default_const(e: Expr, f: Func) -> bool:
 
 
 # --------------------------------------------------------------------------------------
+# Candidate selection: which index answers which atom (rendered by each backend)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A value the generated code holds in a local: ``k0``/``k1`` (a component of the changed key), ``old`` /
+    ``new`` (the changed cell's values).  Each backend names its locals."""
+
+    name: str
+
+
+#: what a selector compares with: an expression, a local of the generated code, or nothing (the cell is true)
+SelValue = Expr | Slot | None
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A set of values of a quantified variable holding every value that makes an atom true.
+
+    The choice of index is made here, once; the Python monitor (`_Code.render`) and the compiled checker
+    (properties/compiled/cgen.py) only render it.  Kinds: ``one`` (the value ``value``), ``two`` (``value``
+    and ``value2``), ``keys`` (the non-default cells of function ``func``), ``cell`` (``F[var] == value``),
+    ``cell2`` (``F[.., var, ..] == value``, the variable at ``pos``, the other argument ``rest``), ``union``
+    and ``smallest`` (of ``parts``).  ``pre``: read the pre state (and the keys changed since) outside `Post`.
+    """
+
+    kind: str
+    pre: bool
+    func: int = -1
+    value: SelValue = None
+    value2: SelValue = None
+    pos: int = 0
+    rest: Expr | None = None
+    sort: Sort | None = None
+    parts: tuple[Selector, ...] = ()
+
+
+def selectors(sm: SparseModel, var: BoundVar, atom: Expr, bound: set[Any], pre: bool) -> list[Selector]:
+    """Selectors of the values of ``var`` that can make ``atom`` true; ``bound``: the variables bound already
+    (every other variable ``atom`` mentions must be among them); an empty list: no selector."""
+    ok = lambda e: not _mentions(e, var) and _bound_vars(e) <= bound
+    if isinstance(atom, App) and atom.op == "eq":
+        out: list[Selector] = []
+        x, y = atom.args
+        for lhs, rhs in ((x, y), (y, x)):
+            if not ok(rhs):
+                continue
+            s = _strip(lhs)
+            if isinstance(s, Ref) and s.decl is var:
+                out.append(Selector("one", pre, value=rhs))
+            elif isinstance(s, Select):
+                got = cell_selector(sm, var, s, rhs, bound, pre)
+                if got:
+                    out.append(got)
+        return out
+    if isinstance(atom, App) and atom.op == "ne":
+        x, y = atom.args
+        for lhs, rhs in ((x, y), (y, x)):
+            s = _strip(lhs)
+            if isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var) \
+                    and _is_default_const(rhs, s.func):
+                return [Selector("keys", pre, func=sm.func_index[s.func])]
+        return []
+    if isinstance(atom, App) and atom.op in ("lt", "le"):
+        # c < F[v] (or c <= F[v] with c > default) with a constant c >= the default: a non-default cell
+        lo, hi = atom.args
+        s = _strip(hi)
+        if isinstance(lo, Const) and isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var):
+            d0 = _default_of(s.func)
+            if int(lo.value) > d0 or (atom.op == "lt" and int(lo.value) >= d0):
+                return [Selector("keys", pre, func=sm.func_index[s.func])]
+        return []
+    if isinstance(atom, Select) and isinstance(atom.sort, BoolSort):
+        got = cell_selector(sm, var, atom, None, bound, pre)
+        return [got] if got else []
+    if isinstance(atom, App) and atom.op == "or":
+        parts = []
+        for x in atom.args:
+            sel = selectors(sm, var, x, bound, pre)
+            if not sel:
+                return []
+            parts.append(sel[0] if len(sel) == 1 else Selector("smallest", pre, parts=tuple(sel)))
+        return [Selector("union", pre, parts=tuple(parts))]
+    if isinstance(atom, App) and atom.op == "post":
+        return selectors(sm, var, atom.args[0], bound, False)
+    return []
+
+
+def cell_selector(sm: SparseModel, var: BoundVar, s: Select, value: SelValue, bound: set[Any],
+                  pre: bool) -> Selector | None:
+    """``s == value`` where ``s`` is ``F[..var..]`` and the other indexes are bound: F's value index."""
+    k = sm.func_index[s.func]
+    positions = [i for i, a in enumerate(s.args) if _is_var(a, var)]
+    if len(positions) != 1:
+        return None
+    pos = positions[0]
+    others = [a for i, a in enumerate(s.args) if i != pos]
+    if any(_mentions(a, var) or not _bound_vars(a) <= bound for a in others):
+        return None
+    if len(s.args) == 1:
+        return Selector("cell", pre, func=k, value=value, sort=var.sort)
+    if len(s.args) == 2:
+        return Selector("cell2", pre, func=k, value=value, pos=pos, rest=others[0], sort=var.sort)
+    return None
+
+
+def pick(sels: Sequence[Selector], pre: bool) -> Selector:
+    """One selector from several that all hold the wanted values: a single value if there is one, else the
+    smallest of (at most three of) them at run time."""
+    ones = [s for s in sels if s.kind in ("one", "two")]
+    if ones:
+        return ones[0]
+    return sels[0] if len(sels) == 1 else Selector("smallest", pre, parts=tuple(sels[:3]))
+
+
+def candidate_selector(sm: SparseModel, var: BoundVar, atoms: Sequence[Expr], bound: set[Any],
+                       pre: bool) -> Selector | None:
+    """A selector of the values of ``var`` for which every one of ``atoms`` can hold; None: every value."""
+    sels = [sel for a in atoms for sel in selectors(sm, var, a, bound, pre)]
+    return pick(sels, pre) if sels else None
+
+
+def key_bindings(site: _Site) -> tuple[list[tuple[BoundVar, int]], list[tuple[Expr, Slot]]]:
+    """What the changed key of ``site`` gives an enumerator: the variables its components bind (the variable,
+    the component; a variable met twice is checked equal), and the index expressions it is compared with
+    (``F[..] == component``, evaluated in W2)."""
+    bindings: list[tuple[BoundVar, int]] = []
+    arg_atoms: list[tuple[Expr, Slot]] = []
+    for i, arg in enumerate(site.args):
+        s = _strip(arg)
+        if isinstance(s, Ref) and isinstance(s.decl, BoundVar):
+            bindings.append((s.decl, i))
+        else:
+            arg_atoms.append((arg, Slot(f"k{i}")))
+    return bindings, arg_atoms
+
+
+def binding_order(sm: SparseModel, site: _Site, pending: Sequence[BoundVar], known: set[Any],
+                  arg_atoms: Sequence[tuple[Expr, Slot]],
+                  mode: Mapping[str, bool]) -> list[tuple[BoundVar, Selector | None]]:
+    """The loops of an incremental check's enumerator: the part's variables not bound by the changed key, in
+    an order in which each has a selector from the bound ones (the changed key's components ``arg_atoms``,
+    the changed cell's old and new values for a partner, the gates' literals), None where none has one (a
+    loop over the whole sort)."""
+    atoms = _atoms(site.gates)
+    env = set(known)
+    left = list(pending)
+    out: list[tuple[BoundVar, Selector | None]] = []
+    while left:
+        choice: tuple[BoundVar, Selector] | None = None
+        for v in left:
+            sels: list[Selector] = []
+            for arg, comp in arg_atoms:
+                s = _strip(arg)
+                if isinstance(s, Select) and _bound_vars(s) <= env | {v}:
+                    got = cell_selector(sm, v, s, comp, env, mode["W2"])
+                    if got:
+                        sels.append(got)
+            if site.partner is not None and _bound_vars(site.partner) <= env | {v} and _mentions(site.partner, v):
+                p = _strip(site.partner)
+                if isinstance(p, Ref) and p.decl is v:
+                    sels.append(Selector("two", False, value=Slot("old"), value2=Slot("new")))
+                elif isinstance(p, Select):
+                    # the pre-state index plus the changed keys covers both worlds
+                    a_ = cell_selector(sm, v, p, Slot("old"), env, True)
+                    b_ = cell_selector(sm, v, p, Slot("new"), env, True)
+                    if a_ and b_:
+                        sels.append(Selector("union", True, parts=(a_, b_)))
+            for expr, world, truth in atoms:
+                if not truth or not _mentions(expr, v) or not _bound_vars(expr) <= env | {v}:
+                    continue
+                sels.extend(selectors(sm, v, expr, env, mode[world]))
+            if sels:
+                choice = (v, pick(sels, False))
+                break
+        if choice is None:
+            out.append((left[0], None))
+            v = left[0]
+        else:
+            out.append(choice)
+            v = choice[0]
+        left.remove(v)
+        env.add(v)
+    return out
+
+
+# --------------------------------------------------------------------------------------
 # Code generation
 # --------------------------------------------------------------------------------------
 
@@ -261,104 +449,50 @@ class _Code:
                     self.pre = saved
         raise ModelDefinitionError(f"cannot compile {type(e).__name__}")
 
-    # -- candidate selection -----------------------------------------------------------------
-    def selectors(self, var: BoundVar, atom: Expr, env: Mapping[Any, str]) -> list[str]:
-        """Python iterables of values of ``var`` that contain every value making ``atom`` true.
+    # -- candidate selection (the analysis: `selectors`, `candidate_selector`) --------------------
+    def render(self, sel: Selector, env: Mapping[Any, str], slots: Mapping[str, str] | None = None) -> str:
+        """A Python iterable for ``sel``; ``slots`` names the generated code's locals (`Slot`)."""
+        def val(v: SelValue) -> str:
+            if v is None:
+                return "1"
+            if isinstance(v, Slot):
+                assert slots is not None, v
+                return slots[v.name]
+            return self.expr(v, env)
 
-        ``env`` binds every other variable ``atom`` may mention; an empty list: no selector.
-        """
-        sm = self.sm
-        ok = lambda e: not _mentions(e, var) and _bound_vars(e) <= set(env)
-        if isinstance(atom, App) and atom.op == "eq":
-            out: list[str] = []
-            x, y = atom.args
-            for lhs, rhs in ((x, y), (y, x)):
-                if not ok(rhs):
-                    continue
-                s = _strip(lhs)
-                if isinstance(s, Ref) and s.decl is var:
-                    out.append(f"_one({self.expr(rhs, env)})")
-                elif isinstance(s, Select):
-                    got = self._cell_selector(var, s, self.expr(rhs, env), env)
-                    if got:
-                        out.append(got)
-            return out
-        if isinstance(atom, App) and atom.op == "ne":
-            x, y = atom.args
-            for lhs, rhs in ((x, y), (y, x)):
-                s = _strip(lhs)
-                if isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var) \
-                        and _is_default_const(rhs, s.func):
-                    k = sm.func_index[s.func]
-                    return [f"(D{k}.keys() | CH{k})" if self.pre else f"D{k}.keys()"]
-            return []
-        if isinstance(atom, App) and atom.op in ("lt", "le"):
-            # c < F[v] (or c <= F[v] with c > default) with a constant c >= the default: a non-default cell
-            lo, hi = atom.args
-            s = _strip(hi)
-            if isinstance(lo, Const) and isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var):
-                d0 = _default_of(s.func)
-                if int(lo.value) > d0 or (atom.op == "lt" and int(lo.value) >= d0):
-                    k = sm.func_index[s.func]
-                    return [f"(D{k}.keys() | CH{k})" if self.pre else f"D{k}.keys()"]
-            return []
-        if isinstance(atom, Select) and isinstance(atom.sort, BoolSort):
-            got = self._cell_selector(var, atom, "1", env)
-            return [got] if got else []
-        if isinstance(atom, App) and atom.op == "or":
-            parts = []
-            for x in atom.args:
-                sel = self.selectors(var, x, env)
-                if not sel:
-                    return []
-                parts.append(sel[0] if len(sel) == 1 else f"_smallest({', '.join(sel)})")
-            return [f"_union({', '.join(parts)})"]
-        if isinstance(atom, App) and atom.op == "post":
-            saved, self.pre = self.pre, False
-            try:
-                return self.selectors(var, atom.args[0], env)
-            finally:
-                self.pre = saved
-        return []
-
-    def _cell_selector(self, var: BoundVar, s: Select, value: str, env: Mapping[Any, str]) -> str | None:
-        """``s == value`` where ``s`` is ``F[..var..]`` and the other indexes are bound."""
-        sm = self.sm
-        k = sm.func_index[s.func]
-        positions = [i for i, a in enumerate(s.args) if _is_var(a, var)]
-        if len(positions) != 1:
-            return None
-        pos = positions[0]
-        others = [a for i, a in enumerate(s.args) if i != pos]
-        if any(_mentions(a, var) or not _bound_vars(a) <= set(env) for a in others):
-            return None
-        total = self.total(var.sort)
-        d = f"d{k}"
-        if len(s.args) == 1:
-            if self.pre:
-                return f"_idx_pre(I{k}, CH{k}, {value}, {d}, {total})"
-            return f"_idx(I{k}, {value}, {d}, {total})"
-        if len(s.args) == 2:
-            rest = self.expr(others[0], env)
-            if self.pre:
-                return f"_pidx_pre(P{k}_{pos}, CH{k}, {pos}, {rest}, {value}, {d}, {total})"
-            return f"_pidx(P{k}_{pos}, {rest}, {value}, {d}, {total})"
-        return None
+        saved, self.pre = self.pre, sel.pre
+        try:
+            k = sel.func
+            if sel.kind == "one":
+                return f"_one({val(sel.value)})"
+            if sel.kind == "two":
+                return f"_two({val(sel.value)}, {val(sel.value2)})"
+            if sel.kind == "keys":
+                return f"(D{k}.keys() | CH{k})" if sel.pre else f"D{k}.keys()"
+            if sel.kind in ("cell", "cell2"):
+                assert sel.sort is not None
+                total, d = self.total(sel.sort), f"d{k}"
+                if sel.kind == "cell":
+                    if sel.pre:
+                        return f"_idx_pre(I{k}, CH{k}, {val(sel.value)}, {d}, {total})"
+                    return f"_idx(I{k}, {val(sel.value)}, {d}, {total})"
+                assert sel.rest is not None
+                rest = self.expr(sel.rest, env)
+                if sel.pre:
+                    return f"_pidx_pre(P{k}_{sel.pos}, CH{k}, {sel.pos}, {rest}, {val(sel.value)}, {d}, {total})"
+                return f"_pidx(P{k}_{sel.pos}, {rest}, {val(sel.value)}, {d}, {total})"
+            parts = ", ".join(self.render(x, env, slots) for x in sel.parts)
+            return f"_union({parts})" if sel.kind == "union" else f"_smallest({parts})"
+        finally:
+            self.pre = saved
 
     def candidates(self, var: BoundVar, atoms: Sequence[Expr], env: Mapping[Any, str]) -> str:
         """An iterable of ``var``'s values containing every value for which all ``atoms`` hold."""
         sort = var.sort
         if not isinstance(sort, IdSort):
             return f"range({sort.size({})})"
-        sels: list[str] = []
-        for a in atoms:
-            sels.extend(self.selectors(var, a, env))
-        if not sels:
-            return f"range{self.total(sort)}"
-        ones = [s for s in sels if s.startswith("_one(")]
-        if ones:
-            return ones[0]
-        return sels[0] if len(sels) == 1 else f"_smallest({', '.join(sels[:3])})"
+        sel = candidate_selector(self.sm, var, atoms, set(env), self.pre)
+        return f"range{self.total(sort)}" if sel is None else self.render(sel, env)
 
     def quant(self, q: Quant, env: Mapping[Any, str]) -> str:
         name = self.fresh("q")
@@ -956,82 +1090,33 @@ class SparseModel:
         L = ["def @NAME@(key, out):"]
         known: dict[BoundVar, str] = {}
         comps = ["key"] if len(site.args) == 1 else [f"key[{i}]" for i in range(len(site.args))]
+        old, new = "o_", "n_"
+        slots = {f"k{i}": c for i, c in enumerate(comps)} | {"old": old, "new": new}
         # 1. the site's indexes: variables bound directly by the changed key, or through an index
-        arg_atoms: list[tuple[Expr, str]] = []  # (expr, component): expr == component, evaluated in W2
-        for arg, comp in zip(site.args, comps):
-            s = _strip(arg)
-            if isinstance(s, Ref) and isinstance(s.decl, BoundVar) and isinstance(s.decl.sort, IdSort):
-                v = s.decl
-                if v in known:
-                    L.append(f"    if {known[v]} != {comp}: return")
-                else:
-                    known[v] = code.fresh("b")
-                    L.append(f"    {known[v]} = {comp}")
-            elif isinstance(s, Ref) and isinstance(s.decl, BoundVar):
-                v = s.decl
-                if v in known:
-                    L.append(f"    if {known[v]} != {comp}: return")
-                else:
-                    known[v] = code.fresh("b")
-                    L.append(f"    {known[v]} = {comp}")
+        bindings, arg_slots = key_bindings(site)
+        for v, i in bindings:
+            if v in known:
+                L.append(f"    if {known[v]} != {comps[i]}: return")
             else:
-                arg_atoms.append((arg, comp))
+                known[v] = code.fresh("b")
+                L.append(f"    {known[v]} = {comps[i]}")
+        arg_atoms = [(arg, slots[slot.name]) for arg, slot in arg_slots]  # expr == component, evaluated in W2
         # 2. literals from the gates, the partner and the index expressions
         atoms = _atoms(site.gates)
-        old, new = "o_", "n_"
         if site.partner is not None:
             L.append(f"    {old} = OLD{k}[key]; {new} = D{k}.get(key, d{k})")
-        needed = [v for v in part.vars if v not in known]
         L.append("    try:")
         indent = "        "
         body_lines: list[str] = []
         order: list[tuple[BoundVar, str]] = []
-        pending = list(needed)
+        needed = [v for v in part.vars if v not in known]
         # extra inner variables that gates connect (bound only through selectors of bound ones)
-        while pending:
-            choice: tuple[BoundVar, list[str]] | None = None
-            env = {**known}
-            for v in pending:
-                sels: list[str] = []
-                for arg, comp in arg_atoms:
-                    s = _strip(arg)
-                    if isinstance(s, Select) and _bound_vars(s) <= set(env) | {v}:
-                        code.pre = mode["W2"]
-                        got = code._cell_selector(v, s, comp, env)
-                        code.pre = False
-                        if got:
-                            sels.append(got)
-                if site.partner is not None and _bound_vars(site.partner) <= set(env) | {v} \
-                        and _mentions(site.partner, v):
-                    p = _strip(site.partner)
-                    if isinstance(p, Ref) and p.decl is v:
-                        sels.append(f"_two({old}, {new})")
-                    elif isinstance(p, Select):
-                        code.pre = True  # pre-state index plus changed keys covers both worlds
-                        a_ = code._cell_selector(v, p, old, env)
-                        b_ = code._cell_selector(v, p, new, env)
-                        code.pre = False
-                        if a_ and b_:
-                            sels.append(f"_union({a_}, {b_})")
-                for expr, world, truth in atoms:
-                    if not truth or not _mentions(expr, v) or not _bound_vars(expr) <= set(env) | {v}:
-                        continue
-                    code.pre = mode[world]
-                    sels.extend(code.selectors(v, expr, env))
-                    code.pre = False
-                if sels:
-                    ones = [s for s in sels if s.startswith(("_one(", "_two("))]
-                    pick = ones[:1] if ones else sels[:3]
-                    choice = (v, pick)
-                    break
-            if choice is None:
-                v = pending[0]
+        for v, sel in binding_order(self, site, needed, set(known), arg_slots, mode):
+            if sel is None:
                 self.fallbacks.append((pi, f"{part.invariant.name}: {site.func.name}[...] -> {v.name}"))
                 sel_code = f"range{code.total(v.sort)}"
             else:
-                v, pick = choice
-                sel_code = pick[0] if len(pick) == 1 else f"_smallest({', '.join(pick)})"
-            pending.remove(v)
+                sel_code = code.render(sel, known, slots)
             name_v = code.fresh("b")
             known[v] = name_v
             order.append((v, sel_code))

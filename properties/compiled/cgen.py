@@ -8,10 +8,12 @@ only *emits* them in C instead of Python, construct for construct:
 * a function-valued variable is a `ufunc` (one index: cells in an array, a value index, the
   non-default keys) or a `bfunc` (two indexes: a hash map and the two positional indexes),
   with the old value and the change set of the current step (`runtime.c`);
-* a quantifier is a loop over the candidate set its selectors give (`cs_one`, `uf_idx`,
-  `bf_pidx`, `cs_min`, `cs_union` mirror `_one`, `_idx`, `_pidx`, `_smallest`, `_union`);
+* a quantifier is a loop over the candidate set its selectors give: the choice of index is
+  sparse.py's (`Selector`, `candidate_selector`); `_CCode.render` only renders it (`cs_one`,
+  `uf_idx`, `bf_pidx`, `cs_min`, `cs_union` for `_one`, `_idx`, `_pidx`, `_smallest`, `_union`);
 * an incremental check visits, per changed cell and read site, the instances the flip analysis
-  enumerates (`en*`), exactly as sparse.py's enumerators, and evaluates each part's body;
+  enumerates (`en*`): the loops and their selectors are sparse.py's (`key_bindings`,
+  `binding_order`); this module emits them and evaluates each part's body;
 * `.some` of none sets `g_err` (sparse.py raises `EvaluationError`): where sparse.py catches it
   (filters, enumerator fallbacks) the C does the same; anywhere else the step stops with BAIL
   and the Python engine decides.
@@ -30,15 +32,18 @@ from model.core.expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _Non
 from model.core.model import Action, Assign, FuncAssign, ModelConst, StateVar
 from model.core.sorts import BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
 from model.core.sparse import (
+    Selector,
+    SelValue,
+    Slot,
     SparseModel,
     _atoms,
     _bound_vars,
-    _is_default_const,
     _is_var,
-    _mentions,
     _Part,
     _Site,
-    _strip,
+    binding_order,
+    candidate_selector,
+    key_bindings,
 )
 
 __all__ = ["generate", "RUNTIME"]
@@ -51,7 +56,7 @@ def _cstr(s: str) -> str:
 
 
 class _CCode:
-    """C expressions for one model (prefix ``m{M}_``), mirroring `model.core.sparse._Code`."""
+    """C expressions for one model (prefix ``m{M}_``): `model.core.sparse._Code`'s renderings in C."""
 
     def __init__(self, sm: SparseModel, prefix: str, sort_index: Mapping[str, int]) -> None:
         self.sm = sm
@@ -132,92 +137,45 @@ class _CCode:
                     self.pre = saved
         raise ModelDefinitionError(f"cannot compile {type(e).__name__} to C")
 
-    # -- candidate selection (sparse._Code.selectors) ------------------------------------------
-    def selectors(self, var: BoundVar, atom: Expr, env: Mapping[Any, str]) -> list[str]:
-        sm = self.sm
-        ok = lambda e: not _mentions(e, var) and _bound_vars(e) <= set(env)
-        if isinstance(atom, App) and atom.op == "eq":
-            out: list[str] = []
-            x, y = atom.args
-            for lhs, rhs in ((x, y), (y, x)):
-                if not ok(rhs):
-                    continue
-                s = _strip(lhs)
-                if isinstance(s, Ref) and s.decl is var:
-                    out.append(f"cs_one({self.expr(rhs, env)})")
-                elif isinstance(s, Select):
-                    got = self.cell_selector(var, s, self.expr(rhs, env), env)
-                    if got:
-                        out.append(got)
-            return out
-        if isinstance(atom, App) and atom.op == "ne":
-            x, y = atom.args
-            for lhs, rhs in ((x, y), (y, x)):
-                s = _strip(lhs)
-                if isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var) \
-                        and _is_default_const(rhs, s.func):
-                    k = sm.func_index[s.func]
-                    return [f"uf_keys_pre({self.f(k)})" if self.pre else f"uf_keys({self.f(k)})"]
-            return []
-        if isinstance(atom, App) and atom.op in ("lt", "le"):
-            lo, hi = atom.args
-            s = _strip(hi)
-            if isinstance(lo, Const) and isinstance(s, Select) and len(s.args) == 1 and _is_var(s.args[0], var):
-                d0 = int(s.func.init)
-                if int(lo.value) > d0 or (atom.op == "lt" and int(lo.value) >= d0):
-                    k = sm.func_index[s.func]
-                    return [f"uf_keys_pre({self.f(k)})" if self.pre else f"uf_keys({self.f(k)})"]
-            return []
-        if isinstance(atom, Select) and isinstance(atom.sort, BoolSort):
-            got = self.cell_selector(var, atom, "((i64)1)", env)
-            return [got] if got else []
-        if isinstance(atom, App) and atom.op == "or":
-            parts = []
-            for x in atom.args:
-                sel = self.selectors(var, x, env)
-                if not sel:
-                    return []
-                parts.append(sel[0] if len(sel) == 1 else _fold("cs_min", sel))
-            return [_fold("cs_union", parts)]
-        if isinstance(atom, App) and atom.op == "post":
-            saved, self.pre = self.pre, False
-            try:
-                return self.selectors(var, atom.args[0], env)
-            finally:
-                self.pre = saved
-        return []
+    # -- candidate selection (the analysis is sparse.py's `selectors`; rendered here as C sets) -------
+    def render(self, sel: Selector, env: Mapping[Any, str], slots: Mapping[str, str] | None = None) -> str:
+        """A C ``cset`` for ``sel`` (`model.core.sparse._Code.render` in C); ``slots`` names the locals."""
+        def val(v: SelValue) -> str:
+            if v is None:
+                return "((i64)1)"
+            if isinstance(v, Slot):
+                assert slots is not None, v
+                return slots[v.name]
+            return self.expr(v, env)
 
-    def cell_selector(self, var: BoundVar, s: Select, value: str, env: Mapping[Any, str]) -> str | None:
-        sm = self.sm
-        k = sm.func_index[s.func]
-        positions = [i for i, a in enumerate(s.args) if _is_var(a, var)]
-        if len(positions) != 1:
-            return None
-        pos = positions[0]
-        others = [a for i, a in enumerate(s.args) if i != pos]
-        if any(_mentions(a, var) or not _bound_vars(a) <= set(env) for a in others):
-            return None
-        total = self.total(var.sort)
-        if len(s.args) == 1:
-            return f"uf_idx{'_pre' if self.pre else ''}({self.f(k)}, {value}, {total})"
-        if len(s.args) == 2:
-            rest = self.expr(others[0], env)
-            return f"bf_pidx{'_pre' if self.pre else ''}({self.f(k)}, {pos}, {rest}, {value}, {total})"
-        return None
+        saved, self.pre = self.pre, sel.pre
+        try:
+            pre = "_pre" if sel.pre else ""
+            if sel.kind == "one":
+                return f"cs_one({val(sel.value)})"
+            if sel.kind == "two":
+                return f"cs_two({val(sel.value)}, {val(sel.value2)})"
+            if sel.kind == "keys":
+                return f"uf_keys{pre}({self.f(sel.func)})"
+            if sel.kind in ("cell", "cell2"):
+                assert sel.sort is not None
+                total = self.total(sel.sort)
+                if sel.kind == "cell":
+                    return f"uf_idx{pre}({self.f(sel.func)}, {val(sel.value)}, {total})"
+                assert sel.rest is not None
+                rest = self.expr(sel.rest, env)
+                return f"bf_pidx{pre}({self.f(sel.func)}, {sel.pos}, {rest}, {val(sel.value)}, {total})"
+            return _fold("cs_union" if sel.kind == "union" else "cs_min",
+                         [self.render(x, env, slots) for x in sel.parts])
+        finally:
+            self.pre = saved
 
     def candidates(self, var: BoundVar, atoms: Sequence[Expr], env: Mapping[Any, str]) -> str:
         sort = var.sort
         if not isinstance(sort, IdSort):
             return f"cs_range({sort.size({})})"
-        sels: list[str] = []
-        for a in atoms:
-            sels.extend(self.selectors(var, a, env))
-        if not sels:
-            return f"cs_range{self.total(sort)}"
-        ones = [s for s in sels if s.startswith("cs_one(")]
-        if ones:
-            return ones[0]
-        return sels[0] if len(sels) == 1 else _fold("cs_min", sels[:3])
+        sel = candidate_selector(self.sm, var, atoms, set(env), self.pre)
+        return f"cs_range{self.total(sort)}" if sel is None else self.render(sel, env)
 
     def quant(self, q: Quant, env: Mapping[Any, str]) -> str:
         name = self.fresh("q")
@@ -507,72 +465,27 @@ class _ModelGen:
         L = [f"static int @NAME@({params}) {{"]
         known: dict[BoundVar, str] = {}
         comps = ["k0"] if unary else ["k0", "k1"]
-        arg_atoms: list[tuple[Expr, str]] = []
-        for arg, comp in zip(site.args, comps):
-            s = _strip(arg)
-            if isinstance(s, Ref) and isinstance(s.decl, BoundVar):
-                v = s.decl
-                if v in known:
-                    L.append(f"    if ({known[v]} != {comp}) return 0;")
-                else:
-                    known[v] = code.fresh("b")
-                    L.append(f"    i64 {known[v]} = {comp};")
-            else:
-                arg_atoms.append((arg, comp))
-        atoms = _atoms(site.gates)
         old, new = "o_", "n_"
+        slots = {f"k{i}": c for i, c in enumerate(comps)} | {"old": old, "new": new}
+        bindings, arg_slots = key_bindings(site)
+        for v, i in bindings:
+            if v in known:
+                L.append(f"    if ({known[v]} != {comps[i]}) return 0;")
+            else:
+                known[v] = code.fresh("b")
+                L.append(f"    i64 {known[v]} = {comps[i]};")
+        arg_atoms = [(arg, slots[slot.name]) for arg, slot in arg_slots]
+        atoms = _atoms(site.gates)
         if site.partner is not None:
             if unary:
                 L.append(f"    i64 {old} = uf_pre(&{p}F{k}, k0), {new} = uf_get(&{p}F{k}, k0);")
             else:
                 L.append(f"    i64 {old} = bf_pre(&{p}F{k}, k0, k1), {new} = bf_get(&{p}F{k}, k0, k1);")
-        needed = [v for v in part.vars if v not in known]
         L.append("    int saved_err = g_err; g_err = 0;")
         order: list[tuple[BoundVar, str]] = []
-        pending = list(needed)
-        while pending:
-            choice: tuple[BoundVar, list[str]] | None = None
-            env = {**known}
-            for v in pending:
-                sels: list[str] = []
-                for arg, comp in arg_atoms:
-                    s = _strip(arg)
-                    if isinstance(s, Select) and _bound_vars(s) <= set(env) | {v}:
-                        code.pre = mode["W2"]
-                        got = code.cell_selector(v, s, comp, env)
-                        code.pre = False
-                        if got:
-                            sels.append(got)
-                if site.partner is not None and _bound_vars(site.partner) <= set(env) | {v} \
-                        and _mentions(site.partner, v):
-                    pt = _strip(site.partner)
-                    if isinstance(pt, Ref) and pt.decl is v:
-                        sels.append(f"cs_two({old}, {new})")
-                    elif isinstance(pt, Select):
-                        code.pre = True
-                        a_ = code.cell_selector(v, pt, old, env)
-                        b_ = code.cell_selector(v, pt, new, env)
-                        code.pre = False
-                        if a_ and b_:
-                            sels.append(f"cs_union({a_}, {b_})")
-                for expr, world, truth in atoms:
-                    if not truth or not _mentions(expr, v) or not _bound_vars(expr) <= set(env) | {v}:
-                        continue
-                    code.pre = mode[world]
-                    sels.extend(code.selectors(v, expr, env))
-                    code.pre = False
-                if sels:
-                    ones = [s for s in sels if s.startswith(("cs_one(", "cs_two("))]
-                    pick = ones[:1] if ones else sels[:3]
-                    choice = (v, pick)
-                    break
-            if choice is None:
-                v = pending[0]
-                sel_code = f"cs_range{code.total(v.sort)}"
-            else:
-                v, pick = choice
-                sel_code = pick[0] if len(pick) == 1 else _fold("cs_min", pick)
-            pending.remove(v)
+        needed = [v for v in part.vars if v not in known]
+        for v, sel in binding_order(sm, site, needed, set(known), arg_slots, mode):
+            sel_code = f"cs_range{code.total(v.sort)}" if sel is None else code.render(sel, known, slots)
             known[v] = code.fresh("b")
             order.append((v, sel_code))
         # filters, each at the outermost loop that binds its variables (as sparse.py)
@@ -615,11 +528,11 @@ class _ModelGen:
                     f"if (!raised_ && !c_) {skip} }}")
         body: list[str] = []
         indent = "    "
-        for i, (v, sel) in enumerate(order):
+        for i, (v, sel_code) in enumerate(order):
             for x in exits_at.get(i, []):
                 body.append(indent + x)
             cs, j = code.fresh("s"), code.fresh("ix")
-            body.append(f"{indent}{{ cset {cs} = {sel}; for (i64 {j} = 0; {j} < {cs}.n; {j}++) {{ "
+            body.append(f"{indent}{{ cset {cs} = {sel_code}; for (i64 {j} = 0; {j} < {cs}.n; {j}++) {{ "
                         f"i64 {known[v]} = CS_AT({cs}, {j});")
             indent += "    "
         inst = ", ".join(known[v] for v in part.vars)
