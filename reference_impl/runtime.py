@@ -83,8 +83,10 @@ class Runtime:
 
             # monitor="c": the compiled checker (properties/compiled), the Python monitor on demand
             self.monitor = attach_monitor(self, engine="c" if monitor == "c" else "python")
-        self.threads = [RuntimeThread(f"thread-{i}") for i in range(threads)]
+        # started together: each thread's start-up (its loop, its first scheduling) overlaps the others'
+        self.threads = [RuntimeThread(f"thread-{i}", wait=False) for i in range(threads)]
         for t in self.threads:
+            t.wait_started()
             t.lock_busy = (lambda th=t: getattr(th, "async_waiter", None) is not None)  # type: ignore[misc]
             t.recorder = self.recorder
         self.gc = GcThread(recorder=self.recorder)
@@ -215,8 +217,7 @@ class Runtime:
         self._closed = True
         for listener in self.listeners:
             listener.close()
-        for t in self.threads:
-            t.stop()
+        RuntimeThread.stop_all(self.threads)
         self.gc.stop()
         self.recorder.close()
 
