@@ -281,6 +281,8 @@ class RuntimeThread:
         self.lock_busy: Callable[[], bool] = lambda: False
         #: set by the Runtime: its `reference_impl.trace.Recorder` (hand-offs to this thread are recorded)
         self.recorder: Any = None
+        #: set by the AsyncLock scheduler (reference_impl.locks): this thread's queued lock waiter, if any
+        self.async_waiter: Any = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
         if wait:
@@ -470,7 +472,7 @@ class RuntimeThread:
         tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
         if tasks:
             left.append(f"{self.name}: {len(tasks)} task(s) still running")
-        if getattr(self, "async_waiter", None) is not None:
+        if self.async_waiter is not None:
             left.append(f"{self.name}: an AsyncLock waiter is still queued")
             self.async_waiter = None
         if getattr(_tls, "step", None) is not None:
@@ -549,15 +551,15 @@ class ThreadPool:
         live = [t for t in threads if t._thread.is_alive()]
         problems = [f"{t.name}: the thread died" for t in threads if t not in live]
         cancels = [t.submit(t._cancel_all()) for t in live]
-        for t, f in zip(live, cancels):
+        for t, cancelled in zip(live, cancels):
             try:
-                f.result(timeout)
+                cancelled.result(timeout)
             except Exception as e:  # a task that refuses to die: the thread is not lent again
                 problems.append(f"{t.name}: cancelling its tasks failed: {e!r}")
         checks = [t.call(t._give_back_here) for t in live]
-        for t, f in zip(live, checks):
+        for t, check in zip(live, checks):
             try:
-                left = f.result(timeout)
+                left = check.result(timeout)
             except Exception as e:
                 left = [f"{t.name}: {e!r}"]
             problems += left

@@ -148,13 +148,15 @@ def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:
 
 
 def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
-                       state: Mapping[str, Any] | None = None, contexts: Iterable[Any] | None = None) -> list[str]:
+                       state: Mapping[str, Any] | None = None, contexts: Iterable[Any] | None = None,
+                       stats: Mapping[int, Any] | None = None) -> list[str]:
     """Differences between the runtime's `statistics()` views and the model state the monitor tracks.
 
     Compared per context: its state, whether it is entered, its abort reason and kind; and the
     DeleteQueue's queued deletions.  An empty list means the runtime and the models agree.
     ``state``: the monitor's ``state(model)``, if the caller already has it; ``contexts``: the
-    contexts to compare (default: every context of the runtime).
+    contexts to compare (default: every context of the runtime); ``stats``: their `statistics()` by ``id``, if
+    the caller already read them.
     """
     live = live or runtime.monitor
     if live is None:
@@ -164,7 +166,7 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
         state = live.monitor.state(model)
     out: list[str] = []
     for ctx in list(runtime.contexts if contexts is None else contexts):
-        st = ctx.statistics()
+        st = stats[id(ctx)] if stats is not None else ctx.statistics()
         expect = {
             "ctx_state": st.state,
             "entered": str(st.entered).lower(),

@@ -55,13 +55,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import functools
 import itertools
 import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -106,6 +107,8 @@ __all__ = [
     "missing_states",
     "profile",
 ]
+
+T = TypeVar("T")
 
 THREADS = 3
 #: models the contexts runtime's trace is for: it builds contexts by hand, so no WorkerEntrypoint events
@@ -442,6 +445,9 @@ def fresh_live_monitor(rt: Runtime) -> LiveMonitor:
         live = _MONITORS[key] = LiveMonitor(models, consts)
     live.monitor.reset()
     live.violation, live.events, live.after_step = None, 0, None
+    reader = _READERS.get(id(live))
+    if reader is not None:
+        reader.clear()  # the event count starts again at 0
     rt.recorder.add_sink(CallbackSink(live.on_event))
     return live
 
@@ -461,7 +467,11 @@ class CellReader:
     """
 
     def __init__(self, live: LiveMonitor) -> None:
+        self.live = live
         self.monitor = live.monitor
+        #: func -> (the monitor's event count when rendered, the rendering): a model function changes only when
+        #: the monitor steps, and most steps send no event to one of the two runtimes (`clear` at a new program)
+        self.rendered: dict[str, tuple[int, dict[Any, str]]] = {}
         self.where: dict[str, tuple[Any, Any]] = {}
         for w in live.monitor.watched:
             for d in w.model.state:
@@ -469,7 +479,19 @@ class CellReader:
                     self.where.setdefault(d.name, (w.sm, d))
 
     def __call__(self, func: str) -> dict[Any, str]:
-        """``{identity name: rendered value}`` for the cells of ``func`` that differ from its initial value."""
+        """``{identity name: rendered value}`` for the cells of ``func`` that differ from its initial value
+        (the caller only reads it)."""
+        version = self.live.events
+        hit = self.rendered.get(func)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        out = self.rendered[func] = (version, self._render(func))
+        return out[1]
+
+    def clear(self) -> None:
+        self.rendered.clear()
+
+    def _render(self, func: str) -> dict[Any, str]:
         sm, d = self.where[func]
         mon = self.monitor
         names = mon.names[d.index_sorts[0].name]
@@ -504,6 +526,25 @@ async def _idle() -> None:
     thread = RuntimeThread.current()
     assert thread is not None
     await thread.when_idle()
+
+
+def per_step(method: Callable[..., T]) -> Callable[..., T]:
+    """Keep a machine helper's result until the end of the step: hypothesis evaluates the preconditions of many
+    rules before each step (and the chosen rule draws from the same lists), and between two steps the runtime's
+    state stands still (every rule waits until the threads it used are idle)."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def kept(self: ReferenceMachine, *args: Any, **kw: Any) -> T:
+        memo = self._memo
+        if memo is None:
+            return method(self, *args, **kw)
+        key = (name, args + tuple(sorted(kw.items())))
+        if key not in memo:
+            memo[key] = method(self, *args, **kw)
+        return memo[key]  # type: ignore[no-any-return]
+
+    return kept
 
 
 class ReferenceMachine(RuleBasedStateMachine):
@@ -541,6 +582,8 @@ class ReferenceMachine(RuleBasedStateMachine):
         #: finishScheduled() calls not yet returned: (runtime, request name, its result, the thread it runs on)
         self.scheduled: list[tuple[Runtime, str, asyncio.Future[ScheduledResult], RuntimeThread]] = []
         self.steps = 0
+        #: `per_step` results, dropped after every step (None: not kept, e.g. during the teardown)
+        self._memo: dict[tuple[str, tuple[Any, ...]], Any] | None = {}
 
     def _watch(self, rt: Runtime) -> LiveMonitor:
         live = fresh_live_monitor(rt)
@@ -629,6 +672,7 @@ class ReferenceMachine(RuleBasedStateMachine):
     def usable(self, c: Ctx) -> bool:
         return self.runnable(c) and c.context.abort_exception is None
 
+    @per_step
     def held(self) -> list[tuple[Ctx, IncomingRequest]]:
         """Requests their caller still holds (created or delivered, neither drained nor destroyed)."""
         return [(c, r) for c in self.all_contexts for r in c.requests if not r.waited and not r.destroyed]
@@ -749,6 +793,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         except JsError as e:
             return "ERR_ABORTED" if e is c.context.abort_exception else f"JsError {e}"
 
+    @per_step
     def requestless(self) -> list[Ctx]:
         """Live, unaborted contexts none of whose requests is delivered any more (an actor's, after its last one)."""
         return [c for c in self.all_contexts
@@ -796,6 +841,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.expect(outcome["observed"] == outcome["predicted"],
                     f"deliver({r.name}): observed {outcome['observed']}, the models predict {outcome['predicted']}")
 
+    @per_step
     def running_actors(self) -> list[Ctx]:
         return [c for c in self.all_contexts
                 if c.context.actor is not None and self.alive(c) and not c.context.actor.shut_down]
@@ -869,6 +915,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.on(c.thread, lambda: self._release_here(c))
 
     # ---- waitUntil, finishScheduled, the actor's end, lock contention ------------------------------------------
+    @per_step
     def usable_contexts(self, stateless: bool = False) -> list[Ctx]:
         return [c for c in self.all_contexts if self.usable(c) and not (stateless and c.context.actor is not None)]
 
@@ -951,6 +998,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.acted("shutdown_actor")
         self.settled_on(c.context.thread, actor.shutdown)
 
+    @per_step
     def waiting(self) -> list[tuple[Ctx, IncomingRequest]]:
         """Requests whose drain or finishScheduled waits (for waitUntil tasks) in a live context."""
         return [(c, r) for c in self.all_contexts if self.alive(c) for r in c.requests
@@ -964,6 +1012,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.acted("abort_while_waiting")
         self.settled_on(c.context.thread, lambda: c.context.abort(c.reasons[0]))
 
+    @per_step
     def draining_actors(self) -> list[Ctx]:
         return [c for c, r in self.waiting() if r.state == "DRAINING" and c in self.running_actors()]
 
@@ -983,6 +1032,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         c.requests.append(r)
         self.requests.append(r)
 
+    @per_step
     def idle_shut_down_actors(self) -> list[Ctx]:
         return [c for c in self.all_contexts
                 if c.context.actor is not None and c.context.actor.shut_down and c.context.actor.io_context is c.context
@@ -998,6 +1048,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.acted("drop_actor_context")
         self.settled_on(c.context.thread, actor.drop_io_context)
 
+    @per_step
     def contenders(self) -> list[tuple[Ctx, Ctx]]:
         usable = self.usable_contexts()
         return [(a, b) for a in usable for b in usable if a.thread != b.thread]
@@ -1144,6 +1195,8 @@ class ReferenceMachine(RuleBasedStateMachine):
     # ---- the oracle after every step -------------------------------------------------------------------------------
     @invariant()
     def implementation_matches_the_models(self) -> None:
+        if self._memo is not None:
+            self._memo.clear()  # the step changed the runtime's state (preconditions of the next step read it)
         self.steps += 1
         STEPS["steps"] += 1
         for rt in (self.rt, self.events):
@@ -1152,8 +1205,10 @@ class ReferenceMachine(RuleBasedStateMachine):
         diffs: list[str] = []
         with self.rt.recorder.atomic():
             live = self.monitor
+            contexts = self.unsettled(self.rt)
+            stats = {id(c): c.statistics() for c in contexts}  # read once for both comparisons
             diffs += compare_with_model(self.rt, state={f: cells(live, f) for f in _COMPARED},
-                                        contexts=self.unsettled(self.rt))
+                                        contexts=contexts, stats=stats)
             node, handle = cells(live, "node"), cells(live, "handle")
             for o in self.all_objects:
                 name = o.handle.name
@@ -1165,13 +1220,15 @@ class ReferenceMachine(RuleBasedStateMachine):
                 model_handle = handle.get(name, "NONE")
                 if o.handle.alive != (model_handle == "LIVE"):
                     diffs.append(f"{name}: runtime handle alive={o.handle.alive}, model handle={model_handle}")
-            diffs += self._lifecycle_diffs(self.rt)
+            diffs += self._lifecycle_diffs(self.rt, stats)
         if self.events is not None:
             live = self.events.monitor
             with self.events.recorder.atomic():
+                contexts = self.unsettled(self.events)
+                stats = {id(c): c.statistics() for c in contexts}
                 diffs += compare_with_model(self.events, state={f: cells(live, f) for f in _COMPARED},
-                                            contexts=self.unsettled(self.events))
-                diffs += self._lifecycle_diffs(self.events)
+                                            contexts=contexts, stats=stats)
+                diffs += self._lifecycle_diffs(self.events, stats)
                 fail_open = cells(live, "fail_open_requested")
                 for ctx in self.events.contexts:
                     if ctx.state != "DEAD" and ctx.fail_open != (fail_open.get(ctx.name, "false") == "true"):
@@ -1185,8 +1242,9 @@ class ReferenceMachine(RuleBasedStateMachine):
         self.compared_dead.update(id(c) for c in out if c.state == "DEAD")
         return out
 
-    def _lifecycle_diffs(self, rt: Runtime) -> list[str]:
-        """Requests' phases and contexts' task counts, waitUntil status and retry flag vs the lifecycle model."""
+    def _lifecycle_diffs(self, rt: Runtime, stats: Mapping[int, Any]) -> list[str]:
+        """Requests' phases and contexts' task counts, waitUntil status and retry flag vs the lifecycle model
+        (``stats``: the `statistics()` of the contexts not yet compared dead, by ``id``)."""
         live = rt.monitor
         out = []
         phase = cells(live, "phase")
@@ -1207,7 +1265,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         for ctx in rt.contexts:
             if ctx.state == "DEAD":
                 continue
-            s = ctx.statistics()
+            s = stats.get(id(ctx)) or ctx.statistics()
             kj = s.io_in_flight + s.timers
             got_wu, got_tasks = (s.wait_until_tasks + kj, 0) if s.actor else (s.wait_until_tasks, kj)
             for var, got, want in (("wait_until", str(got_wu), wait_until.get(s.name, "0")),
@@ -1219,6 +1277,7 @@ class ReferenceMachine(RuleBasedStateMachine):
         return out
 
     def teardown(self) -> None:
+        self._memo = None  # the teardown changes the state between its reads
         try:
             if self.monitor.ok and (self.events is None or self.events.monitor.ok):
                 for gate in self.gates:  # every I/O completes, so every drain and finishScheduled can end
