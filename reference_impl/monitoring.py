@@ -165,6 +165,13 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
     if state is None:
         state = live.monitor.state(model)
     out: list[str] = []
+    # the model's queued deletions by owner, gathered once for every context compared
+    queued_by_owner: dict[Any, set[Any]] = {}
+    if model == "ownership":
+        owner = state.get("owner", {})
+        for o, v in state.get("queued", {}).items():
+            if str(v).lower() == "true":
+                queued_by_owner.setdefault(owner.get(o), set()).add(o)
     for ctx in list(runtime.contexts if contexts is None else contexts):
         st = stats[id(ctx)] if stats is not None else ctx.statistics()
         expect = {
@@ -179,8 +186,7 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
                 out.append(f"{ctx.name}: runtime {var}={value}, model {var}={got}")
         if model == "ownership":
             q = ctx.delete_queue.statistics()
-            queued = {o for o, v in state.get("queued", {}).items() if str(v).lower() == "true"
-                      and state.get("owner", {}).get(o) == ctx.name}
+            queued = queued_by_owner.get(ctx.name, set())
             if set(q.queued_deletions) != queued:
                 out.append(f"{ctx.name}: runtime queued={sorted(q.queued_deletions)}, model queued={sorted(queued)}")
     return out

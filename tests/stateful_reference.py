@@ -225,7 +225,11 @@ STATES: collections.Counter[str] = collections.Counter()
 
 
 class StateSampler:
-    """After each model event, count the values the tracked functions hold (reads the monitor's cells only)."""
+    """After each model event, count the values the tracked functions hold (reads the monitor's cells only).
+
+    The set of values a function holds changes only when an action writes it: the values are read again only for
+    the tracked functions the event's actions update (their declared updates), and kept for the others.
+    """
 
     def __init__(self, live: LiveMonitor) -> None:
         #: watched model -> its tracked functions (label, the cells' dict name, value sort)
@@ -238,23 +242,46 @@ class StateSampler:
                 self.tracks[id(w)].append((label, f"D{w.sm.func_index[decl]}", decl.value_sort))
                 break
         self.by_op = live.monitor.by_op
+        #: (watched model, op) -> the labels of the tracked functions the op's actions (or rejected twins) update
+        self.writes: dict[tuple[int, str], frozenset[str]] = {}
+        for w in live.monitor.watched:
+            tracked = {f"D{w.sm.func_index[w.model.decl(TRACKED[label][1])]}": label
+                       for label, _, _ in self.tracks.get(id(w), ())}
+            for op, operation in w.ops.items():
+                acts = [a for a in (operation.action, operation.rejected) if a is not None]
+                keys = {f"D{w.sm.func_index[u.decl]}" for a in acts for u in a.updates if u.decl in w.sm.func_index}
+                self.writes[(id(w), op)] = frozenset(tracked[k] for k in keys if k in tracked)
         self.cache: dict[tuple[str, int], str] = {}
+        #: label -> the values' names its function holds now (as of the last event that wrote it)
+        self.held: dict[str, list[str]] = {}
+
+    def clear(self) -> None:
+        """A new program: every function holds its initial value only (no cell)."""
+        self.held.clear()
 
     def __call__(self, event: Mapping[str, Any], _predicted: dict[str, str]) -> None:
         """Only the models that stepped on ``event`` can have changed: sample their tracked functions."""
-        cache = self.cache
-        for w in self.by_op.get(event["op"], ()):
+        cache, held = self.cache, self.held
+        op = event["op"]
+        for w in self.by_op.get(op, ()):
             ns = w.sm.ns
+            written = self.writes.get((id(w), op))
             for label, key, sort in self.tracks.get(id(w), ()):
-                self._count(label, sort, ns[key], cache)
+                names = held.get(label)
+                if names is None or written is None or label in written:
+                    names = held[label] = self._names(label, sort, ns[key], cache)
+                for name in names:
+                    STATES[name] += 1
 
     @staticmethod
-    def _count(label: str, sort: Any, cells: dict[Any, int], cache: dict[tuple[str, int], str]) -> None:
+    def _names(label: str, sort: Any, cells: dict[Any, int], cache: dict[tuple[str, int], str]) -> list[str]:
+        out = []
         for v in set(cells.values()):
             name = cache.get((label, v))
             if name is None:
                 name = cache[(label, v)] = f"{label}={_label(sort, v)}"
-            STATES[name] += 1
+            out.append(name)
+        return out
 
 
 def missing_states(reached: Mapping[str, int] | None = None) -> list[str]:
@@ -448,6 +475,9 @@ def fresh_live_monitor(rt: Runtime) -> LiveMonitor:
     reader = _READERS.get(id(live))
     if reader is not None:
         reader.clear()  # the event count starts again at 0
+    sampler = _SAMPLERS.get(id(live))
+    if sampler is not None:
+        sampler.clear()
     rt.recorder.add_sink(CallbackSink(live.on_event))
     return live
 
@@ -1291,12 +1321,14 @@ class ReferenceMachine(RuleBasedStateMachine):
                 by_thread: dict[int, list[tuple[Ctx, IncomingRequest]]] = collections.defaultdict(list)
                 for c, r in self.held():
                     by_thread[c.thread].append((c, r))
-                for rt in (self.rt, self.events):
-                    if rt is None:
-                        continue
-                    for i, t in enumerate(rt.threads):
-                        # every held request of the thread ends (destroyed undelivered, or drained), then it idles
-                        t.run(self._finish_held(by_thread[i] if rt is self.rt else []), timeout=TIMEOUT)
+                runtimes = [rt for rt in (self.rt, self.events) if rt is not None]
+                # every held request of each thread ends (destroyed undelivered, or drained), then the thread idles;
+                # the threads finish together (their contexts are independent), not one after another
+                finishing = [t.submit(self._finish_held(by_thread[i] if rt is self.rt else []))
+                             for rt in runtimes for i, t in enumerate(rt.threads)]
+                for f in finishing:
+                    f.result(TIMEOUT)
+                for rt in runtimes:
                     self.expect(rt.monitor.ok, "the live monitor flagged the run's teardown")
                     broken = rt.monitor.monitor.check_all()
                     self.expect(not broken, f"invariants broken at the end: {[(m, i.name) for m, i in broken]}")
