@@ -10,6 +10,8 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
    medians.  Target <= 1.3x.
 2. Steps/s: the hypothesis state machine (tests/stateful_reference.py) against the monitored
    reference implementation, every step followed by the model comparison.  Target >= 1,000.
+   ``--breakdown`` adds, from a second instrumented run, where a step's time goes (hypothesis
+   engine, program set-up and teardown, oracle, rule bodies, the live monitors).
 3. Offline checking: a trace of N events (copies of a recorded demo trace with fresh
    identities), checked end to end by `properties.tracecheck.check_trace` with the Python
    engine and with the compiled engine (docs/compiled-engine.md), and plain ``json.loads`` of
