@@ -10,6 +10,8 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
    medians.  Target <= 1.3x.
 2. Steps/s: the hypothesis state machine (tests/stateful_reference.py) against the monitored
    reference implementation, every step followed by the model comparison.  Target >= 1,000.
+   ``--breakdown`` adds, from a second instrumented run, where a step's time goes (hypothesis
+   engine, program set-up and teardown, oracle, rule bodies, the live monitors).
 3. Offline checking: a trace of N events (copies of a recorded demo trace with fresh
    identities), checked end to end by `properties.tracecheck.check_trace` with the Python
    engine and with the compiled engine (docs/compiled-engine.md), and plain ``json.loads`` of
@@ -22,9 +24,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,7 +91,7 @@ def monitor_overhead(requests: int, rounds: int) -> None:
               f"median of {rounds} interleaved rounds of {requests} requests)  target <= 1.3x")
 
 
-def machine_steps(examples: int) -> None:
+def machine_steps(examples: int, breakdown: bool = False) -> None:
     """Steps/s of the whole machine, and of its core (contexts, objects, entering, aborts: the old scope).
 
     The whole machine's steps are bigger (a whole fetch event is 20-30 model events over six
@@ -100,7 +104,10 @@ def machine_steps(examples: int) -> None:
 
     for label, without in (("whole machine", ()), ("core rules only", EVENT_RULES + LIFECYCLE_RULES)):
         machine = machine_with_faults([], without=without)
-        run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))  # compile the monitor
+        warm = machine()  # compile both runtimes' monitors (a short random warm-up may send no whole event)
+        warm.events_runtime()
+        warm.teardown()
+        run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))
         before, events_before = STEPS["steps"], STEPS["model events"]
         t0 = time.perf_counter()
         run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=examples, derandomize=True))
@@ -110,6 +117,107 @@ def machine_steps(examples: int) -> None:
         print(f"hypothesis steps/s, {label} (monitored reference implementation, model comparison after each "
               f"step): {steps / elapsed:,.0f}  ({steps:,} steps, {events / steps:.1f} model events/step, "
               f"{events / elapsed:,.0f} model events/s, {examples} programs, {elapsed:.1f}s)  target >= 1,000")
+        if breakdown:
+            step_breakdown(machine, examples)
+
+
+def step_breakdown(machine: Any, examples: int) -> None:
+    """Where a step's time goes: the same derandomized run again, its parts timed (the timers add a little).
+
+    Wall time per step, split into the hypothesis engine (drawing rules and arguments, evaluating preconditions:
+    the main thread outside the machine's code), the machine's program set-up and teardown, the oracle (the
+    invariant comparing the runtimes' views with the models), and the rule bodies; a rule body's time is the
+    main thread's own CPU plus waiting for the runtime threads, of which the live monitors' stepping (every
+    model event, on the thread that emitted it) is measured.  Also the process's CPU per step (every thread).
+    """
+    import collections
+    import functools
+
+    from hypothesis import settings
+    from hypothesis.stateful import INITIALIZE_RULE_MARKER, INVARIANT_MARKER, RULE_MARKER, run_state_machine_as_test
+
+    from reference_impl.monitoring import LiveMonitor
+    from tests.stateful_reference import STEPS, profile
+
+    wall: collections.Counter[str] = collections.Counter()
+    cpu: collections.Counter[str] = collections.Counter()
+
+    def timed(kind: str, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def run(*a: Any, **kw: Any) -> Any:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                wall[kind] += time.perf_counter() - t0
+                cpu[kind] += time.thread_time() - c0
+        return run
+
+    patched: list[tuple[Any, str, Any]] = []
+
+    def patch(obj: Any, attr: str, value: Any) -> None:
+        patched.append((obj, attr, getattr(obj, attr)))
+        object.__setattr__(obj, attr, value) if not isinstance(obj, type) else setattr(obj, attr, value)
+
+    for name in dir(machine):
+        f = getattr(machine, name)
+        for marker, kind in ((RULE_MARKER, "rules"), (INITIALIZE_RULE_MARKER, "rules"), (INVARIANT_MARKER, "oracle")):
+            r = getattr(f, marker, None)
+            if r is not None:
+                patch(r, "function", timed(kind, r.function))
+    patch(machine, "__init__", timed("setup", machine.__init__))
+    patch(machine, "teardown", timed("setup", machine.teardown))
+    monitor_lock = threading.Lock()
+    on_event = LiveMonitor.on_event
+
+    def monitored(self: LiveMonitor, event: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            on_event(self, event)
+        finally:
+            with monitor_lock:
+                wall["monitor"] += time.perf_counter() - t0
+
+    LiveMonitor.on_event = monitored  # type: ignore[method-assign]
+    try:
+        # hypothesis's start-up per run (it digests the machine's source, among others), with one 1-step program
+        t0 = time.perf_counter()
+        run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=1, stateful_step_count=1,
+                                                             derandomize=True))
+        start_up = time.perf_counter() - t0
+        wall.clear()
+        cpu.clear()
+        before = STEPS["steps"]
+        t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
+        run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=examples, derandomize=True))
+        elapsed, process, main = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0
+    finally:
+        LiveMonitor.on_event = on_event  # type: ignore[method-assign]
+        for obj, attr, value in reversed(patched):
+            object.__setattr__(obj, attr, value) if not isinstance(obj, type) else setattr(obj, attr, value)
+    steps = STEPS["steps"] - before
+    machine_wall = wall["rules"] + wall["oracle"] + wall["setup"]
+
+    def us(x: float) -> str:
+        return f"{1e6 * x / steps:6.0f} us"
+
+    rows = [
+        ("hypothesis engine (rule choice, preconditions, draws; main thread)", elapsed - machine_wall),
+        ("program set-up and teardown (runtimes, final checks)", wall["setup"]),
+        ("oracle after each step (statistics() views vs model state)", wall["oracle"]),
+        ("rule bodies: main thread's own CPU", cpu["rules"]),
+        ("rule bodies: waiting for runtime threads (implementation, hand-offs, monitors)",
+         wall["rules"] - cpu["rules"]),
+        ("  the live monitors stepping the models (every model event, mostly within the row above)",
+         wall["monitor"]),
+    ]
+    print(f"  per-step breakdown ({steps:,} steps, {elapsed:.2f}s wall, {1e6 * elapsed / steps:.0f} us/step; "
+          f"process CPU {1e6 * process / steps:.0f} us/step, of which main thread {1e6 * main / steps:.0f}; "
+          f"load {os.getloadavg()[0]:.2f}):")
+    for label, value in rows:
+        print(f"    {us(value)}  {label}")
+    print(f"    a run of one 1-step program takes {1e3 * start_up:.0f} ms (hypothesis's start-up, included in the "
+          f"engine's row above once per run)")
 
 
 def _demo_trace() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -225,11 +333,13 @@ def main() -> None:
     p.add_argument("--c-events", type=int, default=1_000_000,
                    help="events in a second trace checked by the c engine only (the issue's 1,000,000; 0: skip)")
     p.add_argument("--only", choices=("overhead", "steps", "offline"), help="run one benchmark")
+    p.add_argument("--breakdown", action="store_true",
+                   help="steps/s: also time where a step goes (a second, instrumented run of each machine)")
     args = p.parse_args()
     if args.only in (None, "overhead"):
         monitor_overhead(args.requests, args.rounds)
     if args.only in (None, "steps"):
-        machine_steps(args.programs)
+        machine_steps(args.programs, args.breakdown)
     if args.only in (None, "offline"):
         offline_throughput(args.events, args.c_events)
 

@@ -440,7 +440,8 @@ class GcThread:
 
     def __init__(self, name: str = "gc", recorder: Any = None) -> None:
         self.name = name
-        self._recorder = recorder
+        #: the runtime's recorder (a pooled GC thread gets the borrowing runtime's)
+        self.recorder = recorder
         self._jobs: _queue.Queue[tuple[Callable[[], Any], threading.Event, list[BaseException]] | None] = (
             _queue.Queue()
         )
@@ -456,13 +457,14 @@ class GcThread:
             edge = getattr(done, "edge", None)
             try:
                 if edge is not None:
-                    self._recorder.sync_event("wait", edge=edge)
+                    self.recorder.sync_event("wait", edge=edge)
                 fn()
             except BaseException as e:  # reported to the caller of collect()
                 errors.append(e)
             finally:
                 if edge is not None:
-                    self._recorder.sync_event("post", edge=edge + ":done")
+                    self.recorder.sync_event("post", edge=edge + ":done")
+                self._jobs.task_done()
                 done.set()
 
     def collect(self, *finalizers: Callable[[], Any], timeout: float = 10.0) -> None:
@@ -472,7 +474,7 @@ class GcThread:
             if not done.wait(timeout):
                 raise TimeoutError("GC thread did not finish a finaliser")
             if getattr(done, "edge", None) is not None:
-                self._recorder.sync_event("wait", edge=done.edge + ":done")  # type: ignore[attr-defined]
+                self.recorder.sync_event("wait", edge=done.edge + ":done")  # type: ignore[attr-defined]
             if errors:
                 raise errors[0]
 
@@ -481,7 +483,7 @@ class GcThread:
         (``note.post`` here, ``note.wait`` on the GC thread) when the recorder records synchronisation."""
         done = threading.Event()
         errors: list[BaseException] = []
-        rec = self._recorder
+        rec = self.recorder
         if rec is not None and rec.sync:
             edge = rec.new_id("gc-job")
             done.edge = edge  # type: ignore[attr-defined]
@@ -489,6 +491,13 @@ class GcThread:
             rec.sync_event("post", edge=edge)
         self._jobs.put((fn, done, errors))
         return done, errors
+
+    def idle(self) -> bool:
+        """No finaliser queued or running (the thread waits for the next job)."""
+        return self._jobs.unfinished_tasks == 0
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._jobs.put(None)

@@ -44,7 +44,8 @@ import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopStep", "RecordedEvent", "RuntimeLoop", "RuntimeThread", "current_step", "current_thread_name"]
+__all__ = ["LoopStep", "RecordedEvent", "RuntimeLoop", "RuntimeThread", "ThreadPool", "current_step",
+           "current_thread_name"]
 
 T = TypeVar("T")
 
@@ -268,7 +269,9 @@ class RuntimeThread:
     the loop from any thread; `call` runs a plain function there.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, wait: bool = True) -> None:
+        """Start the thread; ``wait=False`` returns before its loop runs (call `wait_started` before using it:
+        a runtime starts its threads together instead of paying each thread's start-up in turn)."""
         self.name = name
         self._started = threading.Event()
         self.loop: RuntimeLoop
@@ -278,8 +281,15 @@ class RuntimeThread:
         self.lock_busy: Callable[[], bool] = lambda: False
         #: set by the Runtime: its `reference_impl.trace.Recorder` (hand-offs to this thread are recorded)
         self.recorder: Any = None
+        #: set by the AsyncLock scheduler (reference_impl.locks): this thread's queued lock waiter, if any
+        self.async_waiter: Any = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
+        if wait:
+            self._started.wait()
+
+    def wait_started(self) -> None:
+        """Block until the thread's loop exists (see ``wait``)."""
         self._started.wait()
 
     # -- thread body -------------------------------------------------------------------------
@@ -413,6 +423,27 @@ class RuntimeThread:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
+    @staticmethod
+    def stop_all(threads: list[RuntimeThread], timeout: float = 10.0) -> None:
+        """`stop` for several threads, each phase on every thread at once (cancel, stop the loop, join) instead of
+        one thread after another.  With synchronisation recorded the threads stop one by one (the trace's order of
+        hand-offs stays the one `stop` records)."""
+        live = [t for t in threads if t._thread.is_alive()]
+        if any(t.recorder is not None and t.recorder.sync and not t.recorder.closed for t in live):
+            for t in live:
+                t.stop(timeout)
+            return
+        cancels = [t.submit(t._cancel_all()) for t in live]
+        for f in cancels:
+            try:
+                f.result(timeout)
+            except Exception:  # a task that refuses to die must not block shutdown
+                pass
+        for t in live:
+            t.loop.call_soon_threadsafe(t.loop.stop)
+        for t in live:
+            t._thread.join(timeout)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel every task on this thread (on this thread), then stop the loop and join."""
         if self._thread.is_alive():
@@ -439,5 +470,120 @@ class RuntimeThread:
                 # (its release edge), not merely after the post inside it
                 rec.sync_event("wait", edge=last_step[0] if last_step else edge)
 
+    def _give_back_here(self) -> list[str]:
+        """On this thread, after `_cancel_all`: what a runtime left here (as `ThreadPool.give_back` reports it),
+        then drop it so a later runtime starts from an empty loop: callbacks and timers still queued (a thread
+        that stops drops them with its loop), the hooks the runtime installed, the loop's step bookkeeping."""
+        left = []
+        tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        if tasks:
+            left.append(f"{self.name}: {len(tasks)} task(s) still running")
+        if self.async_waiter is not None:
+            left.append(f"{self.name}: an AsyncLock waiter is still queued")
+            self.async_waiter = None
+        if getattr(_tls, "step", None) is not None:
+            left.append(f"{self.name}: a loop step is still open")
+        # the loop's own I/O readers (its self-pipe, which call_soon_threadsafe wakes) stay
+        selector = getattr(self.loop, "_selector", None)
+        io_handles = {id(h) for key in (selector.get_map().values() if selector is not None else ())
+                      for h in key.data if h is not None}
+        for handle in list(getattr(self.loop, "_ready", ())) + list(getattr(self.loop, "_scheduled", ())):
+            if id(handle) not in io_handles:
+                handle.cancel()
+        self._idle_waiters = []
+        self._idle_check_scheduled = False
+        self.lock_busy = lambda: False
+        self.recorder = None
+        self.loop._units = weakref.WeakKeyDictionary()
+        self.loop._unit_count = 0
+        self.loop._unit_edge = {}
+        return left
+
     def __repr__(self) -> str:
         return f"<RuntimeThread {self.name}>"
+
+
+class ThreadPool:
+    """Started runtime threads kept for the next runtime: a `Runtime` built with ``pool=`` borrows its threads
+    (by name) and gives them back on `close` instead of stopping them.
+
+    For a harness that builds a runtime per short program (tests/stateful_reference.py), where starting and
+    joining the threads would cost more than the program.  A thread is given back after every task on it was
+    cancelled, as `RuntimeThread.stop` does; `give_back` reports what a runtime left on a thread (a task that
+    would not end, a queued AsyncLock waiter), and such a thread is stopped, never lent again.  `close` stops
+    every thread and returns the names of those still running.
+    """
+
+    def __init__(self) -> None:
+        self._free: dict[str, list[RuntimeThread]] = {}
+        self._lock = threading.Lock()
+        self._all: list[RuntimeThread] = []
+        #: free GC threads (`reference_impl.io_own.GcThread`; anything with ``stop()`` and ``idle()``)
+        self._free_gc: list[Any] = []
+        self._all_gc: list[Any] = []
+
+    def take_gc(self, make: Callable[[], T]) -> T:
+        """A free GC thread, or ``make()``."""
+        with self._lock:
+            if self._free_gc:
+                return self._free_gc.pop()  # type: ignore[no-any-return]
+        gc = make()
+        with self._lock:
+            self._all_gc.append(gc)
+        return gc
+
+    def give_back_gc(self, gc: Any) -> list[str]:
+        """Lend ``gc`` again if it has no finaliser queued or running; else stop it and say so."""
+        if not gc.idle():
+            gc.stop()
+            return [f"{gc.name}: a finaliser is still queued or running"]
+        with self._lock:
+            self._free_gc.append(gc)
+        return []
+
+    def take(self, name: str) -> RuntimeThread:
+        """A free thread named ``name`` (a new one if none is free; it may still be starting: `wait_started`)."""
+        with self._lock:
+            free = self._free.get(name)
+            if free:
+                return free.pop()
+        t = RuntimeThread(name, wait=False)
+        with self._lock:
+            self._all.append(t)
+        return t
+
+    def give_back(self, threads: list[RuntimeThread], timeout: float = 10.0) -> list[str]:
+        """Cancel every task on ``threads`` (all at once), check and reset each; what was left on them."""
+        live = [t for t in threads if t._thread.is_alive()]
+        problems = [f"{t.name}: the thread died" for t in threads if t not in live]
+        cancels = [t.submit(t._cancel_all()) for t in live]
+        for t, cancelled in zip(live, cancels):
+            try:
+                cancelled.result(timeout)
+            except Exception as e:  # a task that refuses to die: the thread is not lent again
+                problems.append(f"{t.name}: cancelling its tasks failed: {e!r}")
+        checks = [t.call(t._give_back_here) for t in live]
+        for t, check in zip(live, checks):
+            try:
+                left = check.result(timeout)
+            except Exception as e:
+                left = [f"{t.name}: {e!r}"]
+            problems += left
+            if left:
+                t.stop(timeout)
+            else:
+                with self._lock:
+                    self._free.setdefault(t.name, []).append(t)
+        return problems
+
+    def close(self, timeout: float = 10.0) -> list[str]:
+        """Stop every thread of the pool; the names of threads still running afterwards."""
+        with self._lock:
+            threads, self._all, self._free = self._all, [], {}
+            gcs, self._all_gc, self._free_gc = self._all_gc, [], []
+        for t in threads:
+            t.recorder = None
+        RuntimeThread.stop_all(threads, timeout)
+        for gc in gcs:
+            gc.stop()
+        return [t.name for t in threads if t._thread.is_alive()] + [gc.name for gc in gcs if gc.alive()]

@@ -148,13 +148,15 @@ def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:
 
 
 def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
-                       state: Mapping[str, Any] | None = None, contexts: Iterable[Any] | None = None) -> list[str]:
+                       state: Mapping[str, Any] | None = None, contexts: Iterable[Any] | None = None,
+                       stats: Mapping[int, Any] | None = None) -> list[str]:
     """Differences between the runtime's `statistics()` views and the model state the monitor tracks.
 
     Compared per context: its state, whether it is entered, its abort reason and kind; and the
     DeleteQueue's queued deletions.  An empty list means the runtime and the models agree.
     ``state``: the monitor's ``state(model)``, if the caller already has it; ``contexts``: the
-    contexts to compare (default: every context of the runtime).
+    contexts to compare (default: every context of the runtime); ``stats``: their `statistics()` by ``id``, if
+    the caller already read them.
     """
     live = live or runtime.monitor
     if live is None:
@@ -163,8 +165,15 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
     if state is None:
         state = live.monitor.state(model)
     out: list[str] = []
+    # the model's queued deletions by owner, gathered once for every context compared
+    queued_by_owner: dict[Any, set[Any]] = {}
+    if model == "ownership":
+        owner = state.get("owner", {})
+        for o, v in state.get("queued", {}).items():
+            if str(v).lower() == "true":
+                queued_by_owner.setdefault(owner.get(o), set()).add(o)
     for ctx in list(runtime.contexts if contexts is None else contexts):
-        st = ctx.statistics()
+        st = stats[id(ctx)] if stats is not None else ctx.statistics()
         expect = {
             "ctx_state": st.state,
             "entered": str(st.entered).lower(),
@@ -177,8 +186,7 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
                 out.append(f"{ctx.name}: runtime {var}={value}, model {var}={got}")
         if model == "ownership":
             q = ctx.delete_queue.statistics()
-            queued = {o for o, v in state.get("queued", {}).items() if str(v).lower() == "true"
-                      and state.get("owner", {}).get(o) == ctx.name}
+            queued = queued_by_owner.get(ctx.name, set())
             if set(q.queued_deletions) != queued:
                 out.append(f"{ctx.name}: runtime queued={sorted(q.queued_deletions)}, model queued={sorted(queued)}")
     return out

@@ -32,7 +32,7 @@ from reference_impl.http_server import HttpListener
 from reference_impl.io_context import IoContext, ScheduledResult
 from reference_impl.io_own import GcThread
 from reference_impl.limits import make_limits
-from reference_impl.loop import RuntimeThread
+from reference_impl.loop import RuntimeThread, ThreadPool
 from reference_impl.service import Service, WorkerService
 from reference_impl.trace import MemorySink, Recorder, Sink
 from reference_impl.worker import Isolate, IsolateConfig, Script, Worker
@@ -61,7 +61,7 @@ class Runtime:
                  trace: Iterable[Sink] = (), memory_trace: bool = True, monitor: bool | str = False,
                  models: Iterable[str] | None = None, log_to_stderr: bool = False,
                  on_log: Callable[[str, str], None] | None = None,
-                 record_sync: bool = False, scheduler: Any = None) -> None:
+                 record_sync: bool = False, scheduler: Any = None, pool: ThreadPool | None = None) -> None:
         self.faults = check_faults(list(faults))
         self.limits = make_limits(limits, drain_seconds=drain_seconds, scheduled_seconds=scheduled_seconds)
         self.trace = MemorySink() if memory_trace else None
@@ -83,11 +83,22 @@ class Runtime:
 
             # monitor="c": the compiled checker (properties/compiled), the Python monitor on demand
             self.monitor = attach_monitor(self, engine="c" if monitor == "c" else "python")
-        self.threads = [RuntimeThread(f"thread-{i}") for i in range(threads)]
+        # started together: each thread's start-up (its loop, its first scheduling) overlaps the others'.
+        # pool: threads borrowed from a `ThreadPool` and given back by `close` (a harness building many runtimes)
+        self.pool = pool
+        self.threads = [RuntimeThread(f"thread-{i}", wait=False) if pool is None else pool.take(f"thread-{i}")
+                        for i in range(threads)]
         for t in self.threads:
+            t.wait_started()
             t.lock_busy = (lambda th=t: getattr(th, "async_waiter", None) is not None)  # type: ignore[misc]
             t.recorder = self.recorder
-        self.gc = GcThread(recorder=self.recorder)
+        if pool is None:
+            self.gc = GcThread(recorder=self.recorder)
+        else:
+            self.gc = pool.take_gc(GcThread)
+            self.gc.recorder = self.recorder
+        #: what `close` found left on borrowed threads (`ThreadPool.give_back`); empty without a pool
+        self.left_on_threads: list[str] = []
         if scheduler is not None:
             scheduler.attach(self)
         self.isolates: dict[IsolateConfig, Isolate] = {}
@@ -215,9 +226,12 @@ class Runtime:
         self._closed = True
         for listener in self.listeners:
             listener.close()
-        for t in self.threads:
-            t.stop()
-        self.gc.stop()
+        if self.pool is None:
+            RuntimeThread.stop_all(self.threads)
+            self.gc.stop()
+        else:
+            self.left_on_threads = self.pool.give_back(self.threads) + self.pool.give_back_gc(self.gc)
+            self.gc.recorder = None
         self.recorder.close()
 
     def __enter__(self) -> Runtime:

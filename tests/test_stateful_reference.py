@@ -30,6 +30,7 @@ from tests.stateful_reference import (
     STATES,
     STEPS,
     ReferenceMachine,
+    close_pool,
     coverage_table,
     machine_with_faults,
     missing_states,
@@ -193,6 +194,8 @@ def test_soak_campaign_eight_threads() -> None:
     elapsed = time.monotonic() - started
     ran = STEPS["steps"] - before
     assert ran >= target
+    left = close_pool()  # every program gave its threads back; stopping them ends every one
+    assert not left, f"runtime threads still running at the end: {left}"
     print(f"soak: {ran:,} steps in {elapsed:.0f}s ({ran / elapsed:,.0f} steps/s) on 8 threads; "
           f"outcomes {dict(COVERAGE)}")
     print(coverage_table())
