@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from model.catalog import MODELS, get_model
 from properties.monitor import Monitor, MonitorViolation
-from reference_impl.trace import CallbackSink
+from reference_impl.trace import Sink
 
 if TYPE_CHECKING:
     from reference_impl.runtime import Runtime
@@ -57,21 +57,51 @@ class LiveMonitor:
         self.models = models
         self.consts = dict(consts or {})
         self._monitor: Monitor | None = None
-        #: the compiled engine while it runs (None: the Python monitor), and the events it accepted
+        #: the compiled engine while it runs (None: the Python monitor)
         self.compiled: Any = None
+        #: the compiled engine reads the event dicts itself (`CompiledStepper.sink_event`: it keeps the events it
+        #: accepts and calls `on_event` with any other); False: it is not running, or it takes JSON lines
+        self._dict_sink = False
+        #: the events the compiled engine accepted (JSON-line entry; the dict entry keeps them in the stepper)
         self._accepted: list[Mapping[str, Any]] = []
         if engine == "c":
             from properties.compiled.engine import compiled_stepper
 
             self.compiled = compiled_stepper(models, self.consts)
+            if self.compiled is not None and self.compiled.sink_event is not None:
+                self.compiled.set_fallback(self.on_event)
+                self._dict_sink = True
         if self.compiled is None:
             self._monitor = Monitor(models, consts=self.consts)
         self.violation: MonitorViolation | None = None
-        self.events = 0
-        #: called after every event the models accepted, with the event and what the models predicted
-        #: for it (``result`` and outputs); runs under the recorder's lock, so it sees the state right after
-        #: that event (tests use it for coverage and to keep predictions)
-        self.after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
+        self._events = 0
+        self._after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
+
+    @property
+    def after_step(self) -> Callable[[Mapping[str, Any], dict[str, str]], None] | None:
+        """Called after every event the models accepted, with the event and what the models predicted for it
+        (``result`` and outputs); runs under the recorder's lock, so it sees the state right after that event
+        (tests use it for coverage and to keep predictions).  It needs the Python monitor."""
+        return self._after_step
+
+    @after_step.setter
+    def after_step(self, callback: Callable[[Mapping[str, Any], dict[str, str]], None] | None) -> None:
+        self._after_step = callback
+        if callback is not None and self._dict_sink:
+            self.compiled.forward()  # every later event comes to on_event, which lets the Python monitor take over
+
+    def sink_event(self) -> Callable[[Any], object]:
+        """What the recorder's sink calls per event: the compiled engine's builtin, or `on_event`."""
+        if self._dict_sink:
+            return self.compiled.sink_event  # type: ignore[no-any-return]
+        return self.on_event
+
+    @property
+    def events(self) -> int:
+        """Events checked (notes are not)."""
+        if self._dict_sink:
+            return self._events + int(self.compiled.accepted_count)
+        return self._events
 
     @property
     def monitor(self) -> Monitor:
@@ -83,7 +113,12 @@ class LiveMonitor:
 
     def _take_over(self) -> None:
         mon = Monitor(self.models, consts=self.consts)
-        accepted, self._accepted, self.compiled = self._accepted, [], None
+        accepted = self._accepted
+        if self._dict_sink:
+            self.compiled.forward()
+            accepted = self.compiled.accepted
+            self._events += int(self.compiled.accepted_count)
+        self._accepted, self.compiled, self._dict_sink = [], None, False
         self._monitor = mon
         for e in accepted:  # accepted by the compiled engine: the Python engine decides if they disagree
             try:
@@ -93,9 +128,13 @@ class LiveMonitor:
                 return
 
     def on_event(self, event: Mapping[str, Any]) -> None:
+        if self._dict_sink:
+            # the compiled engine did not accept this event (or after_step needs the Python monitor): the
+            # Python engine replays what it accepted and checks this event
+            self._take_over()
         if self.violation is not None or str(event.get("op", "")).startswith("note."):
             return
-        self.events += 1
+        self._events += 1
         if self.compiled is not None and self.after_step is None:
             try:
                 line = _encode(event).encode()
@@ -141,9 +180,16 @@ def _make_encoder() -> Callable[[Any], str]:
 _encode = _make_encoder()
 
 
+class _EventSink(Sink):
+    """A callback sink whose ``event`` is the callback itself (the compiled engine's builtin: no Python frame)."""
+
+    def __init__(self, on_event: Callable[[Any], object]) -> None:
+        self.event = on_event  # type: ignore[method-assign]
+
+
 def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:
     live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime), engine=engine)
-    runtime.recorder.add_sink(CallbackSink(live.on_event))
+    runtime.recorder.add_sink(_EventSink(live.sink_event()))
     return live
 
 

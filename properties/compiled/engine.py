@@ -22,15 +22,20 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from model.core import Model
 from properties.compiled import cgen
 
 __all__ = ["CompiledChecker", "CompiledResult", "CompiledStepper", "compiled_checker", "compiled_stepper",
            "unavailable_reason", "KINDS"]
+
+#: the CPython C API functions runtime.c's live path calls, in the order of its ``py`` table
+_PY_API = ["PyDict_GetItem", "PyDict_Next", "PyDict_Size", "PyUnicode_AsUTF8AndSize", "PyLong_AsLongLongAndOverflow",
+           "PyObject_Type", "Py_DecRef", "PyList_Append", "PyErr_Clear", "Py_IncRef", "PyObject_CallFunctionObjArgs"]
 
 #: verdict kinds of the C engine (runtime.c's K_*)
 KINDS = {0: "clean", 1: "wrong_result", 2: "not_allowed", 3: "wrong_output", 4: "invariant", 9: "bail"}
@@ -241,6 +246,58 @@ class CompiledStepper:
         self._step.restype = ctypes.c_int
         self.lib.iospec_reset.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         self.lib.iospec_reset(self._out)
+        #: the events `step_dict` accepted, in order (the C appends them)
+        self.accepted: list[Any] = []
+        #: events the C does not accept go to this callable (`sink_event`); set by `set_fallback`
+        self._fallback: list[Callable[[Any], object]] = []
+        self.step_dict: Callable[[Any], int] | None = None
+        #: the recorder sink's ``event`` as a builtin function (see `sink`); None where ctypes has no ``pythonapi``
+        self.sink_event: Callable[[Any], object] | None = None
+        self._setup_dict_entry()
+
+    def _setup_dict_entry(self) -> None:
+        """``iospec_step_dict``: an event dict checked without JSON text (runtime.c reads it through CPython's
+        C API, whose function addresses are passed in here), and the sink's builtin ``event`` around it."""
+        api = getattr(ctypes, "pythonapi", None)
+        if api is None:
+            return
+        try:
+            funcs = [ctypes.cast(getattr(api, name), ctypes.c_void_p).value for name in _PY_API]
+            # PyCFunction_NewEx(def, self, module): a fresh prototype (pythonapi's own objects are shared)
+            new_builtin = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
+                ("PyCFunction_NewEx", api))
+        except AttributeError:
+            return
+        self._api = (ctypes.c_void_p * len(funcs))(*funcs)
+        objs: list[Any] = ["seq", "op", "args", "result", "outputs", dict, str, int, None, True, False, self.accepted,
+                           self._call_fallback]
+        self._objs = (ctypes.py_object * len(objs))(*objs)  # the array keeps them alive
+        self.lib.iospec_py_setup.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
+        self.lib.iospec_py_setup.restype = ctypes.c_int
+        self.lib.iospec_py_setup(self._api, self._objs, self._out)
+        fn = self.lib.iospec_step_dict
+        fn.argtypes = [ctypes.py_object]
+        fn.restype = ctypes.c_int
+        self.step_dict = fn
+        self.lib.iospec_py_sink_def.restype = ctypes.c_void_p
+        self.sink_event = new_builtin(self.lib.iospec_py_sink_def(), None, None)
+
+    def _call_fallback(self, event: Any) -> object:
+        return self._fallback[0](event) if self._fallback else None
+
+    def set_fallback(self, fallback: Callable[[Any], object]) -> None:
+        """Where `sink_event` sends each event the C does not accept (and every event after it)."""
+        self._fallback[:] = [fallback]
+
+    def forward(self) -> None:
+        """From now on `sink_event` sends every event to the fallback."""
+        if self.sink_event is not None:
+            self.lib.iospec_py_forward()
+
+    @property
+    def accepted_count(self) -> int:
+        """Events `step_dict` accepted (notes are not counted)."""
+        return int(self._out[2])
 
     def step(self, line: bytes) -> str:
         """One event (a JSON line): ``clean``, or the kind of stop (see `KINDS`)."""

@@ -862,6 +862,132 @@ static int text_is(const char *s, i64 n, const char *text) {
     return (size_t)n == m && !memcmp(s, text, m);
 }
 
+/* ---------------------------------------------------------------- events as Python dicts (the live monitor)
+ * The live monitor hands the recorder's event dict itself to the engine (no JSON text): `event_from_dict`
+ * fills the same `event` that `parse_event` fills from the dict's JSON line, through a few functions of
+ * CPython's stable C API whose addresses Python passes in (`iospec_py_setup`; no Python headers needed, and
+ * the library has no Python symbols to resolve).  The caller holds the GIL (ctypes.PyDLL), and the dict
+ * stays alive during the step, so the strings are read in place.  Anything the JSON text would not give
+ * exactly (an object of another type, a str subclass, a non-str key) is a BAIL: the Python engine decides. */
+typedef struct pyobject_ pyobj; /* opaque: only pointers are compared and passed to the API */
+typedef intptr_t pyssize;
+
+static struct {
+    pyobj *(*dict_getitem)(pyobj *, pyobj *);                  /* PyDict_GetItem (borrowed; sets no error) */
+    int (*dict_next)(pyobj *, pyssize *, pyobj **, pyobj **);  /* PyDict_Next */
+    pyssize (*dict_size)(pyobj *);                             /* PyDict_Size */
+    const char *(*utf8)(pyobj *, pyssize *);                   /* PyUnicode_AsUTF8AndSize */
+    long long (*as_ll)(pyobj *, int *);                        /* PyLong_AsLongLongAndOverflow */
+    pyobj *(*type)(pyobj *);                                   /* PyObject_Type (new reference) */
+    void (*decref)(pyobj *);                                   /* Py_DecRef */
+    int (*list_append)(pyobj *, pyobj *);                      /* PyList_Append */
+    void (*err_clear)(void);                                   /* PyErr_Clear */
+    void (*incref)(pyobj *);                                   /* Py_IncRef */
+    pyobj *(*call)(pyobj *, ...);                              /* PyObject_CallFunctionObjArgs */
+} py;
+/* objects (kept alive by the Python side): the keys read, the exact types accepted, the singletons, and
+ * the list the accepted events are appended to */
+enum { PK_SEQ, PK_OP, PK_ARGS, PK_RESULT, PK_OUTPUTS, PT_DICT, PT_STR, PT_INT, PO_NONE, PO_TRUE, PO_FALSE,
+       PO_ACCEPTED, PO_FALLBACK, PY_NOBJ };
+static pyobj *pyo[PY_NOBJ];
+static int py_ready;
+
+static pyobj *py_type(pyobj *o) {
+    pyobj *t = py.type(o);
+    py.decref(t); /* a borrowed view: o keeps its type alive */
+    return t;
+}
+
+/* the bytes json.dumps(ensure_ascii=True) writes as escapes: then the JSON text is not the string's bytes */
+static int py_needs_escape(const char *s, pyssize n) {
+    for (pyssize i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return 1;
+    }
+    return 0;
+}
+
+/* a value as parse_event's jval of its JSON text; 1: not a str, int, bool or None (the caller bails) */
+static int py_value(pyobj *o, jval *v) {
+    v->esc = 0;
+    v->isort = -1;
+    if (o == pyo[PO_NONE]) { v->kind = J_NULL; return 0; }
+    if (o == pyo[PO_TRUE]) { v->kind = J_TRUE; return 0; }
+    if (o == pyo[PO_FALSE]) { v->kind = J_FALSE; return 0; }
+    pyobj *t = py_type(o);
+    if (t == pyo[PT_STR]) {
+        pyssize n;
+        const char *s = py.utf8(o, &n);
+        if (!s) { py.err_clear(); return 1; } /* e.g. a lone surrogate */
+        v->kind = J_STR;
+        v->s = s;
+        v->len = n;
+        v->esc = py_needs_escape(s, n);
+        return 0;
+    }
+    if (t == pyo[PT_INT]) {
+        int overflow = 0;
+        long long x = py.as_ll(o, &overflow);
+        /* scan_number: up to 18 digits is J_INT, more is J_OTHER */
+        v->kind = (overflow || x > 999999999999999999LL || x < -999999999999999999LL) ? J_OTHER : J_INT;
+        v->ival = x;
+        return 0;
+    }
+    return 1;
+}
+
+/* a dict of str -> value as scan_pairs' pairs; 1: anything else */
+static int py_pairs(pyobj *d, jpair *pairs, int *n) {
+    *n = 0;
+    if (py_type(d) != pyo[PT_DICT]) return 1;
+    pyssize pos = 0;
+    pyobj *k, *val;
+    while (py.dict_next(d, &pos, &k, &val)) {
+        if (*n >= MAX_PAIRS || py_type(k) != pyo[PT_STR]) return 1;
+        pyssize kn;
+        const char *ks = py.utf8(k, &kn);
+        if (!ks) { py.err_clear(); return 1; }
+        if (py_needs_escape(ks, kn)) return 1; /* as scan_pairs: an escaped name is not read */
+        pairs[*n].k = ks;
+        pairs[*n].klen = kn;
+        if (py_value(val, &pairs[*n].v)) return 1;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* an event dict as parse_event fills it from the dict's JSON line; 0: done, 1: bail, 2: a note (an op
+ * ``note.*``: nothing else is read).  Keys other than seq, op, args, result and outputs are not read
+ * (parse_event only checks that they are JSON). */
+static int event_from_dict(pyobj *d, event *ev) {
+    ev->has_seq = ev->has_op = ev->has_args = ev->has_result = ev->has_outputs = 0;
+    ev->nargs = ev->nouts = 0;
+    if (py_type(d) != pyo[PT_DICT]) return 1;
+    pyobj *o = py.dict_getitem(d, pyo[PK_OP]);
+    if (!o || py_value(o, &ev->op) || ev->op.kind != J_STR || ev->op.esc || ev->op.len == 0) return 1;
+    if (ev->op.len >= 5 && !memcmp(ev->op.s, "note.", 5)) return 2;
+    ev->has_op = 1;
+    o = py.dict_getitem(d, pyo[PK_SEQ]);
+    jval v;
+    if (!o || py_value(o, &v) || v.kind != J_INT) return 1;
+    ev->has_seq = 1;
+    ev->seq = v.ival;
+    o = py.dict_getitem(d, pyo[PK_ARGS]);
+    if (!o || py_pairs(o, ev->args, &ev->nargs)) return 1;
+    ev->has_args = 1;
+    o = py.dict_getitem(d, pyo[PK_RESULT]);
+    if (o) {
+        if (py_value(o, &ev->result) || ev->result.kind != J_STR || ev->result.esc) return 1;
+        ev->has_result = 1;
+    }
+    o = py.dict_getitem(d, pyo[PK_OUTPUTS]);
+    if (o) {
+        if (py_pairs(o, ev->outs, &ev->nouts)) return 1;
+        ev->has_outputs = 1;
+    }
+    return 0;
+}
+
 /* a part instance is checked: 1 if it is false; an evaluation error there is the Python engine's to report */
 #define INST_FAILS(call) ({ int e0_ = g_err; g_err = 0; int ok_ = (call); int bad_ = 0; \
     if (g_err) { g_bail = 1; bad_ = 1; } else bad_ = !ok_; g_err = e0_; bad_; })
