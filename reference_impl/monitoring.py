@@ -50,6 +50,10 @@ def monitor_consts(runtime: Runtime | None = None) -> dict[str, int]:
     return {"production": int(production)}
 
 
+#: events a violation report lists (the Python monitor's ``recent``)
+HISTORY = 20
+
+
 class LiveMonitor:
     """A `Monitor` fed by the recorder; keeps the first violation instead of raising."""
 
@@ -67,12 +71,12 @@ class LiveMonitor:
         if engine == "c":
             from properties.compiled.engine import compiled_stepper
 
-            self.compiled = compiled_stepper(models, self.consts)
+            self.compiled = compiled_stepper(models, self.consts, HISTORY)
             if self.compiled is not None and self.compiled.sink_event is not None:
                 self.compiled.set_fallback(self.on_event)
                 self._dict_sink = True
         if self.compiled is None:
-            self._monitor = Monitor(models, consts=self.consts)
+            self._monitor = Monitor(models, consts=self.consts, history=HISTORY)
         self.violation: MonitorViolation | None = None
         self._events = 0
         self._after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
@@ -112,11 +116,11 @@ class LiveMonitor:
         return self._monitor
 
     def _take_over(self) -> None:
-        mon = Monitor(self.models, consts=self.consts)
+        mon = Monitor(self.models, consts=self.consts, history=HISTORY)
         accepted = self._accepted
         if self._dict_sink:
             self.compiled.forward()
-            accepted = self.compiled.accepted
+            accepted = self.compiled.accepted()
             self._events += int(self.compiled.accepted_count)
         self._accepted, self.compiled, self._dict_sink = [], None, False
         self._monitor = mon

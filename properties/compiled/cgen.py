@@ -891,17 +891,23 @@ int iospec_step(const char *line, i64 len, i64 *out) {
 /* the live monitor without JSON text: `api` holds the addresses of the C API functions of runtime.c's
  * `py` (in its order), `objs` the objects of `pyo` (in its order).  Returns 0. */
 static i64 *g_py_out;
-int iospec_py_setup(void **api, pyobj **objs, i64 *out) {
+/* ``ring``: how many event dicts to hold (the Python monitor's history).  Returns 0, -1 if out of memory. */
+int iospec_py_setup(void **api, pyobj **objs, i64 *out, i64 ring) {
     void **slot = (void **)&py;
     for (size_t i = 0; i < sizeof py / sizeof(void *); i++) slot[i] = api[i];
     for (int i = 0; i < PY_NOBJ; i++) pyo[i] = objs[i];
     g_py_out = out;
+    if (py_ready) ring_clear();
+    g_log_n = 0;
+    g_ring_cap = ring > 0 ? ring : 0;
+    g_ring = g_ring_cap ? calloc((size_t)g_ring_cap, sizeof *g_ring) : (pyobj **)0;
+    if (g_ring_cap && !g_ring) return -1;
     py_ready = 1;
     return 0;
 }
 
-/* one event dict (the recorder's): -1 a note (not checked, not kept), 0 clean (appended to the accepted
- * list; out[2] counts them), else the verdict (K_*, the event is not kept).  Under the GIL. */
+/* one event dict (the recorder's): -1 a note (not checked, not kept), 0 clean (kept: a line of the log and
+ * the ring; out[2] counts them), else the verdict (K_*, the event is not kept).  Under the GIL. */
 int iospec_step_dict(pyobj *d) {
     i64 *out = g_py_out;
     if (!py_ready) return K_BAIL;
@@ -912,10 +918,23 @@ int iospec_step_dict(pyobj *d) {
     i64 events = 0;
     int r = step_event(&ev, out, &events);
     if (r == K_CLEAN) {
-        if (py.list_append(pyo[PO_ACCEPTED], d) < 0) { py.err_clear(); return K_BAIL; }
+        if (log_event(&ev)) return K_BAIL;
+        ring_put(d);
         out[2]++;
     }
     return r;
+}
+
+/* the log of accepted events (JSON lines) */
+const char *iospec_log_data(void) { return g_log; }
+i64 iospec_log_size(void) { return g_log_n; }
+
+/* the last accepted event dicts, oldest first, appended to the Python list ``into`` (0, or -1: an error) */
+int iospec_py_recent(pyobj *into) {
+    i64 n = g_ring_n < g_ring_cap ? g_ring_n : g_ring_cap;
+    for (i64 i = g_ring_n - n; i < g_ring_n; i++)
+        if (py.list_append(into, g_ring[i % g_ring_cap]) < 0) return -1;
+    return 0;
 }
 
 /* the recorder sink's ``event`` as a builtin function (METH_O): a ctypes call costs ~0.5 us, a builtin's

@@ -232,7 +232,7 @@ class CompiledStepper:
     temporary directory: the dynamic loader shares one library per path).
     """
 
-    def __init__(self, checker: CompiledChecker) -> None:
+    def __init__(self, checker: CompiledChecker, history: int = 20) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="iospec-live-")
         copy = Path(self._dir.name) / checker.path.name
         shutil.copyfile(checker.path, copy)
@@ -246,16 +246,14 @@ class CompiledStepper:
         self._step.restype = ctypes.c_int
         self.lib.iospec_reset.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         self.lib.iospec_reset(self._out)
-        #: the events `step_dict` accepted, in order (the C appends them)
-        self.accepted: list[Any] = []
         #: events the C does not accept go to this callable (`sink_event`); set by `set_fallback`
         self._fallback: list[Callable[[Any], object]] = []
         self.step_dict: Callable[[Any], int] | None = None
         #: the recorder sink's ``event`` as a builtin function (see `sink`); None where ctypes has no ``pythonapi``
         self.sink_event: Callable[[Any], object] | None = None
-        self._setup_dict_entry()
+        self._setup_dict_entry(history)
 
-    def _setup_dict_entry(self) -> None:
+    def _setup_dict_entry(self, history: int) -> None:
         """``iospec_step_dict``: an event dict checked without JSON text (runtime.c reads it through CPython's
         C API, whose function addresses are passed in here), and the sink's builtin ``event`` around it."""
         api = getattr(ctypes, "pythonapi", None)
@@ -269,12 +267,18 @@ class CompiledStepper:
         except AttributeError:
             return
         self._api = (ctypes.c_void_p * len(funcs))(*funcs)
-        objs: list[Any] = ["seq", "op", "args", "result", "outputs", dict, str, int, None, True, False, self.accepted,
+        objs: list[Any] = ["seq", "op", "args", "result", "outputs", dict, str, int, None, True, False,
                            self._call_fallback]
         self._objs = (ctypes.py_object * len(objs))(*objs)  # the array keeps them alive
-        self.lib.iospec_py_setup.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
+        self.lib.iospec_py_setup.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
+                                             ctypes.c_int64]
         self.lib.iospec_py_setup.restype = ctypes.c_int
-        self.lib.iospec_py_setup(self._api, self._objs, self._out)
+        if self.lib.iospec_py_setup(self._api, self._objs, self._out, history) != 0:
+            return
+        self.lib.iospec_log_data.restype = ctypes.c_void_p
+        self.lib.iospec_log_size.restype = ctypes.c_int64
+        self.lib.iospec_py_recent.argtypes = [ctypes.py_object]
+        self.lib.iospec_py_recent.restype = ctypes.c_int
         fn = self.lib.iospec_step_dict
         fn.argtypes = [ctypes.py_object]
         fn.restype = ctypes.c_int
@@ -299,6 +303,20 @@ class CompiledStepper:
         """Events `step_dict` accepted (notes are not counted)."""
         return int(self._out[2])
 
+    def accepted(self) -> list[dict[str, Any]]:
+        """The events `step_dict` accepted, in order: the last ``history`` ones are the dicts themselves, the
+        earlier ones rebuilt from the C's log with what a monitor reads (seq, op, args, result, outputs)."""
+        size = int(self.lib.iospec_log_size())
+        text = ctypes.string_at(self.lib.iospec_log_data(), size) if size else b""
+        events: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines()]
+        recent: list[dict[str, Any]] = []
+        if self.lib.iospec_py_recent(recent) != 0:
+            raise MemoryError("cannot list the recent events")
+        first = len(events) - len(recent)
+        assert first >= 0 and all(e["seq"] == events[first + i]["seq"] for i, e in enumerate(recent)), \
+            "the log and the recent events disagree"
+        return events[:first] + recent
+
     def step(self, line: bytes) -> str:
         """One event (a JSON line): ``clean``, or the kind of stop (see `KINDS`)."""
         return KINDS.get(self.step_code(line), "bail")
@@ -308,13 +326,15 @@ class CompiledStepper:
         return int(self._step(line, len(line), self._out))
 
 
-def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None) -> CompiledStepper | None:
-    """A fresh `CompiledStepper` for ``models`` (None if no C compiler works)."""
+def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None,
+                     history: int = 20) -> CompiledStepper | None:
+    """A fresh `CompiledStepper` for ``models`` (None if no C compiler works); it holds the last ``history``
+    accepted event dicts themselves."""
     checker = compiled_checker(models, consts)
     if checker is None:
         return None
     try:
-        return CompiledStepper(checker)
+        return CompiledStepper(checker, history)
     except OSError as e:
         _reason.append(f"cannot load a copy of {checker.path}: {e}")
         return None

@@ -886,9 +886,9 @@ static struct {
     pyobj *(*call)(pyobj *, ...);                              /* PyObject_CallFunctionObjArgs */
 } py;
 /* objects (kept alive by the Python side): the keys read, the exact types accepted, the singletons, and
- * the list the accepted events are appended to */
+ * the Python callable that gets the events the C does not accept */
 enum { PK_SEQ, PK_OP, PK_ARGS, PK_RESULT, PK_OUTPUTS, PT_DICT, PT_STR, PT_INT, PO_NONE, PO_TRUE, PO_FALSE,
-       PO_ACCEPTED, PO_FALLBACK, PY_NOBJ };
+       PO_FALLBACK, PY_NOBJ };
 static pyobj *pyo[PY_NOBJ];
 static int py_ready;
 
@@ -986,6 +986,93 @@ static int event_from_dict(pyobj *d, event *ev) {
         ev->has_outputs = 1;
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- the accepted events (the live monitor)
+ * The Python monitor that takes over after a stop replays every accepted event.  Keeping the event dicts
+ * themselves made the garbage collector traverse all of them again and again (most of the monitor's cost in
+ * a long run), so the C keeps them as JSON lines of what the monitor reads (seq, op, args, result, outputs),
+ * written from the values it decoded, and holds only the last `g_ring_cap` dicts themselves (the monitor's
+ * recent events, which a report prints whole). */
+static char *g_log;
+static i64 g_log_n, g_log_cap;
+static pyobj **g_ring;
+static i64 g_ring_cap, g_ring_n; /* g_ring_n: events put in the ring so far (slot g_ring_n % cap is next) */
+
+static int log_put(const char *s, i64 n) {
+    if (g_log_n + n > g_log_cap) {
+        i64 c = g_log_cap ? g_log_cap : 1 << 16;
+        while (c < g_log_n + n) c *= 2;
+        char *nl = realloc(g_log, (size_t)c);
+        if (!nl) return 1;
+        g_log = nl;
+        g_log_cap = c;
+    }
+    memcpy(g_log + g_log_n, s, (size_t)n);
+    g_log_n += n;
+    return 0;
+}
+#define LOG_LIT(text) log_put(text, (i64)sizeof(text) - 1)
+
+static int log_int(i64 v) {
+    char tmp[24], buf[24];
+    int k = 0, m = 0;
+    uint64_t u = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+    do { tmp[k++] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) buf[m++] = '-';
+    while (k) buf[m++] = tmp[--k];
+    return log_put(buf, m);
+}
+
+/* a value's JSON text; 1: a value it cannot write exactly (escapes, a huge integer) */
+static int log_value(const jval *v) {
+    switch (v->kind) {
+    case J_STR: return v->esc || LOG_LIT("\"") || log_put(v->s, v->len) || LOG_LIT("\"");
+    case J_INT: return log_int(v->ival);
+    case J_TRUE: return LOG_LIT("true");
+    case J_FALSE: return LOG_LIT("false");
+    case J_NULL: return LOG_LIT("null");
+    default: return 1;
+    }
+}
+
+static int log_pairs(const jpair *pairs, int n) {
+    if (LOG_LIT("{")) return 1;
+    for (int i = 0; i < n; i++)
+        if ((i && LOG_LIT(",")) || LOG_LIT("\"") || log_put(pairs[i].k, pairs[i].klen) || LOG_LIT("\":") ||
+            log_value(&pairs[i].v))
+            return 1;
+    return LOG_LIT("}");
+}
+
+/* one accepted event as a JSON line; 1 (and nothing written): it cannot be written exactly */
+static int log_event(const event *ev) {
+    i64 mark = g_log_n;
+    int bad = LOG_LIT("{\"seq\":") || log_int(ev->seq) || LOG_LIT(",\"op\":") || log_value(&ev->op) ||
+              LOG_LIT(",\"args\":") || log_pairs(ev->args, ev->nargs) ||
+              (ev->has_result && (LOG_LIT(",\"result\":") || log_value(&ev->result))) ||
+              (ev->has_outputs && (LOG_LIT(",\"outputs\":") || log_pairs(ev->outs, ev->nouts))) || LOG_LIT("}\n");
+    if (bad) g_log_n = mark;
+    return bad;
+}
+
+static void ring_put(pyobj *d) {
+    if (!g_ring_cap) return;
+    pyobj **slot = &g_ring[g_ring_n % g_ring_cap];
+    pyobj *old = g_ring_n >= g_ring_cap ? *slot : (pyobj *)0;
+    py.incref(d);
+    *slot = d;
+    g_ring_n++;
+    if (old) py.decref(old); /* last: freeing it cannot see a half-updated ring */
+}
+
+static void ring_clear(void) {
+    i64 n = g_ring_n < g_ring_cap ? g_ring_n : g_ring_cap;
+    pyobj **old = g_ring;
+    g_ring = (pyobj **)0;
+    g_ring_n = 0;
+    for (i64 i = 0; i < n; i++) py.decref(old[i]);
+    free(old);
 }
 
 /* a part instance is checked: 1 if it is false; an evaluation error there is the Python engine's to report */
