@@ -87,6 +87,62 @@ def monitor_overhead(requests: int, rounds: int) -> None:
               f"median of {rounds} interleaved rounds of {requests} requests)  target <= 1.3x")
 
 
+def _cpu_requests(rt: Runtime, n: int) -> tuple[float, float]:
+    """`_requests`, and the process CPU time it took (every thread: the runtime's and the caller's)."""
+    c0 = time.process_time()
+    wall = _requests(rt, n)
+    return wall, time.process_time() - c0
+
+
+def overhead_breakdown(requests: int, rounds: int) -> None:
+    """Where the compiled monitor's time goes in the running runtime, per model event.
+
+    Interleaved rounds of three runtimes: no monitor, no monitor but a sink that does nothing (the cost of
+    the recorder calling any sink), and ``monitor="c"``; CPU time of the process per request (the runtime
+    is GIL-bound, so CPU time is what the monitor adds; it is also less noisy than wall time on a shared
+    machine).  Then one more round of the monitored runtime with the C's own timers on: decoding the event
+    dict, stepping the models, keeping the event.  What is left ("indirect") is the monitor's effect on the
+    rest of the process: caches, memory growth, calling into the library.
+    """
+    from reference_impl.trace import CallbackSink
+
+    with Runtime(threads=2, monitor=False, memory_trace=False) as plain, \
+            Runtime(threads=2, monitor=False, memory_trace=False) as sink, \
+            Runtime(threads=2, monitor="c", memory_trace=False) as compiled:
+        if compiled.monitor.compiled is None or compiled.monitor.compiled.sink_event is None:
+            print("breakdown: the compiled monitor's dict entry is not available here")
+            return
+        sink.recorder.add_sink(CallbackSink(lambda e: None))
+        runtimes = {"off": plain, "sink": sink, "c": compiled}
+        cpu: dict[str, list[float]] = {k: [] for k in runtimes}
+        wall: dict[str, list[float]] = {k: [] for k in runtimes}
+        for rt in runtimes.values():
+            rt.add_worker("b", Bench)
+            _requests(rt, 20)
+        for _ in range(rounds):
+            for k, rt in runtimes.items():
+                w, c = _cpu_requests(rt, requests)
+                wall[k].append(w)
+                cpu[k].append(c)
+        stepper = compiled.monitor.compiled
+        before = compiled.monitor.events
+        stepper.timing(True)
+        _requests(compiled, requests)
+        decode, step, keep, timed = stepper.timing(False)
+        events = (compiled.monitor.events - before) / requests
+        assert compiled.monitor.ok and compiled.monitor.compiled is not None, compiled.monitor.report()
+    per_req = {k: statistics.median(v) / requests * 1e6 for k, v in cpu.items()}
+    extra = (per_req["c"] - per_req["off"]) / events
+    sink_cost = (per_req["sink"] - per_req["off"]) / events
+    parts = [decode / timed / 1000, step / timed / 1000, keep / timed / 1000] if timed else [0.0, 0.0, 0.0]
+    print(f"compiled monitor, CPU per request (median of {rounds} interleaved rounds of {requests}): "
+          f"off {per_req['off']:.0f} us, with a no-op sink {per_req['sink']:.0f} us, monitored {per_req['c']:.0f} us "
+          f"({per_req['c'] / per_req['off']:.2f}x; wall {statistics.median(wall['c']) / statistics.median(wall['off']):.2f}x)")
+    print(f"  per model event ({events:.0f}/request): +{extra:.2f} us CPU = recorder calling a sink {sink_cost:.2f} "
+          f"+ decoding the dict {parts[0]:.2f} + stepping the models {parts[1]:.2f} + keeping the event {parts[2]:.2f} "
+          f"+ indirect {extra - sink_cost - sum(parts):.2f}  (C timers over {timed:,} events)")
+
+
 def machine_steps(examples: int) -> None:
     """Steps/s of the whole machine, and of its core (contexts, objects, entering, aborts: the old scope).
 
@@ -224,10 +280,12 @@ def main() -> None:
     p.add_argument("--events", type=int, default=100_000, help="events in the offline trace (both engines)")
     p.add_argument("--c-events", type=int, default=1_000_000,
                    help="events in a second trace checked by the c engine only (the issue's 1,000,000; 0: skip)")
-    p.add_argument("--only", choices=("overhead", "steps", "offline"), help="run one benchmark")
+    p.add_argument("--only", choices=("overhead", "breakdown", "steps", "offline"), help="run one benchmark")
     args = p.parse_args()
     if args.only in (None, "overhead"):
         monitor_overhead(args.requests, args.rounds)
+    if args.only in (None, "breakdown"):
+        overhead_breakdown(args.requests, args.rounds)
     if args.only in (None, "steps"):
         machine_steps(args.programs)
     if args.only in (None, "offline"):
