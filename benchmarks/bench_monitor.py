@@ -135,9 +135,10 @@ def overhead_breakdown(requests: int, rounds: int) -> None:
     extra = (per_req["c"] - per_req["off"]) / events
     sink_cost = (per_req["sink"] - per_req["off"]) / events
     parts = [decode / timed / 1000, step / timed / 1000, keep / timed / 1000] if timed else [0.0, 0.0, 0.0]
+    wall_ratio = statistics.median(wall["c"]) / statistics.median(wall["off"])
     print(f"compiled monitor, CPU per request (median of {rounds} interleaved rounds of {requests}): "
           f"off {per_req['off']:.0f} us, with a no-op sink {per_req['sink']:.0f} us, monitored {per_req['c']:.0f} us "
-          f"({per_req['c'] / per_req['off']:.2f}x; wall {statistics.median(wall['c']) / statistics.median(wall['off']):.2f}x)")
+          f"({per_req['c'] / per_req['off']:.2f}x; wall {wall_ratio:.2f}x)")
     print(f"  per model event ({events:.0f}/request): +{extra:.2f} us CPU = recorder calling a sink {sink_cost:.2f} "
           f"+ decoding the dict {parts[0]:.2f} + stepping the models {parts[1]:.2f} + keeping the event {parts[2]:.2f} "
           f"+ indirect {extra - sink_cost - sum(parts):.2f}  (C timers over {timed:,} events)")
