@@ -128,20 +128,21 @@ def overhead_breakdown(requests: int, rounds: int) -> None:
         before = compiled.monitor.events
         stepper.timing(True)
         _requests(compiled, requests)
-        decode, step, keep, timed = stepper.timing(False)
+        decode, publish, taken, check = stepper.timing(False)
         events = (compiled.monitor.events - before) / requests
         assert compiled.monitor.ok and compiled.monitor.compiled is not None, compiled.monitor.report()
     per_req = {k: statistics.median(v) / requests * 1e6 for k, v in cpu.items()}
     extra = (per_req["c"] - per_req["off"]) / events
     sink_cost = (per_req["sink"] - per_req["off"]) / events
-    parts = [decode / timed / 1000, step / timed / 1000, keep / timed / 1000] if timed else [0.0, 0.0, 0.0]
+    parts = [decode / taken / 1000, publish / taken / 1000, check / taken / 1000] if taken else [0.0, 0.0, 0.0]
     wall_ratio = statistics.median(wall["c"]) / statistics.median(wall["off"])
     print(f"compiled monitor, CPU per request (median of {rounds} interleaved rounds of {requests}): "
           f"off {per_req['off']:.0f} us, with a no-op sink {per_req['sink']:.0f} us, monitored {per_req['c']:.0f} us "
           f"({per_req['c'] / per_req['off']:.2f}x; wall {wall_ratio:.2f}x)")
     print(f"  per model event ({events:.0f}/request): +{extra:.2f} us CPU = recorder calling a sink {sink_cost:.2f} "
-          f"+ decoding the dict {parts[0]:.2f} + stepping the models {parts[1]:.2f} + keeping the event {parts[2]:.2f} "
-          f"+ indirect {extra - sink_cost - sum(parts):.2f}  (C timers over {timed:,} events)")
+          f"+ decoding the dict {parts[0]:.2f} + logging and publishing it {parts[1]:.2f} (on the runtime's thread) "
+          f"+ checking it {parts[2]:.2f} (the engine's thread) + indirect {extra - sink_cost - sum(parts):.2f} "
+          f"(C timers over {taken:,} events)")
 
 
 def machine_steps(examples: int) -> None:

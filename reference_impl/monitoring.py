@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -63,11 +64,14 @@ class LiveMonitor:
         self._monitor: Monitor | None = None
         #: the compiled engine while it runs (None: the Python monitor)
         self.compiled: Any = None
-        #: the compiled engine reads the event dicts itself (`CompiledStepper.sink_event`: it keeps the events it
-        #: accepts and calls `on_event` with any other); False: it is not running, or it takes JSON lines
+        #: the compiled engine takes the event dicts itself (`CompiledStepper.sink_event`: it checks them on its
+        #: own thread and calls `on_event` with any it does not take); False: it is not running, or it takes
+        #: JSON lines from `on_event`
         self._dict_sink = False
-        #: the events the compiled engine accepted (JSON-line entry; the dict entry keeps them in the stepper)
+        #: the events the compiled engine accepted (JSON lines only: the dict entry keeps them in the C)
         self._accepted: list[Mapping[str, Any]] = []
+        #: taking over from the compiled engine and the Python monitor's steps, one thread at a time
+        self._lock = threading.RLock()
         if engine == "c":
             from properties.compiled.engine import compiled_stepper
 
@@ -77,7 +81,7 @@ class LiveMonitor:
                 self._dict_sink = True
         if self.compiled is None:
             self._monitor = Monitor(models, consts=self.consts, history=HISTORY)
-        self.violation: MonitorViolation | None = None
+        self._violation: MonitorViolation | None = None
         self._events = 0
         self._after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
 
@@ -92,7 +96,10 @@ class LiveMonitor:
     def after_step(self, callback: Callable[[Mapping[str, Any], dict[str, str]], None] | None) -> None:
         self._after_step = callback
         if callback is not None and self._dict_sink:
-            self.compiled.forward()  # every later event comes to on_event, which lets the Python monitor take over
+            # the events recorded so far are checked without it; every later one comes to on_event, which
+            # lets the Python monitor take over
+            self.compiled.forward()
+            self.compiled.drain()
 
     def sink_event(self) -> Callable[[Any], object]:
         """What the recorder's sink calls per event: the compiled engine's builtin, or `on_event`."""
@@ -100,9 +107,24 @@ class LiveMonitor:
             return self.compiled.sink_event  # type: ignore[no-any-return]
         return self.on_event
 
+    def _sync(self) -> None:
+        """Before reading the verdict: the compiled engine's thread checks what it was given; a stop there makes
+        the Python monitor take over (it writes the report)."""
+        if self._dict_sink:
+            self.compiled.drain()
+            if self.compiled.status()[2] is not None:
+                self._take_over()
+
+    @property
+    def violation(self) -> MonitorViolation | None:
+        """The first violation (None: none so far)."""
+        self._sync()
+        return self._violation
+
     @property
     def events(self) -> int:
         """Events checked (notes are not)."""
+        self._sync()
         if self._dict_sink:
             return self._events + int(self.compiled.accepted_count)
         return self._events
@@ -116,56 +138,78 @@ class LiveMonitor:
         return self._monitor
 
     def _take_over(self) -> None:
-        mon = Monitor(self.models, consts=self.consts, history=HISTORY)
-        accepted = self._accepted
-        if self._dict_sink:
-            self.compiled.forward()
-            accepted = self.compiled.accepted()
-            self._events += int(self.compiled.accepted_count)
-        self._accepted, self.compiled, self._dict_sink = [], None, False
-        self._monitor = mon
-        for e in accepted:  # accepted by the compiled engine: the Python engine decides if they disagree
-            try:
-                mon.step(e, line=int(e.get("seq", 0)))
-            except MonitorViolation as v:
-                self.violation = v
+        with self._lock:
+            if self._monitor is not None:
                 return
+            mon = Monitor(self.models, consts=self.consts, history=HISTORY)
+            accepted, pending = self._accepted, []
+            if self._dict_sink:
+                self.compiled.forward()  # no event goes to the C from now on
+                accepted, pending = self.compiled.accepted_and_pending()
+                self._events += len(accepted)
+                self.compiled.close()
+            self._accepted, self.compiled, self._dict_sink = [], None, False
+            self._monitor = mon
+            for e in accepted:  # accepted by the compiled engine: the Python engine decides if they disagree
+                try:
+                    mon.step(e, line=int(e.get("seq", 0)))
+                except MonitorViolation as v:
+                    self._violation = v
+                    return
+            for e in pending:  # given to the compiled engine, not accepted (from the one it stopped at)
+                self._python_step(e)
 
     def on_event(self, event: Mapping[str, Any]) -> None:
-        if self._dict_sink:
-            # the compiled engine did not accept this event (or after_step needs the Python monitor): the
-            # Python engine replays what it accepted and checks this event
-            self._take_over()
-        if self.violation is not None or str(event.get("op", "")).startswith("note."):
+        with self._lock:
+            if self._dict_sink:
+                # the compiled engine did not take this event (a stop, an event it cannot decode exactly, or
+                # after_step needs the Python monitor): the Python engine replays what it accepted, checks
+                # what it did not, and then this event
+                self._take_over()
+            if self._violation is not None or str(event.get("op", "")).startswith("note."):
+                return
+            if self.compiled is not None and self.after_step is None:
+                self._events += 1
+                try:
+                    line = _encode(event).encode()
+                except (TypeError, ValueError):
+                    line = b""
+                if line and self.compiled.step_code(line) == 0:
+                    self._accepted.append(event)
+                    return
+                self._events -= 1
+                self._take_over()  # the Python engine replays what was accepted and checks this event
+            self._python_step(event)
+
+    def _python_step(self, event: Mapping[str, Any]) -> None:
+        if self._violation is not None or str(event.get("op", "")).startswith("note."):
             return
         self._events += 1
-        if self.compiled is not None and self.after_step is None:
-            try:
-                line = _encode(event).encode()
-            except (TypeError, ValueError):
-                line = b""
-            if line and self.compiled.step_code(line) == 0:
-                self._accepted.append(event)
-                return
-            self._take_over()  # the Python engine replays what was accepted and checks this event
-            if self.violation is not None:
-                return
         try:
             predicted = self.monitor.step(event, line=int(event.get("seq", 0)))
         except MonitorViolation as v:
-            self.violation = v
+            self._violation = v
             return
         if self.after_step is not None:
             self.after_step(event, predicted)
+
+    def close(self) -> None:
+        """Stop the compiled engine's thread (the runtime is closing; the verdict stays readable)."""
+        if self._dict_sink:
+            self._sync()
+        if self._dict_sink:
+            self.compiled.drain()
+            self.compiled.close()
 
     @property
     def ok(self) -> bool:
         return self.violation is None
 
     def report(self) -> str:
-        if self.violation is None:
+        violation = self.violation
+        if violation is None:
             return f"monitor ({', '.join(self.models)}): {self.events} events, no violation"
-        return self.violation.report()
+        return violation.report()
 
 
 def _no_default(o: Any) -> Any:
@@ -185,15 +229,19 @@ _encode = _make_encoder()
 
 
 class _EventSink(Sink):
-    """A callback sink whose ``event`` is the callback itself (the compiled engine's builtin: no Python frame)."""
+    """The live monitor's sink: ``event`` is the callback itself (the compiled engine's builtin: no Python frame)."""
 
-    def __init__(self, on_event: Callable[[Any], object]) -> None:
-        self.event = on_event  # type: ignore[method-assign]
+    def __init__(self, live: LiveMonitor) -> None:
+        self.event = live.sink_event()  # type: ignore[method-assign]
+        self._live = live
+
+    def close(self) -> None:
+        self._live.close()
 
 
 def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:
     live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime), engine=engine)
-    runtime.recorder.add_sink(_EventSink(live.sink_event()))
+    runtime.recorder.add_sink(_EventSink(live))
     return live
 
 

@@ -40,7 +40,7 @@ _PY_API = ["PyDict_GetItem", "PyDict_Next", "PyDict_Size", "PyUnicode_AsUTF8AndS
 #: verdict kinds of the C engine (runtime.c's K_*)
 KINDS = {0: "clean", 1: "wrong_result", 2: "not_allowed", 3: "wrong_output", 4: "invariant", 9: "bail"}
 
-_FLAGS = ["-shared", "-fPIC", "-std=gnu11", "-w"]
+_FLAGS = ["-shared", "-fPIC", "-std=gnu11", "-pthread", "-w"]
 
 
 def _opt() -> str:
@@ -246,16 +246,19 @@ class CompiledStepper:
         self._step.restype = ctypes.c_int
         self.lib.iospec_reset.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         self.lib.iospec_reset(self._out)
-        #: events the C does not accept go to this callable (`sink_event`); set by `set_fallback`
+        #: events the C does not take go to this callable (`sink_event`); set by `set_fallback`
         self._fallback: list[Callable[[Any], object]] = []
-        self.step_dict: Callable[[Any], int] | None = None
-        #: the recorder sink's ``event`` as a builtin function (see `sink`); None where ctypes has no ``pythonapi``
+        self.history = history
+        #: the recorder sink's ``event``: a builtin function made from C (None where ctypes has no ``pythonapi``
+        #: or the engine's thread cannot start: then the live monitor steps JSON lines with `step_code`)
         self.sink_event: Callable[[Any], object] | None = None
         self._setup_dict_entry(history)
 
     def _setup_dict_entry(self, history: int) -> None:
-        """``iospec_step_dict``: an event dict checked without JSON text (runtime.c reads it through CPython's
-        C API, whose function addresses are passed in here), and the sink's builtin ``event`` around it."""
+        """The live monitor's entry (runtime.c and the driver's ``iospec_py_*``): the recorder's sink calls
+        `sink_event`, a builtin function made from C, with each event dict.  runtime.c reads the dict through
+        CPython's C API (the function addresses are passed in here: no Python headers), logs it, and the
+        library's own thread checks it without the GIL.  Readers call `drain` first."""
         api = getattr(ctypes, "pythonapi", None)
         if api is None:
             return
@@ -270,68 +273,85 @@ class CompiledStepper:
         objs: list[Any] = ["seq", "op", "args", "result", "outputs", dict, str, int, None, True, False,
                            self._call_fallback]
         self._objs = (ctypes.py_object * len(objs))(*objs)  # the array keeps them alive
-        self.lib.iospec_py_setup.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
-                                             ctypes.c_int64]
-        self.lib.iospec_py_setup.restype = ctypes.c_int
-        if self.lib.iospec_py_setup(self._api, self._objs, self._out, history) != 0:
+        lib = self.lib
+        lib.iospec_py_setup.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
+                                        ctypes.c_int64]
+        lib.iospec_py_setup.restype = ctypes.c_int
+        if lib.iospec_py_setup(self._api, self._objs, self._out, history) != 0:
             return
-        self.lib.iospec_log_data.restype = ctypes.c_void_p
-        self.lib.iospec_log_size.restype = ctypes.c_int64
-        self.lib.iospec_py_recent.argtypes = [ctypes.py_object]
-        self.lib.iospec_py_recent.restype = ctypes.c_int
-        fn = self.lib.iospec_step_dict
-        fn.argtypes = [ctypes.py_object]
-        fn.restype = ctypes.c_int
-        self.step_dict = fn
-        self.lib.iospec_py_sink_def.restype = ctypes.c_void_p
-        self.sink_event = new_builtin(self.lib.iospec_py_sink_def(), None, None)
+        lib.iospec_log_chunk.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_log_chunk.restype = ctypes.c_void_p
+        lib.iospec_py_held.argtypes = [ctypes.c_int64, ctypes.py_object]
+        lib.iospec_py_held.restype = ctypes.c_int
+        lib.iospec_py_status.argtypes = [ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_py_timing.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_py_sink_def.restype = ctypes.c_void_p
+        self.sink_event = new_builtin(lib.iospec_py_sink_def(), None, None)
 
     def _call_fallback(self, event: Any) -> object:
         return self._fallback[0](event) if self._fallback else None
 
     def set_fallback(self, fallback: Callable[[Any], object]) -> None:
-        """Where `sink_event` sends each event the C does not accept (and every event after it)."""
+        """Where `sink_event` sends each event the C does not take (and every event after it)."""
         self._fallback[:] = [fallback]
 
-    def timing(self, on: bool) -> tuple[int, int, int, int]:
-        """Switch the C's per-event timers on (from zero) or off; returns them as they were: ns decoding event
-        dicts, ns stepping the models, ns keeping events, and the accepted events timed (benchmarks only)."""
-        timers = (ctypes.c_int64 * 4)()
-        self.lib.iospec_py_timing.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
-        self.lib.iospec_py_timing(int(on), timers)
-        return int(timers[0]), int(timers[1]), int(timers[2]), int(timers[3])
+    def drain(self) -> None:
+        """Wait until the engine's thread checked every event `sink_event` took (or stopped)."""
+        if self.sink_event is not None:
+            self.lib.iospec_drain()
+
+    def status(self) -> tuple[int, int, str | None]:
+        """After `drain`: events accepted, events taken, and the verdict on the first one not accepted."""
+        out = (ctypes.c_int64 * 3)()
+        self.lib.iospec_py_status(out)
+        return int(out[0]), int(out[1]), KINDS.get(int(out[2]), "bail") if out[2] else None
+
+    @property
+    def accepted_count(self) -> int:
+        """Events the engine accepted (notes are not counted)."""
+        self.drain()
+        return self.status()[0]
 
     def forward(self) -> None:
         """From now on `sink_event` sends every event to the fallback."""
         if self.sink_event is not None:
             self.lib.iospec_py_forward()
 
-    @property
-    def accepted_count(self) -> int:
-        """Events `step_dict` accepted (notes are not counted)."""
-        return int(self._out[2])
+    def close(self) -> None:
+        """Stop the engine's thread (after it checked what it was given)."""
+        if self.sink_event is not None:
+            self.lib.iospec_close()
 
-    def accepted(self) -> list[dict[str, Any]]:
-        """The events `step_dict` accepted, in order: the last ``history`` ones are the dicts themselves, the
-        earlier ones rebuilt from the C's log with what a monitor reads (seq, op, args, result, outputs)."""
-        size = int(self.lib.iospec_log_size())
-        text = ctypes.string_at(self.lib.iospec_log_data(), size) if size else b""
-        events: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines()]
-        recent: list[dict[str, Any]] = []
-        if self.lib.iospec_py_recent(recent) != 0:
-            raise MemoryError("cannot list the recent events")
-        first = len(events) - len(recent)
-        assert first >= 0 and all(e["seq"] == events[first + i]["seq"] for i, e in enumerate(recent)), \
-            "the log and the recent events disagree"
-        return events[:first] + recent
+    def accepted_and_pending(self) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Call after `forward`: the events the engine accepted, in order (the last ``history`` ones are the
+        dicts themselves, earlier ones rebuilt from the log with what a monitor reads: seq, op, args, result,
+        outputs), and the event dicts taken but not accepted (from the one the engine stopped at)."""
+        self.drain()
+        accepted, taken, _ = self.status()
+        events: list[dict[str, Any]] = []
+        size = ctypes.c_int64()
+        i = 0
+        while True:
+            addr = self.lib.iospec_log_chunk(i, ctypes.byref(size))
+            if not addr:
+                break
+            events.extend(json.loads(line) for line in ctypes.string_at(addr, size.value).splitlines())
+            i += 1
+        first = max(0, accepted - self.history)
+        held: list[Any] = []
+        if self.lib.iospec_py_held(first, held) != 0:
+            raise MemoryError("the live monitor's held events are missing")
+        assert len(events) == taken and all(e["seq"] == events[first + i]["seq"] for i, e in enumerate(held)), \
+            "the log and the held events disagree"
+        return events[:first] + held[:accepted - first], held[accepted - first:]
 
-    def step(self, line: bytes) -> str:
-        """One event (a JSON line): ``clean``, or the kind of stop (see `KINDS`)."""
-        return KINDS.get(self.step_code(line), "bail")
-
-    def step_code(self, line: bytes) -> int:
-        """`step` as the engine's code (0: clean), for the live monitor's hot path."""
-        return int(self._step(line, len(line), self._out))
+    def timing(self, on: bool) -> tuple[int, int, int, int]:
+        """Switch the C's timers on (from zero) or off; returns them as they were: ns decoding event dicts and
+        ns logging them (on the runtime's threads), events taken, ns checking them (on the engine's thread).
+        For benchmarks."""
+        timers = (ctypes.c_int64 * 5)()
+        self.lib.iospec_py_timing(int(on), timers)
+        return int(timers[0]), int(timers[1]), int(timers[2]), int(timers[4])
 
 
 def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None,

@@ -12,6 +12,8 @@
  * Python engine re-checks the trace and produces the report.  It never writes error texts.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -989,28 +991,34 @@ static int event_from_dict(pyobj *d, event *ev) {
     return 0;
 }
 
-/* ---------------------------------------------------------------- the accepted events (the live monitor)
- * The Python monitor that takes over after a stop replays every accepted event.  Keeping the event dicts
- * themselves made the garbage collector traverse all of them again and again (most of the monitor's cost in
- * a long run), so the C keeps them as JSON lines of what the monitor reads (seq, op, args, result, outputs),
- * written from the values it decoded, and holds only the last `g_ring_cap` dicts themselves (the monitor's
- * recent events, which a report prints whole). */
-static char *g_log;
-static i64 g_log_n, g_log_cap;
-static pyobj **g_ring;
-static i64 g_ring_cap, g_ring_n; /* g_ring_n: events put in the ring so far (slot g_ring_n % cap is next) */
+/* ---------------------------------------------------------------- the live monitor's event log
+ * The runtime thread (the producer, under the GIL) decodes each event dict and appends it to the log as a
+ * JSON line of what the monitor reads (seq, op, args, result, outputs); the engine's own thread (the
+ * consumer, no GIL) parses and checks the lines in order (the driver's `live_consumer`).  The log also
+ * serves the Python monitor that takes over after a stop: it replays the accepted lines.  The log is a list
+ * of chunks that never move (the consumer reads them while the producer writes).  Keeping the event dicts
+ * themselves made the garbage collector traverse all of them again and again, so only the last ones are
+ * held (`g_ring`: the monitor's recent events, which a report prints whole, and the ones not yet checked). */
+#define LOG_CHUNK ((i64)1 << 20)
+#define LOG_MAX_CHUNKS 65536
+static char *g_chunks[LOG_MAX_CHUNKS];
+static i64 g_chunk_len[LOG_MAX_CHUNKS]; /* bytes of complete lines (written by the producer only, atomically) */
+static int g_nchunks;
+/* the line being written */
+static char *g_line;
+static i64 g_line_n, g_line_cap;
 
 static int log_put(const char *s, i64 n) {
-    if (g_log_n + n > g_log_cap) {
-        i64 c = g_log_cap ? g_log_cap : 1 << 16;
-        while (c < g_log_n + n) c *= 2;
-        char *nl = realloc(g_log, (size_t)c);
+    if (g_line_n + n > g_line_cap) {
+        i64 c = g_line_cap ? g_line_cap : 256;
+        while (c < g_line_n + n) c *= 2;
+        char *nl = realloc(g_line, (size_t)c);
         if (!nl) return 1;
-        g_log = nl;
-        g_log_cap = c;
+        g_line = nl;
+        g_line_cap = c;
     }
-    memcpy(g_log + g_log_n, s, (size_t)n);
-    g_log_n += n;
+    memcpy(g_line + g_line_n, s, (size_t)n);
+    g_line_n += n;
     return 0;
 }
 #define LOG_LIT(text) log_put(text, (i64)sizeof(text) - 1)
@@ -1046,33 +1054,76 @@ static int log_pairs(const jpair *pairs, int n) {
     return LOG_LIT("}");
 }
 
-/* one accepted event as a JSON line; 1 (and nothing written): it cannot be written exactly */
+/* one event as a JSON line at the end of the log; 1 (and nothing written): it cannot be written exactly */
 static int log_event(const event *ev) {
-    i64 mark = g_log_n;
+    g_line_n = 0;
     int bad = LOG_LIT("{\"seq\":") || log_int(ev->seq) || LOG_LIT(",\"op\":") || log_value(&ev->op) ||
               LOG_LIT(",\"args\":") || log_pairs(ev->args, ev->nargs) ||
               (ev->has_result && (LOG_LIT(",\"result\":") || log_value(&ev->result))) ||
               (ev->has_outputs && (LOG_LIT(",\"outputs\":") || log_pairs(ev->outs, ev->nouts))) || LOG_LIT("}\n");
-    if (bad) g_log_n = mark;
-    return bad;
+    if (bad || g_line_n > LOG_CHUNK) return 1;
+    i64 used = g_nchunks ? __atomic_load_n(&g_chunk_len[g_nchunks - 1], __ATOMIC_RELAXED) : 0;
+    if (!g_nchunks || used + g_line_n > LOG_CHUNK) {
+        if (g_nchunks == LOG_MAX_CHUNKS) return 1;
+        char *c = malloc((size_t)LOG_CHUNK);
+        if (!c) return 1;
+        g_chunks[g_nchunks] = c;
+        __atomic_store_n(&g_chunk_len[g_nchunks], 0, __ATOMIC_RELAXED);
+        g_nchunks++;
+        used = 0;
+    }
+    memcpy(g_chunks[g_nchunks - 1] + used, g_line, (size_t)g_line_n);
+    __atomic_store_n(&g_chunk_len[g_nchunks - 1], used + g_line_n, __ATOMIC_RELAXED);
+    return 0;
 }
 
-static void ring_put(pyobj *d) {
-    if (!g_ring_cap) return;
-    pyobj **slot = &g_ring[g_ring_n % g_ring_cap];
-    pyobj *old = g_ring_n >= g_ring_cap ? *slot : (pyobj *)0;
+/* the consumer's read position */
+static int g_rchunk;
+static i64 g_rpos;
+
+/* the next line (published: the caller saw it counted); its bytes without the newline */
+static const char *log_next(i64 *len) {
+    if (g_rpos >= __atomic_load_n(&g_chunk_len[g_rchunk], __ATOMIC_RELAXED)) { g_rchunk++; g_rpos = 0; }
+    const char *p = g_chunks[g_rchunk] + g_rpos;
+    const char *nl = memchr(p, '\n', (size_t)(__atomic_load_n(&g_chunk_len[g_rchunk], __ATOMIC_RELAXED) - g_rpos));
+    if (!nl) { *len = 0; return p; }
+    *len = nl - p;
+    g_rpos += *len + 1;
+    return p;
+}
+
+/* an empty log (its first chunk made now: the consumer starts reading there); 1: out of memory */
+static int log_open(void) {
+    for (int i = 0; i < g_nchunks; i++) free(g_chunks[i]);
+    g_nchunks = 0;
+    g_rchunk = 0;
+    g_rpos = 0;
+    g_chunks[0] = malloc((size_t)LOG_CHUNK);
+    if (!g_chunks[0]) return 1;
+    g_chunk_len[0] = 0;
+    g_nchunks = 1;
+    return 0;
+}
+
+/* event dicts by event number (slot n % g_ring_cap), held with a reference (producer only) */
+static pyobj **g_ring;
+static i64 g_ring_cap;
+
+static void ring_put(i64 n, pyobj *d) {
+    pyobj **slot = &g_ring[n % g_ring_cap];
+    pyobj *old = *slot;
     py.incref(d);
     *slot = d;
-    g_ring_n++;
     if (old) py.decref(old); /* last: freeing it cannot see a half-updated ring */
 }
 
 static void ring_clear(void) {
-    i64 n = g_ring_n < g_ring_cap ? g_ring_n : g_ring_cap;
     pyobj **old = g_ring;
+    i64 n = g_ring_cap;
     g_ring = (pyobj **)0;
-    g_ring_n = 0;
-    for (i64 i = 0; i < n; i++) py.decref(old[i]);
+    g_ring_cap = 0;
+    for (i64 i = 0; i < n; i++)
+        if (old[i]) py.decref(old[i]);
     free(old);
 }
 
