@@ -232,7 +232,7 @@ class _EventSink(Sink):
     """The live monitor's sink: ``event`` is the callback itself (the compiled engine's builtin: no Python frame)."""
 
     def __init__(self, live: LiveMonitor) -> None:
-        self.event = live.sink_event()  # type: ignore[method-assign]
+        self.event = live.sink_event()  # type: ignore[method-assign,assignment]
         self._live = live
 
     def close(self) -> None:
