@@ -42,47 +42,59 @@ from reference_impl.trace import NdjsonSink  # noqa: E402
 
 
 def _requests(rt: Runtime, n: int) -> float:
+    """Seconds for ``n`` requests, until every context drained and the monitor (if any) checked every event."""
     t0 = time.perf_counter()
     for i in range(n):
         rt.fetch("b", Request(), thread=i % 2)
     rt.settle()
+    if rt.monitor is not None:
+        assert rt.monitor.ok, rt.monitor.report()  # reading the verdict waits for the compiled engine's thread
     return time.perf_counter() - t0
 
 
+def _compiled_inline(rt: Runtime) -> Runtime:
+    """``rt`` (no monitor) watched by the compiled engine checking each event on the runtime's thread."""
+    from reference_impl.monitoring import attach_monitor
+
+    rt.monitor = attach_monitor(rt, engine="c", thread=False)
+    return rt
+
+
 def monitor_overhead(requests: int, rounds: int) -> None:
-    """Interleave unmonitored and monitored rounds of the same workload (Python monitor, compiled monitor)."""
+    """Interleave unmonitored and monitored rounds of the same workload: the Python monitor, the compiled monitor
+    (``monitor="c"``: it checks on its own thread), and the compiled monitor checking on the runtime's thread."""
     from properties.compiled.engine import compiled_checker
     from reference_impl.runtime import TRACE_MODELS
 
-    engines: list[bool | str] = [True]
-    if compiled_checker([m for m in TRACE_MODELS if m in MODELS], {"production": 0}) is not None:
-        engines.append("c")
+    have_c = compiled_checker([m for m in TRACE_MODELS if m in MODELS], {"production": 0}) is not None
+    labels = {"python": "python monitor", "c": "compiled monitor (engine thread)",
+              "c-inline": "compiled monitor (checking on the runtime's thread)"}
     off: list[float] = []
-    on: dict[str, list[float]] = {str(e): [] for e in engines}
-    events = 0
     with Runtime(threads=2, monitor=False, memory_trace=False) as plain, \
             Runtime(threads=2, monitor=True, memory_trace=False) as watched, \
-            Runtime(threads=2, monitor="c" if "c" in engines else True, memory_trace=False) as compiled:
-        runtimes = {"True": watched, "c": compiled}
-        for rt in (plain, watched, compiled):
+            Runtime(threads=2, monitor="c" if have_c else True, memory_trace=False) as compiled, \
+            Runtime(threads=2, monitor=False, memory_trace=False) as inline:
+        runtimes = {"python": watched}
+        if have_c:
+            runtimes.update({"c": compiled, "c-inline": _compiled_inline(inline)})
+        on: dict[str, list[float]] = {k: [] for k in runtimes}
+        events = 0
+        for rt in (plain, *runtimes.values()):
             rt.add_worker("b", Bench)
             _requests(rt, 20)  # warm up (the monitor compiles its models on construction)
         for _ in range(rounds):
             off.append(_requests(plain, requests))
-            for e in engines:
-                rt = runtimes[str(e)]
+            for k, rt in runtimes.items():
                 start = rt.monitor.events
-                on[str(e)].append(_requests(rt, requests))
+                on[k].append(_requests(rt, requests))
                 events = rt.monitor.events - start
-        for e in engines:
-            rt = runtimes[str(e)]
+        for k, rt in runtimes.items():
             assert rt.monitor.ok, rt.monitor.report()
-        assert compiled.monitor.compiled is not None or "c" not in engines, "the compiled monitor took over"
+            assert k == "python" or rt.monitor.compiled is not None, "the compiled monitor took over"
     base = statistics.median(off)
-    for e in engines:
-        label = "python monitor" if e is True else "compiled monitor"
-        med = statistics.median(on[str(e)])
-        print(f"monitor overhead, {label}: {med / base:.2f}x  (monitors off {requests / base:,.0f} req/s, "
+    for k in runtimes:
+        med = statistics.median(on[k])
+        print(f"monitor overhead, {labels[k]}: {med / base:.2f}x  (monitors off {requests / base:,.0f} req/s, "
               f"on {requests / med:,.0f} req/s; {events / requests:.0f} events/request; "
               f"median of {rounds} interleaved rounds of {requests} requests)  target <= 1.3x")
 
@@ -97,23 +109,25 @@ def _cpu_requests(rt: Runtime, n: int) -> tuple[float, float]:
 def overhead_breakdown(requests: int, rounds: int) -> None:
     """Where the compiled monitor's time goes in the running runtime, per model event.
 
-    Interleaved rounds of three runtimes: no monitor, no monitor but a sink that does nothing (the cost of
-    the recorder calling any sink), and ``monitor="c"``; CPU time of the process per request (the runtime
-    is GIL-bound, so CPU time is what the monitor adds; it is also less noisy than wall time on a shared
-    machine).  Then one more round of the monitored runtime with the C's own timers on: decoding the event
-    dict, stepping the models, keeping the event.  What is left ("indirect") is the monitor's effect on the
-    rest of the process: caches, memory growth, calling into the library.
+    Interleaved rounds of four runtimes: no monitor; no monitor but a sink that does nothing (the cost of the
+    recorder calling any sink); the compiled monitor checking on the runtime's thread; and ``monitor="c"``
+    (checking on the engine's own thread).  CPU time of the process per request: the runtime is GIL-bound, so
+    CPU time is what a monitor adds (the engine's thread included), and it is less noisy than wall time on a
+    shared machine.  Then one more round of each monitored runtime with the C's own timers on: decoding the
+    event dict, logging and publishing it, checking it.  What is left ("indirect") is the monitor's effect on
+    the rest of the process: caches, memory, wake-ups.
     """
     from reference_impl.trace import CallbackSink
 
     with Runtime(threads=2, monitor=False, memory_trace=False) as plain, \
             Runtime(threads=2, monitor=False, memory_trace=False) as sink, \
+            Runtime(threads=2, monitor=False, memory_trace=False) as inline, \
             Runtime(threads=2, monitor="c", memory_trace=False) as compiled:
         if compiled.monitor.compiled is None or compiled.monitor.compiled.sink_event is None:
             print("breakdown: the compiled monitor's dict entry is not available here")
             return
         sink.recorder.add_sink(CallbackSink(lambda e: None))
-        runtimes = {"off": plain, "sink": sink, "c": compiled}
+        runtimes = {"off": plain, "sink": sink, "inline": _compiled_inline(inline), "thread": compiled}
         cpu: dict[str, list[float]] = {k: [] for k in runtimes}
         wall: dict[str, list[float]] = {k: [] for k in runtimes}
         for rt in runtimes.values():
@@ -124,25 +138,31 @@ def overhead_breakdown(requests: int, rounds: int) -> None:
                 w, c = _cpu_requests(rt, requests)
                 wall[k].append(w)
                 cpu[k].append(c)
-        stepper = compiled.monitor.compiled
-        before = compiled.monitor.events
-        stepper.timing(True)
-        _requests(compiled, requests)
-        decode, publish, taken, check = stepper.timing(False)
-        events = (compiled.monitor.events - before) / requests
-        assert compiled.monitor.ok and compiled.monitor.compiled is not None, compiled.monitor.report()
+        timers: dict[str, tuple[int, int, int, int]] = {}
+        events = 0.0
+        for k in ("inline", "thread"):
+            rt = runtimes[k]
+            stepper = rt.monitor.compiled
+            before = rt.monitor.events
+            stepper.timing(True)
+            _requests(rt, requests)
+            timers[k] = stepper.timing(False)
+            events = (rt.monitor.events - before) / requests
+            assert rt.monitor.ok and rt.monitor.compiled is not None, rt.monitor.report()
     per_req = {k: statistics.median(v) / requests * 1e6 for k, v in cpu.items()}
-    extra = (per_req["c"] - per_req["off"]) / events
     sink_cost = (per_req["sink"] - per_req["off"]) / events
-    parts = [decode / taken / 1000, publish / taken / 1000, check / taken / 1000] if taken else [0.0, 0.0, 0.0]
-    wall_ratio = statistics.median(wall["c"]) / statistics.median(wall["off"])
     print(f"compiled monitor, CPU per request (median of {rounds} interleaved rounds of {requests}): "
-          f"off {per_req['off']:.0f} us, with a no-op sink {per_req['sink']:.0f} us, monitored {per_req['c']:.0f} us "
-          f"({per_req['c'] / per_req['off']:.2f}x; wall {wall_ratio:.2f}x)")
-    print(f"  per model event ({events:.0f}/request): +{extra:.2f} us CPU = recorder calling a sink {sink_cost:.2f} "
-          f"+ decoding the dict {parts[0]:.2f} + logging and publishing it {parts[1]:.2f} (on the runtime's thread) "
-          f"+ checking it {parts[2]:.2f} (the engine's thread) + indirect {extra - sink_cost - sum(parts):.2f} "
-          f"(C timers over {taken:,} events)")
+          f"off {per_req['off']:.0f} us, with a no-op sink {per_req['sink']:.0f} us, checking on the runtime's "
+          f"thread {per_req['inline']:.0f} us, on the engine's thread {per_req['thread']:.0f} us")
+    for k, where in (("inline", "on the runtime's thread"), ("thread", "on the engine's thread")):
+        decode, publish, taken, check = timers[k]
+        parts = [decode / taken / 1000, publish / taken / 1000, check / taken / 1000] if taken else [0.0] * 3
+        extra = (per_req[k] - per_req["off"]) / events
+        wall_ratio = statistics.median(wall[k]) / statistics.median(wall["off"])
+        print(f"  checking {where}: CPU {per_req[k] / per_req['off']:.2f}x, wall {wall_ratio:.2f}x; per model event "
+              f"({events:.0f}/request) +{extra:.2f} us CPU = recorder calling a sink {sink_cost:.2f} + decoding the "
+              f"dict {parts[0]:.2f} + logging and publishing it {parts[1]:.2f} + checking it {parts[2]:.2f} + "
+              f"indirect {extra - sink_cost - sum(parts):.2f}  (C timers over {taken:,} events)")
 
 
 def machine_steps(examples: int) -> None:

@@ -58,7 +58,8 @@ HISTORY = 20
 class LiveMonitor:
     """A `Monitor` fed by the recorder; keeps the first violation instead of raising."""
 
-    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None, *, engine: str = "python") -> None:
+    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None, *, engine: str = "python",
+                 thread: bool = True) -> None:
         self.models = models
         self.consts = dict(consts or {})
         self._monitor: Monitor | None = None
@@ -75,7 +76,7 @@ class LiveMonitor:
         if engine == "c":
             from properties.compiled.engine import compiled_stepper
 
-            self.compiled = compiled_stepper(models, self.consts, HISTORY)
+            self.compiled = compiled_stepper(models, self.consts, HISTORY, thread)
             if self.compiled is not None and self.compiled.sink_event is not None:
                 self.compiled.set_fallback(self.on_event)
                 self._dict_sink = True
@@ -239,8 +240,10 @@ class _EventSink(Sink):
         self._live.close()
 
 
-def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:
-    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime), engine=engine)
+def attach_monitor(runtime: Runtime, engine: str = "python", *, thread: bool = True) -> LiveMonitor:
+    """A live monitor of ``runtime``'s events (``engine="c"``: the compiled engine, checking on its own thread
+    unless ``thread`` is False)."""
+    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime), engine=engine, thread=thread)
     runtime.recorder.add_sink(_EventSink(live))
     return live
 

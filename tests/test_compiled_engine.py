@@ -305,11 +305,13 @@ def _copy(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**e, "args": dict(e["args"])} for e in events]
 
 
-def _fed(models: list[str], consts: dict[str, int], events: list[dict[str, Any]], engine: str) -> Any:
-    """A LiveMonitor given ``events`` through the sink call the recorder makes (the builtin, for the C engine)."""
+def _fed(models: list[str], consts: dict[str, int], events: list[dict[str, Any]], engine: str,
+         thread: bool = True) -> Any:
+    """A LiveMonitor given ``events`` through the sink call the recorder makes (the builtin, for the C engine;
+    ``thread``: it checks them on its own thread)."""
     from reference_impl.monitoring import LiveMonitor
 
-    live = LiveMonitor(models, consts, engine=engine)
+    live = LiveMonitor(models, consts, engine=engine, thread=thread)
     if engine == "c":
         assert live.compiled is not None and live.compiled.sink_event is not None
     sink = live.sink_event()
@@ -358,8 +360,9 @@ ODD_EVENTS: dict[str, Any] = {
 }
 
 
+@pytest.mark.parametrize("thread", [True, False], ids=["engine thread", "inline"])
 @pytest.mark.parametrize("change", sorted(ODD_EVENTS))
-def test_live_dict_entry_agrees_on_odd_events(change: str, reused_monitor: None) -> None:
+def test_live_dict_entry_agrees_on_odd_events(change: str, thread: bool, reused_monitor: None) -> None:
     """The live compiled monitor reads the recorder's dicts itself: odd values get the Python monitor's verdict."""
     models, consts, events = _recorded_events(3)
     events = _copy(events)
@@ -369,7 +372,7 @@ def test_live_dict_entry_agrees_on_odd_events(change: str, reused_monitor: None)
     outcomes = []
     for engine in ("c", "python"):
         try:
-            live = _fed(models, consts, changed, engine)
+            live = _fed(models, consts, changed, engine, thread)
             if engine == "c" and live.compiled is not None:
                 _assert_logged_exactly(live.compiled, changed)
             outcomes.append((live.ok, live.report(), live.events))
@@ -389,7 +392,8 @@ def _assert_logged_exactly(stepper: Any, events: list[dict[str, Any]]) -> None:
                                                                                    g["args"].values()))
 
 
-def test_live_compiled_monitor_long_run_take_over() -> None:
+@pytest.mark.parametrize("thread", [True, False], ids=["engine thread", "inline"])
+def test_live_compiled_monitor_long_run_take_over(thread: bool) -> None:
     """Past the engine's lag and its held events: the Python monitor rebuilt from the log has the same state,
     and its recent events are the recorder's dicts themselves."""
     from reference_impl.monitoring import HISTORY
@@ -397,7 +401,7 @@ def test_live_compiled_monitor_long_run_take_over() -> None:
     models, consts, events = _recorded_events(40)
     checked = [e for e in events if not e["op"].startswith("note.")]
     assert len(checked) > 300 + HISTORY  # more than LIVE_LAG + the held events
-    c = _fed(models, consts, events, "c")
+    c = _fed(models, consts, events, "c", thread)
     python = _fed(models, consts, events, "python")
     assert c.compiled is not None and c.events == python.events == len(checked)
     _assert_logged_exactly(c.compiled, events)

@@ -893,7 +893,8 @@ int iospec_step(const char *line, i64 len, i64 *out) {
  * made from `py_sink_def` with each event dict, under the recorder's lock and the GIL: it decodes the dict
  * (runtime.c's event_from_dict), appends its line to the log, holds the dict in the ring, and publishes it
  * (`g_pub`).  The consumer checks the published lines in order without the GIL (on the other core), so the
- * runtime thread pays for decoding, not for checking.  While events come it naps LIVE_NAP_NS between batches;
+ * runtime thread pays for decoding, not for checking (without the thread, ``thread`` 0, the producer checks
+ * each event right after publishing it).  While events come it naps LIVE_NAP_NS between batches;
  * after two empty naps it sleeps until the producer wakes it; `iospec_drain`, which every reader of the
  * verdict calls first, wakes it and waits: a reader always sees the verdict of every event recorded before it.
  * The consumer stops at the first event it does not accept (`g_stop`, at event number `g_cons`); from then
@@ -929,24 +930,30 @@ static void timing_mark(int part) {
  * wake-up is a system call on the runtime's thread) */
 #define LIVE_NAP_NS 300000
 
+/* check the published events not checked yet, in order, up to the first one not accepted; 1 if there were any */
+static int live_check_published(void) {
+    i64 pub = __atomic_load_n(&g_pub, __ATOMIC_ACQUIRE);
+    i64 cons = g_cons;
+    int worked = cons < pub;
+    while (cons < pub && !g_stop) {
+        i64 t0 = g_timing ? now_ns() : 0;
+        i64 len;
+        const char *line = log_next(&len);
+        i64 events = 0;
+        int r = step_line(line, line + len, g_py_out, &events);
+        if (g_timing) __atomic_fetch_add(&g_timers[4], now_ns() - t0, __ATOMIC_RELAXED);
+        if (r) { __atomic_store_n(&g_stop, r, __ATOMIC_RELEASE); break; }
+        cons++;
+        __atomic_store_n(&g_cons, cons, __ATOMIC_RELEASE);
+    }
+    return worked;
+}
+
 static void *live_consumer(void *arg) {
     (void)arg;
     int idle = 0;
     for (;;) {
-        i64 pub = __atomic_load_n(&g_pub, __ATOMIC_ACQUIRE);
-        i64 cons = g_cons;
-        int worked = cons < pub;
-        while (cons < pub && !g_stop) {
-            i64 t0 = g_timing ? now_ns() : 0;
-            i64 len;
-            const char *line = log_next(&len);
-            i64 events = 0;
-            int r = step_line(line, line + len, g_py_out, &events);
-            if (g_timing) __atomic_fetch_add(&g_timers[4], now_ns() - t0, __ATOMIC_RELAXED);
-            if (r) { __atomic_store_n(&g_stop, r, __ATOMIC_RELEASE); break; }
-            cons++;
-            __atomic_store_n(&g_cons, cons, __ATOMIC_RELEASE);
-        }
+        int worked = live_check_published();
         idle = worked ? 0 : idle + 1;
         pthread_mutex_lock(&g_mu);
         if (!g_quit && !g_wake) {
@@ -1004,10 +1011,18 @@ void iospec_close(void) {
     g_thread_on = 0;
 }
 
+/* a forked child has no consumer thread: every event goes to the Python fallback, which checks what was not */
+static void live_after_fork(void) {
+    g_thread_on = 0;
+    g_forward = 1;
+    pthread_mutex_init(&g_mu, (const pthread_mutexattr_t *)0);
+    pthread_cond_init(&g_cv, (const pthread_condattr_t *)0);
+}
+
 /* ``ring``: how many checked event dicts to hold (the Python monitor's history).  Starts the consumer.
  * Returns 0, or -1 (out of memory, no thread: the caller uses JSON lines instead). */
-int iospec_py_setup(void **api, pyobj **objs, i64 *out, i64 ring) {
-    if (g_thread_on) return -1; /* one live monitor per copy of the library */
+int iospec_py_setup(void **api, pyobj **objs, i64 *out, i64 ring, int thread) {
+    if (g_thread_on || py_ready) return -1; /* one live monitor per copy of the library */
     void **slot = (void **)&py;
     for (size_t i = 0; i < sizeof py / sizeof(void *); i++) slot[i] = api[i];
     for (int i = 0; i < PY_NOBJ; i++) pyo[i] = objs[i];
@@ -1018,11 +1033,14 @@ int iospec_py_setup(void **api, pyobj **objs, i64 *out, i64 ring) {
     g_pub = g_cons = 0;
     g_stop = g_forward = g_quit = g_wake = g_sleeping = 0;
     if (log_open()) return -1;
-    g_ring_cap = (ring > 0 ? ring : 0) + LIVE_LAG + 1;
+    g_ring_cap = (ring > 0 ? ring : 0) + (thread ? LIVE_LAG : 0) + 1; /* + the events not checked yet */
     g_ring = calloc((size_t)g_ring_cap, sizeof *g_ring);
     if (!g_ring) return -1;
-    if (pthread_create(&g_thread, (const pthread_attr_t *)0, live_consumer, (void *)0) != 0) return -1;
-    g_thread_on = 1;
+    if (thread) {
+        if (pthread_create(&g_thread, (const pthread_attr_t *)0, live_consumer, (void *)0) != 0) return -1;
+        pthread_atfork((void (*)(void))0, (void (*)(void))0, live_after_fork);
+        g_thread_on = 1;
+    }
     py_ready = 1;
     return 0;
 }
@@ -1037,12 +1055,18 @@ static int publish_dict(pyobj *d) {
     if (g_timing) timing_mark(0);
     if (log_event(&ev)) return K_BAIL;
     i64 n = g_pub;
-    while (n - __atomic_load_n(&g_cons, __ATOMIC_ACQUIRE) >= LIVE_LAG && !__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE)) {
+    while (g_thread_on && n - __atomic_load_n(&g_cons, __ATOMIC_ACQUIRE) >= LIVE_LAG &&
+           !__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE)) {
         live_wake();
         sched_yield();
     }
     ring_put(n, d);
     __atomic_store_n(&g_pub, n + 1, __ATOMIC_SEQ_CST);
+    if (!g_thread_on) { /* checked here and now (no engine thread) */
+        if (g_timing) timing_mark(1);
+        live_check_published();
+        return 0;
+    }
     /* wake the consumer from a deep sleep (once per quiet spell), or when it falls behind */
     int sleeping = __atomic_load_n(&g_sleeping, __ATOMIC_SEQ_CST);
     if ((sleeping == 2 || (sleeping && n + 1 - __atomic_load_n(&g_cons, __ATOMIC_RELAXED) >= LIVE_LAG / 2)) &&

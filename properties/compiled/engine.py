@@ -232,7 +232,7 @@ class CompiledStepper:
     temporary directory: the dynamic loader shares one library per path).
     """
 
-    def __init__(self, checker: CompiledChecker, history: int = 20) -> None:
+    def __init__(self, checker: CompiledChecker, history: int = 20, thread: bool = True) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="iospec-live-")
         copy = Path(self._dir.name) / checker.path.name
         shutil.copyfile(checker.path, copy)
@@ -252,13 +252,14 @@ class CompiledStepper:
         #: the recorder sink's ``event``: a builtin function made from C (None where ctypes has no ``pythonapi``
         #: or the engine's thread cannot start: then the live monitor steps JSON lines with `step_code`)
         self.sink_event: Callable[[Any], object] | None = None
-        self._setup_dict_entry(history)
+        self._setup_dict_entry(history, thread)
 
-    def _setup_dict_entry(self, history: int) -> None:
+    def _setup_dict_entry(self, history: int, thread: bool) -> None:
         """The live monitor's entry (runtime.c and the driver's ``iospec_py_*``): the recorder's sink calls
         `sink_event`, a builtin function made from C, with each event dict.  runtime.c reads the dict through
         CPython's C API (the function addresses are passed in here: no Python headers), logs it, and the
-        library's own thread checks it without the GIL.  Readers call `drain` first."""
+        library's own thread checks it without the GIL (``thread``; else the runtime's thread checks it right
+        away).  Readers call `drain` first."""
         api = getattr(ctypes, "pythonapi", None)
         if api is None:
             return
@@ -275,9 +276,9 @@ class CompiledStepper:
         self._objs = (ctypes.py_object * len(objs))(*objs)  # the array keeps them alive
         lib = self.lib
         lib.iospec_py_setup.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
-                                        ctypes.c_int64]
+                                        ctypes.c_int64, ctypes.c_int]
         lib.iospec_py_setup.restype = ctypes.c_int
-        if lib.iospec_py_setup(self._api, self._objs, self._out, history) != 0:
+        if lib.iospec_py_setup(self._api, self._objs, self._out, history, int(thread)) != 0:
             return
         lib.iospec_log_chunk.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_log_chunk.restype = ctypes.c_void_p
@@ -355,14 +356,14 @@ class CompiledStepper:
 
 
 def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None,
-                     history: int = 20) -> CompiledStepper | None:
+                     history: int = 20, thread: bool = True) -> CompiledStepper | None:
     """A fresh `CompiledStepper` for ``models`` (None if no C compiler works); it holds the last ``history``
-    accepted event dicts themselves."""
+    accepted event dicts themselves; ``thread``: check the events on the library's own thread."""
     checker = compiled_checker(models, consts)
     if checker is None:
         return None
     try:
-        return CompiledStepper(checker, history)
+        return CompiledStepper(checker, history, thread)
     except OSError as e:
         _reason.append(f"cannot load a copy of {checker.path}: {e}")
         return None
