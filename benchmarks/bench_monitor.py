@@ -7,7 +7,9 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
 
 1. Monitor overhead: the same request workload on the reference implementation with the
    live monitors off and on (every model of `TRACE_MODELS`), interleaved rounds, ratio of the
-   medians.  Target <= 1.3x.
+   medians: the Python monitor, ``monitor="c"`` (checking on the engine's own thread) and the
+   compiled monitor checking on the runtime's thread.  Target <= 1.3x.  ``--only breakdown``:
+   where the compiled monitor's time goes per event (CPU time, the C's own timers).
 2. Steps/s: the hypothesis state machine (tests/stateful_reference.py) against the monitored
    reference implementation, every step followed by the model comparison.  Target >= 1,000.
 3. Offline checking: a trace of N events (copies of a recorded demo trace with fresh

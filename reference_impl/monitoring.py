@@ -8,9 +8,13 @@ lock, the monitor sees the real interleaving.  A violation never raises into the
 and checking stops there.
 
 With ``engine="c"`` the events go to the compiled checker (`properties.compiled`: C generated
-from the same models) and are kept; the Python monitor is built only when something needs it
-(a stop of the compiled engine, whose report the Python engine then produces by replaying the
-kept events; `after_step`; a read of the model state), and takes over from then on.
+from the same models).  The sink is a builtin function of the library that reads the event dict
+itself and logs it; the library's own thread checks the logged events without the GIL (or the
+runtime's thread right away, ``thread=False``); every reader of the verdict first waits until
+every event recorded before it was checked (docs/compiled-engine.md).  The Python monitor is
+built only when something needs it (a stop of the compiled engine, whose report the Python
+engine then produces by replaying the accepted events; `after_step`; a read of the model
+state), and takes over from then on.
 """
 
 from __future__ import annotations
@@ -122,6 +126,10 @@ class LiveMonitor:
         self._sync()
         return self._violation
 
+    @violation.setter
+    def violation(self, value: MonitorViolation | None) -> None:
+        self._violation = value  # a caller reusing this monitor (after resetting its models) clears it
+
     @property
     def events(self) -> int:
         """Events checked (notes are not)."""
@@ -129,6 +137,10 @@ class LiveMonitor:
         if self._dict_sink:
             return self._events + int(self.compiled.accepted_count)
         return self._events
+
+    @events.setter
+    def events(self, value: int) -> None:
+        self._events = value - (int(self.compiled.accepted_count) if self._dict_sink else 0)
 
     @property
     def monitor(self) -> Monitor:
