@@ -7,7 +7,9 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
 
 1. Monitor overhead: the same request workload on the reference implementation with the
    live monitors off and on (every model of `TRACE_MODELS`), interleaved rounds, ratio of the
-   medians.  Target <= 1.3x.
+   medians: the Python monitor, ``monitor="c"`` (checking on the engine's own thread) and the
+   compiled monitor checking on the runtime's thread.  Target <= 1.3x.  ``--only breakdown``:
+   where the compiled monitor's time goes per event (CPU time, the C's own timers).
 2. Steps/s: the hypothesis state machine (tests/stateful_reference.py) against the monitored
    reference implementation, every step followed by the model comparison.  Target >= 1,000.
    ``--breakdown`` adds, from a second instrumented run, where a step's time goes (hypothesis
@@ -46,49 +48,127 @@ from reference_impl.trace import NdjsonSink  # noqa: E402
 
 
 def _requests(rt: Runtime, n: int) -> float:
+    """Seconds for ``n`` requests, until every context drained and the monitor (if any) checked every event."""
     t0 = time.perf_counter()
     for i in range(n):
         rt.fetch("b", Request(), thread=i % 2)
     rt.settle()
+    if rt.monitor is not None:
+        assert rt.monitor.ok, rt.monitor.report()  # reading the verdict waits for the compiled engine's thread
     return time.perf_counter() - t0
 
 
+def _compiled_inline(rt: Runtime) -> Runtime:
+    """``rt`` (no monitor) watched by the compiled engine checking each event on the runtime's thread."""
+    from reference_impl.monitoring import attach_monitor
+
+    rt.monitor = attach_monitor(rt, engine="c", thread=False)
+    return rt
+
+
 def monitor_overhead(requests: int, rounds: int) -> None:
-    """Interleave unmonitored and monitored rounds of the same workload (Python monitor, compiled monitor)."""
+    """Interleave unmonitored and monitored rounds of the same workload: the Python monitor, the compiled monitor
+    (``monitor="c"``: it checks on its own thread), and the compiled monitor checking on the runtime's thread."""
     from properties.compiled.engine import compiled_checker
     from reference_impl.runtime import TRACE_MODELS
 
-    engines: list[bool | str] = [True]
-    if compiled_checker([m for m in TRACE_MODELS if m in MODELS], {"production": 0}) is not None:
-        engines.append("c")
+    have_c = compiled_checker([m for m in TRACE_MODELS if m in MODELS], {"production": 0}) is not None
+    labels = {"python": "python monitor", "c": "compiled monitor (engine thread)",
+              "c-inline": "compiled monitor (checking on the runtime's thread)"}
     off: list[float] = []
-    on: dict[str, list[float]] = {str(e): [] for e in engines}
-    events = 0
     with Runtime(threads=2, monitor=False, memory_trace=False) as plain, \
             Runtime(threads=2, monitor=True, memory_trace=False) as watched, \
-            Runtime(threads=2, monitor="c" if "c" in engines else True, memory_trace=False) as compiled:
-        runtimes = {"True": watched, "c": compiled}
-        for rt in (plain, watched, compiled):
+            Runtime(threads=2, monitor="c" if have_c else True, memory_trace=False) as compiled, \
+            Runtime(threads=2, monitor=False, memory_trace=False) as inline:
+        runtimes = {"python": watched}
+        if have_c:
+            runtimes.update({"c": compiled, "c-inline": _compiled_inline(inline)})
+        on: dict[str, list[float]] = {k: [] for k in runtimes}
+        events = 0
+        for rt in (plain, *runtimes.values()):
             rt.add_worker("b", Bench)
             _requests(rt, 20)  # warm up (the monitor compiles its models on construction)
         for _ in range(rounds):
             off.append(_requests(plain, requests))
-            for e in engines:
-                rt = runtimes[str(e)]
+            for k, rt in runtimes.items():
                 start = rt.monitor.events
-                on[str(e)].append(_requests(rt, requests))
+                on[k].append(_requests(rt, requests))
                 events = rt.monitor.events - start
-        for e in engines:
-            rt = runtimes[str(e)]
+        for k, rt in runtimes.items():
             assert rt.monitor.ok, rt.monitor.report()
-        assert compiled.monitor.compiled is not None or "c" not in engines, "the compiled monitor took over"
+            assert k == "python" or rt.monitor.compiled is not None, "the compiled monitor took over"
     base = statistics.median(off)
-    for e in engines:
-        label = "python monitor" if e is True else "compiled monitor"
-        med = statistics.median(on[str(e)])
-        print(f"monitor overhead, {label}: {med / base:.2f}x  (monitors off {requests / base:,.0f} req/s, "
+    for k in runtimes:
+        med = statistics.median(on[k])
+        print(f"monitor overhead, {labels[k]}: {med / base:.2f}x  (monitors off {requests / base:,.0f} req/s, "
               f"on {requests / med:,.0f} req/s; {events / requests:.0f} events/request; "
               f"median of {rounds} interleaved rounds of {requests} requests)  target <= 1.3x")
+
+
+def _cpu_requests(rt: Runtime, n: int) -> tuple[float, float]:
+    """`_requests`, and the process CPU time it took (every thread: the runtime's and the caller's)."""
+    c0 = time.process_time()
+    wall = _requests(rt, n)
+    return wall, time.process_time() - c0
+
+
+def overhead_breakdown(requests: int, rounds: int) -> None:
+    """Where the compiled monitor's time goes in the running runtime, per model event.
+
+    Interleaved rounds of four runtimes: no monitor; no monitor but a sink that does nothing (the cost of the
+    recorder calling any sink); the compiled monitor checking on the runtime's thread; and ``monitor="c"``
+    (checking on the engine's own thread).  CPU time of the process per request: the runtime is GIL-bound, so
+    CPU time is what a monitor adds (the engine's thread included), and it is less noisy than wall time on a
+    shared machine.  Then one more round of each monitored runtime with the C's own timers on: decoding the
+    event dict, logging and publishing it, checking it.  What is left ("indirect") is the monitor's effect on
+    the rest of the process: caches, memory, wake-ups.
+    """
+    from reference_impl.trace import CallbackSink
+
+    with Runtime(threads=2, monitor=False, memory_trace=False) as plain, \
+            Runtime(threads=2, monitor=False, memory_trace=False) as sink, \
+            Runtime(threads=2, monitor=False, memory_trace=False) as inline, \
+            Runtime(threads=2, monitor="c", memory_trace=False) as compiled:
+        if compiled.monitor.compiled is None or compiled.monitor.compiled.sink_event is None:
+            print("breakdown: the compiled monitor's dict entry is not available here")
+            return
+        sink.recorder.add_sink(CallbackSink(lambda e: None))
+        runtimes = {"off": plain, "sink": sink, "inline": _compiled_inline(inline), "thread": compiled}
+        cpu: dict[str, list[float]] = {k: [] for k in runtimes}
+        wall: dict[str, list[float]] = {k: [] for k in runtimes}
+        for rt in runtimes.values():
+            rt.add_worker("b", Bench)
+            _requests(rt, 20)
+        for _ in range(rounds):
+            for k, rt in runtimes.items():
+                w, c = _cpu_requests(rt, requests)
+                wall[k].append(w)
+                cpu[k].append(c)
+        timers: dict[str, tuple[int, int, int, int]] = {}
+        events = 0.0
+        for k in ("inline", "thread"):
+            rt = runtimes[k]
+            stepper = rt.monitor.compiled
+            before = rt.monitor.events
+            stepper.timing(True)
+            _requests(rt, requests)
+            timers[k] = stepper.timing(False)
+            events = (rt.monitor.events - before) / requests
+            assert rt.monitor.ok and rt.monitor.compiled is not None, rt.monitor.report()
+    per_req = {k: statistics.median(v) / requests * 1e6 for k, v in cpu.items()}
+    sink_cost = (per_req["sink"] - per_req["off"]) / events
+    print(f"compiled monitor, CPU per request (median of {rounds} interleaved rounds of {requests}): "
+          f"off {per_req['off']:.0f} us, with a no-op sink {per_req['sink']:.0f} us, checking on the runtime's "
+          f"thread {per_req['inline']:.0f} us, on the engine's thread {per_req['thread']:.0f} us")
+    for k, where in (("inline", "on the runtime's thread"), ("thread", "on the engine's thread")):
+        decode, publish, taken, check = timers[k]
+        parts = [decode / taken / 1000, publish / taken / 1000, check / taken / 1000] if taken else [0.0] * 3
+        extra = (per_req[k] - per_req["off"]) / events
+        wall_ratio = statistics.median(wall[k]) / statistics.median(wall["off"])
+        print(f"  checking {where}: CPU {per_req[k] / per_req['off']:.2f}x, wall {wall_ratio:.2f}x; per model event "
+              f"({events:.0f}/request) +{extra:.2f} us CPU = recorder calling a sink {sink_cost:.2f} + decoding the "
+              f"dict {parts[0]:.2f} + logging and publishing it {parts[1]:.2f} + checking it {parts[2]:.2f} + "
+              f"indirect {extra - sink_cost - sum(parts):.2f}  (C timers over {taken:,} events)")
 
 
 def machine_steps(examples: int, breakdown: bool = False) -> None:
@@ -332,12 +412,14 @@ def main() -> None:
     p.add_argument("--events", type=int, default=100_000, help="events in the offline trace (both engines)")
     p.add_argument("--c-events", type=int, default=1_000_000,
                    help="events in a second trace checked by the c engine only (the issue's 1,000,000; 0: skip)")
-    p.add_argument("--only", choices=("overhead", "steps", "offline"), help="run one benchmark")
+    p.add_argument("--only", choices=("overhead", "breakdown", "steps", "offline"), help="run one benchmark")
     p.add_argument("--breakdown", action="store_true",
                    help="steps/s: also time where a step goes (a second, instrumented run of each machine)")
     args = p.parse_args()
     if args.only in (None, "overhead"):
         monitor_overhead(args.requests, args.rounds)
+    if args.only in (None, "breakdown"):
+        overhead_breakdown(args.requests, args.rounds)
     if args.only in (None, "steps"):
         machine_steps(args.programs, args.breakdown)
     if args.only in (None, "offline"):

@@ -8,21 +8,26 @@ lock, the monitor sees the real interleaving.  A violation never raises into the
 and checking stops there.
 
 With ``engine="c"`` the events go to the compiled checker (`properties.compiled`: C generated
-from the same models) and are kept; the Python monitor is built only when something needs it
-(a stop of the compiled engine, whose report the Python engine then produces by replaying the
-kept events; `after_step`; a read of the model state), and takes over from then on.
+from the same models).  The sink is a builtin function of the library that reads the event dict
+itself and logs it; the library's own thread checks the logged events without the GIL (or the
+runtime's thread right away, ``thread=False``); every reader of the verdict first waits until
+every event recorded before it was checked (docs/compiled-engine.md).  The Python monitor is
+built only when something needs it (a stop of the compiled engine, whose report the Python
+engine then produces by replaying the accepted events; `after_step`; a read of the model
+state), and takes over from then on.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from model.catalog import MODELS, get_model
 from properties.monitor import Monitor, MonitorViolation
-from reference_impl.trace import CallbackSink
+from reference_impl.trace import Sink
 
 if TYPE_CHECKING:
     from reference_impl.runtime import Runtime
@@ -50,28 +55,92 @@ def monitor_consts(runtime: Runtime | None = None) -> dict[str, int]:
     return {"production": int(production)}
 
 
+#: events a violation report lists (the Python monitor's ``recent``)
+HISTORY = 20
+
+
 class LiveMonitor:
     """A `Monitor` fed by the recorder; keeps the first violation instead of raising."""
 
-    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None, *, engine: str = "python") -> None:
+    def __init__(self, models: list[str], consts: Mapping[str, int] | None = None, *, engine: str = "python",
+                 thread: bool = True) -> None:
         self.models = models
         self.consts = dict(consts or {})
         self._monitor: Monitor | None = None
-        #: the compiled engine while it runs (None: the Python monitor), and the events it accepted
+        #: the compiled engine while it runs (None: the Python monitor)
         self.compiled: Any = None
+        #: the compiled engine takes the event dicts itself (`CompiledStepper.sink_event`: it checks them on its
+        #: own thread and calls `on_event` with any it does not take); False: it is not running, or it takes
+        #: JSON lines from `on_event`
+        self._dict_sink = False
+        #: the events the compiled engine accepted (JSON lines only: the dict entry keeps them in the C)
         self._accepted: list[Mapping[str, Any]] = []
+        #: taking over from the compiled engine and the Python monitor's steps, one thread at a time
+        self._lock = threading.RLock()
         if engine == "c":
             from properties.compiled.engine import compiled_stepper
 
-            self.compiled = compiled_stepper(models, self.consts)
+            self.compiled = compiled_stepper(models, self.consts, HISTORY, thread)
+            if self.compiled is not None and self.compiled.sink_event is not None:
+                self.compiled.set_fallback(self.on_event)
+                self._dict_sink = True
         if self.compiled is None:
-            self._monitor = Monitor(models, consts=self.consts)
-        self.violation: MonitorViolation | None = None
-        self.events = 0
-        #: called after every event the models accepted, with the event and what the models predicted
-        #: for it (``result`` and outputs); runs under the recorder's lock, so it sees the state right after
-        #: that event (tests use it for coverage and to keep predictions)
-        self.after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
+            self._monitor = Monitor(models, consts=self.consts, history=HISTORY)
+        self._violation: MonitorViolation | None = None
+        self._events = 0
+        self._after_step: Callable[[Mapping[str, Any], dict[str, str]], None] | None = None
+
+    @property
+    def after_step(self) -> Callable[[Mapping[str, Any], dict[str, str]], None] | None:
+        """Called after every event the models accepted, with the event and what the models predicted for it
+        (``result`` and outputs); runs under the recorder's lock, so it sees the state right after that event
+        (tests use it for coverage and to keep predictions).  It needs the Python monitor."""
+        return self._after_step
+
+    @after_step.setter
+    def after_step(self, callback: Callable[[Mapping[str, Any], dict[str, str]], None] | None) -> None:
+        self._after_step = callback
+        if callback is not None and self._dict_sink:
+            # the events recorded so far are checked without it; every later one comes to on_event, which
+            # lets the Python monitor take over
+            self.compiled.forward()
+            self.compiled.drain()
+
+    def sink_event(self) -> Callable[[Any], object]:
+        """What the recorder's sink calls per event: the compiled engine's builtin, or `on_event`."""
+        if self._dict_sink:
+            return self.compiled.sink_event  # type: ignore[no-any-return]
+        return self.on_event
+
+    def _sync(self) -> None:
+        """Before reading the verdict: the compiled engine's thread checks what it was given; a stop there makes
+        the Python monitor take over (it writes the report)."""
+        if self._dict_sink:
+            self.compiled.drain()
+            if self.compiled.status()[2] is not None:
+                self._take_over()
+
+    @property
+    def violation(self) -> MonitorViolation | None:
+        """The first violation (None: none so far)."""
+        self._sync()
+        return self._violation
+
+    @violation.setter
+    def violation(self, value: MonitorViolation | None) -> None:
+        self._violation = value  # a caller reusing this monitor (after resetting its models) clears it
+
+    @property
+    def events(self) -> int:
+        """Events checked (notes are not)."""
+        self._sync()
+        if self._dict_sink:
+            return self._events + int(self.compiled.accepted_count)
+        return self._events
+
+    @events.setter
+    def events(self, value: int) -> None:
+        self._events = value - (int(self.compiled.accepted_count) if self._dict_sink else 0)
 
     @property
     def monitor(self) -> Monitor:
@@ -82,47 +151,78 @@ class LiveMonitor:
         return self._monitor
 
     def _take_over(self) -> None:
-        mon = Monitor(self.models, consts=self.consts)
-        accepted, self._accepted, self.compiled = self._accepted, [], None
-        self._monitor = mon
-        for e in accepted:  # accepted by the compiled engine: the Python engine decides if they disagree
-            try:
-                mon.step(e, line=int(e.get("seq", 0)))
-            except MonitorViolation as v:
-                self.violation = v
+        with self._lock:
+            if self._monitor is not None:
                 return
+            mon = Monitor(self.models, consts=self.consts, history=HISTORY)
+            accepted, pending = self._accepted, []
+            if self._dict_sink:
+                self.compiled.forward()  # no event goes to the C from now on
+                accepted, pending = self.compiled.accepted_and_pending()
+                self._events += len(accepted)
+                self.compiled.close()
+            self._accepted, self.compiled, self._dict_sink = [], None, False
+            self._monitor = mon
+            for e in accepted:  # accepted by the compiled engine: the Python engine decides if they disagree
+                try:
+                    mon.step(e, line=int(e.get("seq", 0)))
+                except MonitorViolation as v:
+                    self._violation = v
+                    return
+            for e in pending:  # given to the compiled engine, not accepted (from the one it stopped at)
+                self._python_step(e)
 
     def on_event(self, event: Mapping[str, Any]) -> None:
-        if self.violation is not None or str(event.get("op", "")).startswith("note."):
+        with self._lock:
+            if self._dict_sink:
+                # the compiled engine did not take this event (a stop, an event it cannot decode exactly, or
+                # after_step needs the Python monitor): the Python engine replays what it accepted, checks
+                # what it did not, and then this event
+                self._take_over()
+            if self._violation is not None or str(event.get("op", "")).startswith("note."):
+                return
+            if self.compiled is not None and self.after_step is None:
+                self._events += 1
+                try:
+                    line = _encode(event).encode()
+                except (TypeError, ValueError):
+                    line = b""
+                if line and self.compiled.step_code(line) == 0:
+                    self._accepted.append(event)
+                    return
+                self._events -= 1
+                self._take_over()  # the Python engine replays what was accepted and checks this event
+            self._python_step(event)
+
+    def _python_step(self, event: Mapping[str, Any]) -> None:
+        if self._violation is not None or str(event.get("op", "")).startswith("note."):
             return
-        self.events += 1
-        if self.compiled is not None and self.after_step is None:
-            try:
-                line = _encode(event).encode()
-            except (TypeError, ValueError):
-                line = b""
-            if line and self.compiled.step_code(line) == 0:
-                self._accepted.append(event)
-                return
-            self._take_over()  # the Python engine replays what was accepted and checks this event
-            if self.violation is not None:
-                return
+        self._events += 1
         try:
             predicted = self.monitor.step(event, line=int(event.get("seq", 0)))
         except MonitorViolation as v:
-            self.violation = v
+            self._violation = v
             return
         if self.after_step is not None:
             self.after_step(event, predicted)
+
+    def close(self) -> None:
+        """Stop the compiled engine's thread (the runtime is closing; the verdict stays readable)."""
+        if self._dict_sink:
+            self._sync()
+        if self._dict_sink:
+            self.compiled.drain()
+            self.compiled.close()
 
     @property
     def ok(self) -> bool:
         return self.violation is None
 
     def report(self) -> str:
-        if self.violation is None:
+        violation = self.violation
+        if violation is None:
             return f"monitor ({', '.join(self.models)}): {self.events} events, no violation"
-        return self.violation.report()
+        return violation.report()
 
 
 def _no_default(o: Any) -> Any:
@@ -141,9 +241,22 @@ def _make_encoder() -> Callable[[Any], str]:
 _encode = _make_encoder()
 
 
-def attach_monitor(runtime: Runtime, engine: str = "python") -> LiveMonitor:
-    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime), engine=engine)
-    runtime.recorder.add_sink(CallbackSink(live.on_event))
+class _EventSink(Sink):
+    """The live monitor's sink: ``event`` is the callback itself (the compiled engine's builtin: no Python frame)."""
+
+    def __init__(self, live: LiveMonitor) -> None:
+        self.event = live.sink_event()  # type: ignore[method-assign,assignment]
+        self._live = live
+
+    def close(self) -> None:
+        self._live.close()
+
+
+def attach_monitor(runtime: Runtime, engine: str = "python", *, thread: bool = True) -> LiveMonitor:
+    """A live monitor of ``runtime``'s events (``engine="c"``: the compiled engine, checking on its own thread
+    unless ``thread`` is False)."""
+    live = LiveMonitor(list(runtime.recorder.header["models"]), monitor_consts(runtime), engine=engine, thread=thread)
+    runtime.recorder.add_sink(_EventSink(live))
     return live
 
 

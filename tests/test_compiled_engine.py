@@ -18,6 +18,7 @@ Skipped when no C compiler is available.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import json
@@ -247,6 +248,185 @@ def test_live_compiled_monitor_state_on_demand() -> None:
         assert rt.monitor.compiled is None, "the Python monitor took over"
         drain(rt, r)
         assert rt.monitor.ok and compare_with_model(rt) == []
+
+
+class _TinyWorker:
+    """A response, an I/O object, a waitUntil task: every model of the trace takes part."""
+
+    async def fetch(self, request: Any, env: Any, ctx: Any) -> Any:
+        import asyncio
+
+        from reference_impl import Response
+
+        await asyncio.sleep(0)
+        stream = ctx.create_stream()
+        stream.write(b"x")
+
+        async def later() -> None:
+            await asyncio.sleep(0)
+
+        ctx.wait_until(later())
+        return Response(stream.read())
+
+
+_BUILT_MONITORS: dict[str, Monitor] = {}
+
+
+@pytest.fixture
+def reused_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LiveMonitors here share one reset `Monitor` per model set (building one compiles the models: ~1.5 s)."""
+    import reference_impl.monitoring as monitoring
+
+    def reset_monitor(models: list[str], consts: dict[str, int], history: int) -> Monitor:
+        key = repr((models, sorted(consts.items()), history))
+        if key not in _BUILT_MONITORS:
+            _BUILT_MONITORS[key] = Monitor(models, consts=consts, history=history)
+        _BUILT_MONITORS[key].reset()
+        return _BUILT_MONITORS[key]
+
+    monkeypatch.setattr(monitoring, "Monitor", reset_monitor)
+
+
+@functools.cache
+def _recorded_events(requests: int) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
+    from reference_impl import Request, Runtime
+    from reference_impl.monitoring import monitor_consts
+
+    with Runtime(threads=2, record_sync=True) as rt:
+        rt.add_worker("b", _TinyWorker)
+        for i in range(requests):
+            rt.fetch("b", Request(), thread=i % 2)
+        rt.settle()
+        assert rt.trace is not None
+        return list(rt.recorder.header["models"]), monitor_consts(rt), list(rt.trace.events)
+
+
+def _copy(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**e, "args": dict(e["args"])} for e in events]
+
+
+def _fed(models: list[str], consts: dict[str, int], events: list[dict[str, Any]], engine: str,
+         thread: bool = True) -> Any:
+    """A LiveMonitor given ``events`` through the sink call the recorder makes (the builtin, for the C engine;
+    ``thread``: it checks them on its own thread)."""
+    from reference_impl.monitoring import LiveMonitor
+
+    live = LiveMonitor(models, consts, engine=engine, thread=thread)
+    if engine == "c":
+        assert live.compiled is not None and live.compiled.sink_event is not None
+    sink = live.sink_event()
+    for e in events:
+        sink(e)
+    return live
+
+
+class _Str(str):
+    pass
+
+
+def _with_arg(e: dict[str, Any], value: Any) -> dict[str, Any]:
+    args = dict(e["args"])
+    args[next(iter(args))] = value
+    return {**e, "args": args}
+
+
+#: an event of the trace changed in a way the compiled engine's dict entry must treat exactly as its JSON
+#: text would be treated (or hand to the Python engine)
+ODD_EVENTS: dict[str, Any] = {
+    "float argument": lambda e: _with_arg(e, 1.5),
+    "str subclass identity": lambda e: _with_arg(e, _Str(next(iter(e["args"].values())))),
+    "integer identity": lambda e: _with_arg(e, 7),
+    "huge integer identity": lambda e: _with_arg(e, 10 ** 18),
+    "18-digit integer identity": lambda e: _with_arg(e, -(10 ** 18 - 1)),
+    "identity with a quote": lambda e: _with_arg(e, 'ctx-"1'),
+    "identity with DEL": lambda e: _with_arg(e, "ctx-\x7f"),
+    "non-ASCII identity": lambda e: _with_arg(e, "ctx-\u00e9"),
+    "lone surrogate identity": lambda e: _with_arg(e, "ctx-\ud800"),
+    "None argument": lambda e: _with_arg(e, None),
+    "list argument": lambda e: _with_arg(e, [1]),
+    "non-str argument name": lambda e: {**e, "args": {**e["args"], 1: "x"}},
+    "escaped argument name": lambda e: {**e, "args": {**e["args"], "a\"b": "x"}},
+    "extra argument": lambda e: {**e, "args": {**e["args"], "zz": "x"}},
+    "no args": lambda e: {k: v for k, v in e.items() if k != "args"},
+    "bool seq": lambda e: {**e, "seq": True},
+    "seq going back": lambda e: {**e, "seq": 1},
+    "result None": lambda e: {**e, "result": None},
+    "wrong result": lambda e: {**e, "result": "SOMETHING_ELSE"},
+    "outputs not a dict": lambda e: {**e, "outputs": "x"},
+    "unknown op": lambda e: {**e, "op": "no_such_op"},
+    "note op": lambda e: {**e, "op": "note.x", "args": {"nested": {"a": [1.5]}}},
+    "no op": lambda e: {k: v for k, v in e.items() if k != "op"},
+    "thread not JSON": lambda e: {**e, "thread": object()},
+}
+
+
+@pytest.mark.parametrize("thread", [True, False], ids=["engine thread", "inline"])
+@pytest.mark.parametrize("change", sorted(ODD_EVENTS))
+def test_live_dict_entry_agrees_on_odd_events(change: str, thread: bool, reused_monitor: None) -> None:
+    """The live compiled monitor reads the recorder's dicts itself: odd values get the Python monitor's verdict."""
+    models, consts, events = _recorded_events(3)
+    events = _copy(events)
+    checked = [i for i, e in enumerate(events) if not e["op"].startswith("note.") and e.get("args")]
+    k = checked[len(checked) // 2]  # mid-run: events before it are accepted, events after it pending
+    changed = events[:k] + [ODD_EVENTS[change](dict(events[k]))] + events[k + 1:]
+    outcomes = []
+    for engine in ("c", "python"):
+        try:
+            live = _fed(models, consts, changed, engine, thread)
+            if engine == "c" and live.compiled is not None:
+                _assert_logged_exactly(live.compiled, changed)
+            outcomes.append((live.ok, live.report(), live.events))
+        except Exception as e:  # an event the Python monitor cannot take fails both engines the same way
+            outcomes.append((type(e).__name__, str(e), 0))
+    assert outcomes[0] == outcomes[1]
+
+
+def _assert_logged_exactly(stepper: Any, events: list[dict[str, Any]]) -> None:
+    """The events the C accepted, as its log rebuilds them, are the recorder's (what a monitor reads of them)."""
+    stepper.forward()
+    accepted, _ = stepper.accepted_and_pending()
+    fields = ("seq", "op", "args", "result", "outputs")
+    given = [{k: e[k] for k in fields if k in e} for e in events if not str(e.get("op", "")).startswith("note.")]
+    assert [{k: e[k] for k in fields if k in e} for e in accepted] == given[:len(accepted)]
+    assert all(type(v) is type(w) for a, g in zip(accepted, given) for v, w in zip(a["args"].values(),
+                                                                                   g["args"].values()))
+
+
+@pytest.mark.parametrize("thread", [True, False], ids=["engine thread", "inline"])
+def test_live_compiled_monitor_long_run_take_over(thread: bool) -> None:
+    """Past the engine's lag and its held events: the Python monitor rebuilt from the log has the same state,
+    and its recent events are the recorder's dicts themselves."""
+    from reference_impl.monitoring import HISTORY
+
+    models, consts, events = _recorded_events(40)
+    checked = [e for e in events if not e["op"].startswith("note.")]
+    assert len(checked) > 300 + HISTORY  # more than LIVE_LAG + the held events
+    c = _fed(models, consts, events, "c", thread)
+    python = _fed(models, consts, events, "python")
+    assert c.compiled is not None and c.events == python.events == len(checked)
+    _assert_logged_exactly(c.compiled, events)
+    for m in python.monitor.watched:
+        assert c.monitor.state(m.model.name) == python.monitor.state(m.model.name)
+    assert c.compiled is None and all(a is b for a, b in zip(c.monitor.recent, checked[-HISTORY:], strict=True))
+
+
+def test_live_compiled_monitor_after_step_and_close(reused_monitor: None) -> None:
+    """after_step sees exactly the events recorded after it was set; after close, events go to the Python engine."""
+    models, consts, events = _recorded_events(2)
+    half = len(events) // 2
+    live = _fed(models, consts, events[:half], "c")
+    seen: list[int] = []
+    live.after_step = lambda e, predicted: seen.append(e["seq"])
+    sink = live.compiled.sink_event
+    for e in events[half:]:
+        sink(e)
+    assert live.ok and seen == [e["seq"] for e in events[half:] if not e["op"].startswith("note.")]
+    closed = _fed(models, consts, events[:half], "c")
+    closed.close()
+    sink = closed.sink_event()
+    for e in events[half:]:
+        sink(e)  # late events: the Python monitor takes over
+    assert closed.ok and closed.compiled is None and closed.events == live.events
 
 
 # ---- seeded fault variants of the models ----------------------------------------------------------------

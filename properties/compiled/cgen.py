@@ -728,23 +728,27 @@ static i64 g_last_seq;
 static int g_have_seq;
 
 /* one line (ls..le, stripped); K_CLEAN or the verdict; *counted: an event (not a bad line) */
-static int step_line(const char *ls, const char *le, i64 *out, i64 *events) {
-    event ev;
-    if (ls == le || parse_event(ls, le, &ev)) return K_BAIL;
-    if (g_have_seq && ev.seq <= g_last_seq) return K_BAIL;
+static int step_event(event *ev, i64 *out, i64 *events) {
+    if (g_have_seq && ev->seq <= g_last_seq) return K_BAIL;
     g_have_seq = 1;
-    g_last_seq = ev.seq;
+    g_last_seq = ev->seq;
     (*events)++;
-    if (ev.op.len >= 5 && !memcmp(ev.op.s, "note.", 5)) return K_CLEAN;
-    int oi = op_lookup(&ev.op);
+    if (ev->op.len >= 5 && !memcmp(ev->op.s, "note.", 5)) return K_CLEAN;
+    int oi = op_lookup(&ev->op);
     if (oi < 0) return K_BAIL;
     out[4 + oi]++;
     arena_top = 0;
     wbuf_n = 0;
     g_err = 0;
-    int r = op_fns[oi](&ev);
+    int r = op_fns[oi](ev);
     if (g_bail) r = K_BAIL;
     return r;
+}
+
+static int step_line(const char *ls, const char *le, i64 *out, i64 *events) {
+    event ev;
+    if (ls == le || parse_event(ls, le, &ev)) return K_BAIL;
+    return step_event(&ev, out, events);
 }
 
 /* out: [0] verdict kind (K_*), [1] line of the stop (0: clean), [2] events read, [3] reserved,
@@ -795,5 +799,253 @@ void iospec_reset(i64 *out) {
 int iospec_step(const char *line, i64 len, i64 *out) {
     i64 events = 0;
     return step_line(line, line + len, out, &events);
+}
+
+/* ================================================================ the live monitor
+ * `iospec_py_setup` starts the engine's own thread (`live_consumer`).  The recorder's sink calls the builtin
+ * made from `py_sink_def` with each event dict, under the recorder's lock and the GIL: it decodes the dict
+ * (runtime.c's event_from_dict), appends its line to the log, holds the dict in the ring, and publishes it
+ * (`g_pub`).  The consumer checks the published lines in order without the GIL (on the other core), so the
+ * runtime thread pays for decoding, not for checking (without the thread, ``thread`` 0, the producer checks
+ * each event right after publishing it).  While events come it naps LIVE_NAP_NS between batches;
+ * after two empty naps it sleeps until the producer wakes it; `iospec_drain`, which every reader of the
+ * verdict calls first, wakes it and waits: a reader always sees the verdict of every event recorded before it.
+ * The consumer stops at the first event it does not accept (`g_stop`, at event number `g_cons`); from then
+ * on, and for any event the producer cannot decode or log exactly, the builtin calls the Python fallback
+ * (LiveMonitor.on_event), which drains, replays the accepted events into the Python monitor and checks the
+ * rest itself.  The producer never runs more than LIVE_LAG events ahead. */
+#define LIVE_LAG 256
+
+static i64 *g_py_out;
+static int g_timing;
+static i64 g_timers[5], g_t_last;
+static i64 g_pub;   /* events published (producer writes, atomically) */
+static i64 g_cons;  /* events checked and accepted (consumer writes, atomically) */
+static int g_stop;  /* the consumer's verdict on event g_cons (K_*), 0 while it runs */
+static int g_forward;
+static int g_sleeping, g_wake, g_quit, g_thread_on;
+static pthread_t g_thread;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+
+static i64 now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (i64)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+static void timing_mark(int part) {
+    i64 now = now_ns();
+    g_timers[part] += now - g_t_last;
+    g_t_last = now;
+}
+
+/* how long the consumer naps between batches while events keep coming (the producer does not wake it: a
+ * wake-up is a system call on the runtime's thread) */
+#define LIVE_NAP_NS 300000
+
+/* check the published events not checked yet, in order, up to the first one not accepted; 1 if there were any */
+static int live_check_published(void) {
+    i64 pub = __atomic_load_n(&g_pub, __ATOMIC_ACQUIRE);
+    i64 cons = g_cons;
+    int worked = cons < pub;
+    while (cons < pub && !g_stop) {
+        i64 t0 = g_timing ? now_ns() : 0;
+        i64 len;
+        const char *line = log_next(&len);
+        i64 events = 0;
+        int r = step_line(line, line + len, g_py_out, &events);
+        if (g_timing) __atomic_fetch_add(&g_timers[4], now_ns() - t0, __ATOMIC_RELAXED);
+        if (r) { __atomic_store_n(&g_stop, r, __ATOMIC_RELEASE); break; }
+        cons++;
+        __atomic_store_n(&g_cons, cons, __ATOMIC_RELEASE);
+    }
+    return worked;
+}
+
+static void *live_consumer(void *arg) {
+    (void)arg;
+    int idle = 0;
+    for (;;) {
+        int worked = live_check_published();
+        idle = worked ? 0 : idle + 1;
+        pthread_mutex_lock(&g_mu);
+        if (!g_quit && !g_wake) {
+            if (idle >= 2 || g_stop) {
+                /* nothing came during two naps: sleep until the producer or a reader wakes it */
+                __atomic_store_n(&g_sleeping, 2, __ATOMIC_SEQ_CST);
+                while (!g_quit && !g_wake && (g_stop || __atomic_load_n(&g_pub, __ATOMIC_SEQ_CST) == g_cons))
+                    pthread_cond_wait(&g_cv, &g_mu);
+            } else {
+                __atomic_store_n(&g_sleeping, 1, __ATOMIC_SEQ_CST);
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += LIVE_NAP_NS;
+                if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
+                pthread_cond_timedwait(&g_cv, &g_mu, &until);
+            }
+        }
+        g_wake = 0;
+        __atomic_store_n(&g_sleeping, 0, __ATOMIC_SEQ_CST);
+        int quit = g_quit;
+        pthread_mutex_unlock(&g_mu);
+        if (quit) return (void *)0;
+    }
+}
+
+static void live_wake(void) {
+    pthread_mutex_lock(&g_mu);
+    g_wake = 1;
+    pthread_cond_signal(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* wait until the consumer checked every published event, or stopped (the caller holds the GIL: the consumer
+ * never needs it) */
+void iospec_drain(void) {
+    if (!g_thread_on) return;
+    int woken = 0;
+    while (__atomic_load_n(&g_cons, __ATOMIC_ACQUIRE) < __atomic_load_n(&g_pub, __ATOMIC_RELAXED) &&
+           !__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE)) {
+        if (!woken || __atomic_load_n(&g_sleeping, __ATOMIC_SEQ_CST)) { live_wake(); woken = 1; }
+        sched_yield();
+    }
+}
+
+/* stop the consumer thread (after draining); any later event goes to the Python fallback */
+void iospec_close(void) {
+    g_forward = 1;
+    if (!g_thread_on) return;
+    iospec_drain();
+    pthread_mutex_lock(&g_mu);
+    g_quit = 1;
+    pthread_cond_signal(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    pthread_join(g_thread, (void **)0);
+    g_thread_on = 0;
+}
+
+/* a forked child has no consumer thread: every event goes to the Python fallback, which checks what was not */
+static void live_after_fork(void) {
+    g_thread_on = 0;
+    g_forward = 1;
+    pthread_mutex_init(&g_mu, (const pthread_mutexattr_t *)0);
+    pthread_cond_init(&g_cv, (const pthread_condattr_t *)0);
+}
+
+/* ``ring``: how many checked event dicts to hold (the Python monitor's history).  Starts the consumer.
+ * Returns 0, or -1 (out of memory, no thread: the caller uses JSON lines instead). */
+int iospec_py_setup(void **api, pyobj **objs, i64 *out, i64 ring, int thread) {
+    if (g_thread_on || py_ready) return -1; /* one live monitor per copy of the library */
+    void **slot = (void **)&py;
+    for (size_t i = 0; i < sizeof py / sizeof(void *); i++) slot[i] = api[i];
+    for (int i = 0; i < PY_NOBJ; i++) pyo[i] = objs[i];
+    g_py_out = out;
+    for (int i = 0; i < 4 + N_OPS; i++) out[i] = 0;
+    init_all();
+    g_have_seq = 0;
+    g_pub = g_cons = 0;
+    g_stop = g_forward = g_quit = g_wake = g_sleeping = 0;
+    if (log_open()) return -1;
+    g_ring_cap = (ring > 0 ? ring : 0) + (thread ? LIVE_LAG : 0) + 1; /* + the events not checked yet */
+    g_ring = calloc((size_t)g_ring_cap, sizeof *g_ring);
+    if (!g_ring) return -1;
+    if (thread) {
+        if (pthread_create(&g_thread, (const pthread_attr_t *)0, live_consumer, (void *)0) != 0) return -1;
+        pthread_atfork((void (*)(void))0, (void (*)(void))0, live_after_fork);
+        g_thread_on = 1;
+    }
+    py_ready = 1;
+    return 0;
+}
+
+/* the producer's part for one event dict: -1 a note (not checked, not kept), 0 published, else K_BAIL (the
+ * dict is not decoded or logged exactly: not published) */
+static int publish_dict(pyobj *d) {
+    event ev;
+    int shape = event_from_dict(d, &ev);
+    if (shape == 2) return -1;
+    if (shape) return K_BAIL;
+    if (g_timing) timing_mark(0);
+    if (log_event(&ev)) return K_BAIL;
+    i64 n = g_pub;
+    while (g_thread_on && n - __atomic_load_n(&g_cons, __ATOMIC_ACQUIRE) >= LIVE_LAG &&
+           !__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE)) {
+        live_wake();
+        sched_yield();
+    }
+    ring_put(n, d);
+    __atomic_store_n(&g_pub, n + 1, __ATOMIC_SEQ_CST);
+    if (!g_thread_on) { /* checked here and now (no engine thread) */
+        if (g_timing) timing_mark(1);
+        live_check_published();
+        return 0;
+    }
+    /* wake the consumer from a deep sleep (once per quiet spell), or when it falls behind */
+    int sleeping = __atomic_load_n(&g_sleeping, __ATOMIC_SEQ_CST);
+    if ((sleeping == 2 || (sleeping && n + 1 - __atomic_load_n(&g_cons, __ATOMIC_RELAXED) >= LIVE_LAG / 2)) &&
+        !__atomic_load_n(&g_wake, __ATOMIC_RELAXED))
+        live_wake();
+    if (g_timing) timing_mark(1);
+    return 0;
+}
+
+/* the recorder sink's ``event`` as a builtin function (METH_O): a ctypes call costs ~0.5 us, a builtin's
+ * call ~0.05 us */
+typedef pyobj *(*pycfunction)(pyobj *, pyobj *);
+typedef struct { const char *name; pycfunction meth; int flags; const char *doc; } pymethoddef;
+
+static pyobj *py_sink_event(pyobj *self, pyobj *d) {
+    (void)self;
+    if (!g_forward && !__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE)) {
+        if (g_timing) g_t_last = now_ns();
+        int r = publish_dict(d);
+        if (r == 0 && g_timing) g_timers[2]++;
+        if (r <= 0) {
+            py.incref(pyo[PO_NONE]);
+            return pyo[PO_NONE];
+        }
+    }
+    g_forward = 1;
+    return py.call(pyo[PO_FALLBACK], d, (pyobj *)0);
+}
+
+/* METH_O = 0x0008 (Include/methodobject.h, stable ABI) */
+static pymethoddef py_sink_def = {"compiled_monitor_event", py_sink_event, 0x0008, (const char *)0};
+
+/* the PyMethodDef of the sink's builtin (Python makes the function with PyCFunction_NewEx) */
+void *iospec_py_sink_def(void) { return &py_sink_def; }
+
+/* from now on every event goes to the Python fallback */
+void iospec_py_forward(void) { g_forward = 1; }
+
+/* after `iospec_drain`: [0] events accepted, [1] events published, [2] the verdict on event [0] (0: none) */
+void iospec_py_status(i64 *into) {
+    into[0] = __atomic_load_n(&g_cons, __ATOMIC_ACQUIRE);
+    into[1] = g_pub;
+    into[2] = __atomic_load_n(&g_stop, __ATOMIC_ACQUIRE);
+}
+
+/* the log's chunk i (bytes of complete lines in *len), or NULL past the last */
+const char *iospec_log_chunk(i64 i, i64 *len) {
+    if (i < 0 || i >= g_nchunks) return (const char *)0;
+    *len = __atomic_load_n(&g_chunk_len[i], __ATOMIC_RELAXED);
+    return g_chunks[i];
+}
+
+/* the held event dicts numbered first..g_pub-1, appended to the Python list ``into`` (0, or -1: not held) */
+int iospec_py_held(i64 first, pyobj *into) {
+    if (first < 0 || g_pub - first > g_ring_cap) return -1;
+    for (i64 i = first; i < g_pub; i++)
+        if (py.list_append(into, g_ring[i % g_ring_cap]) < 0) return -1;
+    return 0;
+}
+
+/* timers while ``on`` (a benchmark's breakdown), copied into ``timers``: [0] ns decoding event dicts, [1] ns
+ * logging and publishing them, [2] events published, [3] unused, [4] ns the engine's thread spent checking */
+void iospec_py_timing(int on, i64 *timers) {
+    iospec_drain();
+    for (int i = 0; i < 5; i++) timers[i] = __atomic_load_n(&g_timers[i], __ATOMIC_RELAXED);
+    if (on && !g_timing) memset(g_timers, 0, sizeof g_timers);
+    g_timing = on;
 }
 """

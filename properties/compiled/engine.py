@@ -22,9 +22,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from model.core import Model
 from properties.compiled import cgen
@@ -32,10 +33,14 @@ from properties.compiled import cgen
 __all__ = ["CompiledChecker", "CompiledResult", "CompiledStepper", "compiled_checker", "compiled_stepper",
            "unavailable_reason", "KINDS"]
 
+#: the CPython C API functions runtime.c's live path calls, in the order of its ``py`` table
+_PY_API = ["PyDict_GetItem", "PyDict_Next", "PyDict_Size", "PyUnicode_AsUTF8AndSize", "PyLong_AsLongLongAndOverflow",
+           "PyObject_Type", "Py_DecRef", "PyList_Append", "PyErr_Clear", "Py_IncRef", "PyObject_CallFunctionObjArgs"]
+
 #: verdict kinds of the C engine (runtime.c's K_*)
 KINDS = {0: "clean", 1: "wrong_result", 2: "not_allowed", 3: "wrong_output", 4: "invariant", 9: "bail"}
 
-_FLAGS = ["-shared", "-fPIC", "-std=gnu11", "-w"]
+_FLAGS = ["-shared", "-fPIC", "-std=gnu11", "-pthread", "-w"]
 
 
 def _opt() -> str:
@@ -227,7 +232,7 @@ class CompiledStepper:
     temporary directory: the dynamic loader shares one library per path).
     """
 
-    def __init__(self, checker: CompiledChecker) -> None:
+    def __init__(self, checker: CompiledChecker, history: int = 20, thread: bool = True) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="iospec-live-")
         copy = Path(self._dir.name) / checker.path.name
         shutil.copyfile(checker.path, copy)
@@ -241,23 +246,124 @@ class CompiledStepper:
         self._step.restype = ctypes.c_int
         self.lib.iospec_reset.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         self.lib.iospec_reset(self._out)
+        #: events the C does not take go to this callable (`sink_event`); set by `set_fallback`
+        self._fallback: list[Callable[[Any], object]] = []
+        self.history = history
+        #: the recorder sink's ``event``: a builtin function made from C (None where ctypes has no ``pythonapi``
+        #: or the engine's thread cannot start: then the live monitor steps JSON lines with `step_code`)
+        self.sink_event: Callable[[Any], object] | None = None
+        self._setup_dict_entry(history, thread)
 
-    def step(self, line: bytes) -> str:
-        """One event (a JSON line): ``clean``, or the kind of stop (see `KINDS`)."""
-        return KINDS.get(self.step_code(line), "bail")
+    def _setup_dict_entry(self, history: int, thread: bool) -> None:
+        """The live monitor's entry (runtime.c and the driver's ``iospec_py_*``): the recorder's sink calls
+        `sink_event`, a builtin function made from C, with each event dict.  runtime.c reads the dict through
+        CPython's C API (the function addresses are passed in here: no Python headers), logs it, and the
+        library's own thread checks it without the GIL (``thread``; else the runtime's thread checks it right
+        away).  Readers call `drain` first."""
+        api = getattr(ctypes, "pythonapi", None)
+        if api is None:
+            return
+        try:
+            funcs = [ctypes.cast(getattr(api, name), ctypes.c_void_p).value for name in _PY_API]
+            # PyCFunction_NewEx(def, self, module): a fresh prototype (pythonapi's own objects are shared)
+            new_builtin = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
+                ("PyCFunction_NewEx", api))
+        except AttributeError:
+            return
+        self._api = (ctypes.c_void_p * len(funcs))(*funcs)
+        objs: list[Any] = ["seq", "op", "args", "result", "outputs", dict, str, int, None, True, False,
+                           self._call_fallback]
+        self._objs = (ctypes.py_object * len(objs))(*objs)  # the array keeps them alive
+        lib = self.lib
+        lib.iospec_py_setup.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64),
+                                        ctypes.c_int64, ctypes.c_int]
+        lib.iospec_py_setup.restype = ctypes.c_int
+        if lib.iospec_py_setup(self._api, self._objs, self._out, history, int(thread)) != 0:
+            return
+        lib.iospec_log_chunk.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_log_chunk.restype = ctypes.c_void_p
+        lib.iospec_py_held.argtypes = [ctypes.c_int64, ctypes.py_object]
+        lib.iospec_py_held.restype = ctypes.c_int
+        lib.iospec_py_status.argtypes = [ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_py_timing.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_py_sink_def.restype = ctypes.c_void_p
+        self.sink_event = new_builtin(lib.iospec_py_sink_def(), None, None)
 
-    def step_code(self, line: bytes) -> int:
-        """`step` as the engine's code (0: clean), for the live monitor's hot path."""
-        return int(self._step(line, len(line), self._out))
+    def _call_fallback(self, event: Any) -> object:
+        return self._fallback[0](event) if self._fallback else None
+
+    def set_fallback(self, fallback: Callable[[Any], object]) -> None:
+        """Where `sink_event` sends each event the C does not take (and every event after it)."""
+        self._fallback[:] = [fallback]
+
+    def drain(self) -> None:
+        """Wait until the engine's thread checked every event `sink_event` took (or stopped)."""
+        if self.sink_event is not None:
+            self.lib.iospec_drain()
+
+    def status(self) -> tuple[int, int, str | None]:
+        """After `drain`: events accepted, events taken, and the verdict on the first one not accepted."""
+        out = (ctypes.c_int64 * 3)()
+        self.lib.iospec_py_status(out)
+        return int(out[0]), int(out[1]), KINDS.get(int(out[2]), "bail") if out[2] else None
+
+    @property
+    def accepted_count(self) -> int:
+        """Events the engine accepted (notes are not counted)."""
+        self.drain()
+        return self.status()[0]
+
+    def forward(self) -> None:
+        """From now on `sink_event` sends every event to the fallback."""
+        if self.sink_event is not None:
+            self.lib.iospec_py_forward()
+
+    def close(self) -> None:
+        """Stop the engine's thread (after it checked what it was given)."""
+        if self.sink_event is not None:
+            self.lib.iospec_close()
+
+    def accepted_and_pending(self) -> tuple[list[dict[str, Any]], list[Any]]:
+        """Call after `forward`: the events the engine accepted, in order (the last ``history`` ones are the
+        dicts themselves, earlier ones rebuilt from the log with what a monitor reads: seq, op, args, result,
+        outputs), and the event dicts taken but not accepted (from the one the engine stopped at)."""
+        self.drain()
+        accepted, taken, _ = self.status()
+        events: list[dict[str, Any]] = []
+        size = ctypes.c_int64()
+        i = 0
+        while True:
+            addr = self.lib.iospec_log_chunk(i, ctypes.byref(size))
+            if not addr:
+                break
+            events.extend(json.loads(line) for line in ctypes.string_at(addr, size.value).splitlines())
+            i += 1
+        first = max(0, accepted - self.history)
+        held: list[Any] = []
+        if self.lib.iospec_py_held(first, held) != 0:
+            raise MemoryError("the live monitor's held events are missing")
+        assert len(events) == taken and all(e["seq"] == events[first + i]["seq"] for i, e in enumerate(held)), \
+            "the log and the held events disagree"
+        return events[:first] + held[:accepted - first], held[accepted - first:]
+
+    def timing(self, on: bool) -> tuple[int, int, int, int]:
+        """Switch the C's timers on (from zero) or off; returns them as they were: ns decoding event dicts and
+        ns logging them (on the runtime's threads), events taken, ns checking them (on the engine's thread).
+        For benchmarks."""
+        timers = (ctypes.c_int64 * 5)()
+        self.lib.iospec_py_timing(int(on), timers)
+        return int(timers[0]), int(timers[1]), int(timers[2]), int(timers[4])
 
 
-def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None) -> CompiledStepper | None:
-    """A fresh `CompiledStepper` for ``models`` (None if no C compiler works)."""
+def compiled_stepper(models: Sequence[str | Model], consts: Mapping[str, int] | None = None,
+                     history: int = 20, thread: bool = True) -> CompiledStepper | None:
+    """A fresh `CompiledStepper` for ``models`` (None if no C compiler works); it holds the last ``history``
+    accepted event dicts themselves; ``thread``: check the events on the library's own thread."""
     checker = compiled_checker(models, consts)
     if checker is None:
         return None
     try:
-        return CompiledStepper(checker)
+        return CompiledStepper(checker, history, thread)
     except OSError as e:
         _reason.append(f"cannot load a copy of {checker.path}: {e}")
         return None

@@ -12,11 +12,14 @@
  * Python engine re-checks the trace and produces the report.  It never writes error texts.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef int64_t i64;
@@ -860,6 +863,268 @@ static int render_is(const char *s, i64 n, const char *prefix, i64 v, int opt) {
 static int text_is(const char *s, i64 n, const char *text) {
     size_t m = strlen(text);
     return (size_t)n == m && !memcmp(s, text, m);
+}
+
+/* ---------------------------------------------------------------- events as Python dicts (the live monitor)
+ * The live monitor hands the recorder's event dict itself to the engine (no JSON text): `event_from_dict`
+ * fills the same `event` that `parse_event` fills from the dict's JSON line, through a few functions of
+ * CPython's stable C API whose addresses Python passes in (`iospec_py_setup`; no Python headers needed, and
+ * the library has no Python symbols to resolve).  The caller holds the GIL (ctypes.PyDLL), and the dict
+ * stays alive during the step, so the strings are read in place.  Anything the JSON text would not give
+ * exactly (an object of another type, a str subclass, a non-str key) is a BAIL: the Python engine decides. */
+typedef struct pyobject_ pyobj; /* opaque: only pointers are compared and passed to the API */
+typedef intptr_t pyssize;
+
+static struct {
+    pyobj *(*dict_getitem)(pyobj *, pyobj *);                  /* PyDict_GetItem (borrowed; sets no error) */
+    int (*dict_next)(pyobj *, pyssize *, pyobj **, pyobj **);  /* PyDict_Next */
+    pyssize (*dict_size)(pyobj *);                             /* PyDict_Size */
+    const char *(*utf8)(pyobj *, pyssize *);                   /* PyUnicode_AsUTF8AndSize */
+    long long (*as_ll)(pyobj *, int *);                        /* PyLong_AsLongLongAndOverflow */
+    pyobj *(*type)(pyobj *);                                   /* PyObject_Type (new reference) */
+    void (*decref)(pyobj *);                                   /* Py_DecRef */
+    int (*list_append)(pyobj *, pyobj *);                      /* PyList_Append */
+    void (*err_clear)(void);                                   /* PyErr_Clear */
+    void (*incref)(pyobj *);                                   /* Py_IncRef */
+    pyobj *(*call)(pyobj *, ...);                              /* PyObject_CallFunctionObjArgs */
+} py;
+/* objects (kept alive by the Python side): the keys read, the exact types accepted, the singletons, and
+ * the Python callable that gets the events the C does not accept */
+enum { PK_SEQ, PK_OP, PK_ARGS, PK_RESULT, PK_OUTPUTS, PT_DICT, PT_STR, PT_INT, PO_NONE, PO_TRUE, PO_FALSE,
+       PO_FALLBACK, PY_NOBJ };
+static pyobj *pyo[PY_NOBJ];
+static int py_ready;
+
+static pyobj *py_type(pyobj *o) {
+    pyobj *t = py.type(o);
+    py.decref(t); /* a borrowed view: o keeps its type alive */
+    return t;
+}
+
+/* the bytes json.dumps(ensure_ascii=True) writes as escapes: then the JSON text is not the string's bytes */
+static int py_needs_escape(const char *s, pyssize n) {
+    for (pyssize i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return 1;
+    }
+    return 0;
+}
+
+/* a value as parse_event's jval of its JSON text; 1: not a str, int, bool or None (the caller bails) */
+static int py_value(pyobj *o, jval *v) {
+    v->esc = 0;
+    v->isort = -1;
+    if (o == pyo[PO_NONE]) { v->kind = J_NULL; return 0; }
+    if (o == pyo[PO_TRUE]) { v->kind = J_TRUE; return 0; }
+    if (o == pyo[PO_FALSE]) { v->kind = J_FALSE; return 0; }
+    pyobj *t = py_type(o);
+    if (t == pyo[PT_STR]) {
+        pyssize n;
+        const char *s = py.utf8(o, &n);
+        if (!s) { py.err_clear(); return 1; } /* e.g. a lone surrogate */
+        v->kind = J_STR;
+        v->s = s;
+        v->len = n;
+        v->esc = py_needs_escape(s, n);
+        return 0;
+    }
+    if (t == pyo[PT_INT]) {
+        int overflow = 0;
+        long long x = py.as_ll(o, &overflow);
+        /* scan_number: up to 18 digits is J_INT, more is J_OTHER */
+        v->kind = (overflow || x > 999999999999999999LL || x < -999999999999999999LL) ? J_OTHER : J_INT;
+        v->ival = x;
+        return 0;
+    }
+    return 1;
+}
+
+/* a dict of str -> value as scan_pairs' pairs; 1: anything else */
+static int py_pairs(pyobj *d, jpair *pairs, int *n) {
+    *n = 0;
+    if (py_type(d) != pyo[PT_DICT]) return 1;
+    pyssize pos = 0;
+    pyobj *k, *val;
+    while (py.dict_next(d, &pos, &k, &val)) {
+        if (*n >= MAX_PAIRS || py_type(k) != pyo[PT_STR]) return 1;
+        pyssize kn;
+        const char *ks = py.utf8(k, &kn);
+        if (!ks) { py.err_clear(); return 1; }
+        if (py_needs_escape(ks, kn)) return 1; /* as scan_pairs: an escaped name is not read */
+        pairs[*n].k = ks;
+        pairs[*n].klen = kn;
+        if (py_value(val, &pairs[*n].v)) return 1;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* an event dict as parse_event fills it from the dict's JSON line; 0: done, 1: bail, 2: a note (an op
+ * ``note.*``: nothing else is read).  Keys other than seq, op, args, result and outputs are not read
+ * (parse_event only checks that they are JSON). */
+static int event_from_dict(pyobj *d, event *ev) {
+    ev->has_seq = ev->has_op = ev->has_args = ev->has_result = ev->has_outputs = 0;
+    ev->nargs = ev->nouts = 0;
+    if (py_type(d) != pyo[PT_DICT]) return 1;
+    pyobj *o = py.dict_getitem(d, pyo[PK_OP]);
+    if (!o || py_value(o, &ev->op) || ev->op.kind != J_STR || ev->op.esc || ev->op.len == 0) return 1;
+    if (ev->op.len >= 5 && !memcmp(ev->op.s, "note.", 5)) return 2;
+    ev->has_op = 1;
+    o = py.dict_getitem(d, pyo[PK_SEQ]);
+    jval v;
+    if (!o || py_value(o, &v) || v.kind != J_INT) return 1;
+    ev->has_seq = 1;
+    ev->seq = v.ival;
+    o = py.dict_getitem(d, pyo[PK_ARGS]);
+    if (!o || py_pairs(o, ev->args, &ev->nargs)) return 1;
+    ev->has_args = 1;
+    o = py.dict_getitem(d, pyo[PK_RESULT]);
+    if (o) {
+        if (py_value(o, &ev->result) || ev->result.kind != J_STR || ev->result.esc) return 1;
+        ev->has_result = 1;
+    }
+    o = py.dict_getitem(d, pyo[PK_OUTPUTS]);
+    if (o) {
+        if (py_pairs(o, ev->outs, &ev->nouts)) return 1;
+        ev->has_outputs = 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the live monitor's event log
+ * The runtime thread (the producer, under the GIL) decodes each event dict and appends it to the log as a
+ * JSON line of what the monitor reads (seq, op, args, result, outputs); the engine's own thread (the
+ * consumer, no GIL) parses and checks the lines in order (the driver's `live_consumer`).  The log also
+ * serves the Python monitor that takes over after a stop: it replays the accepted lines.  The log is a list
+ * of chunks that never move (the consumer reads them while the producer writes).  Keeping the event dicts
+ * themselves made the garbage collector traverse all of them again and again, so only the last ones are
+ * held (`g_ring`: the monitor's recent events, which a report prints whole, and the ones not yet checked). */
+#define LOG_CHUNK ((i64)1 << 20)
+#define LOG_MAX_CHUNKS 65536
+static char *g_chunks[LOG_MAX_CHUNKS];
+static i64 g_chunk_len[LOG_MAX_CHUNKS]; /* bytes of complete lines (written by the producer only, atomically) */
+static int g_nchunks;
+/* the line being written */
+static char *g_line;
+static i64 g_line_n, g_line_cap;
+
+static int log_put(const char *s, i64 n) {
+    if (g_line_n + n > g_line_cap) {
+        i64 c = g_line_cap ? g_line_cap : 256;
+        while (c < g_line_n + n) c *= 2;
+        char *nl = realloc(g_line, (size_t)c);
+        if (!nl) return 1;
+        g_line = nl;
+        g_line_cap = c;
+    }
+    memcpy(g_line + g_line_n, s, (size_t)n);
+    g_line_n += n;
+    return 0;
+}
+#define LOG_LIT(text) log_put(text, (i64)sizeof(text) - 1)
+
+static int log_int(i64 v) {
+    char tmp[24], buf[24];
+    int k = 0, m = 0;
+    uint64_t u = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+    do { tmp[k++] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) buf[m++] = '-';
+    while (k) buf[m++] = tmp[--k];
+    return log_put(buf, m);
+}
+
+/* a value's JSON text; 1: a value it cannot write exactly (escapes, a huge integer) */
+static int log_value(const jval *v) {
+    switch (v->kind) {
+    case J_STR: return v->esc || LOG_LIT("\"") || log_put(v->s, v->len) || LOG_LIT("\"");
+    case J_INT: return log_int(v->ival);
+    case J_TRUE: return LOG_LIT("true");
+    case J_FALSE: return LOG_LIT("false");
+    case J_NULL: return LOG_LIT("null");
+    default: return 1;
+    }
+}
+
+static int log_pairs(const jpair *pairs, int n) {
+    if (LOG_LIT("{")) return 1;
+    for (int i = 0; i < n; i++)
+        if ((i && LOG_LIT(",")) || LOG_LIT("\"") || log_put(pairs[i].k, pairs[i].klen) || LOG_LIT("\":") ||
+            log_value(&pairs[i].v))
+            return 1;
+    return LOG_LIT("}");
+}
+
+/* one event as a JSON line at the end of the log; 1 (and nothing written): it cannot be written exactly */
+static int log_event(const event *ev) {
+    g_line_n = 0;
+    int bad = LOG_LIT("{\"seq\":") || log_int(ev->seq) || LOG_LIT(",\"op\":") || log_value(&ev->op) ||
+              LOG_LIT(",\"args\":") || log_pairs(ev->args, ev->nargs) ||
+              (ev->has_result && (LOG_LIT(",\"result\":") || log_value(&ev->result))) ||
+              (ev->has_outputs && (LOG_LIT(",\"outputs\":") || log_pairs(ev->outs, ev->nouts))) || LOG_LIT("}\n");
+    if (bad || g_line_n > LOG_CHUNK) return 1;
+    i64 used = g_nchunks ? __atomic_load_n(&g_chunk_len[g_nchunks - 1], __ATOMIC_RELAXED) : 0;
+    if (!g_nchunks || used + g_line_n > LOG_CHUNK) {
+        if (g_nchunks == LOG_MAX_CHUNKS) return 1;
+        char *c = malloc((size_t)LOG_CHUNK);
+        if (!c) return 1;
+        g_chunks[g_nchunks] = c;
+        __atomic_store_n(&g_chunk_len[g_nchunks], 0, __ATOMIC_RELAXED);
+        g_nchunks++;
+        used = 0;
+    }
+    memcpy(g_chunks[g_nchunks - 1] + used, g_line, (size_t)g_line_n);
+    __atomic_store_n(&g_chunk_len[g_nchunks - 1], used + g_line_n, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* the consumer's read position */
+static int g_rchunk;
+static i64 g_rpos;
+
+/* the next line (published: the caller saw it counted); its bytes without the newline */
+static const char *log_next(i64 *len) {
+    if (g_rpos >= __atomic_load_n(&g_chunk_len[g_rchunk], __ATOMIC_RELAXED)) { g_rchunk++; g_rpos = 0; }
+    const char *p = g_chunks[g_rchunk] + g_rpos;
+    const char *nl = memchr(p, '\n', (size_t)(__atomic_load_n(&g_chunk_len[g_rchunk], __ATOMIC_RELAXED) - g_rpos));
+    if (!nl) { *len = 0; return p; }
+    *len = nl - p;
+    g_rpos += *len + 1;
+    return p;
+}
+
+/* an empty log (its first chunk made now: the consumer starts reading there); 1: out of memory */
+static int log_open(void) {
+    for (int i = 0; i < g_nchunks; i++) free(g_chunks[i]);
+    g_nchunks = 0;
+    g_rchunk = 0;
+    g_rpos = 0;
+    g_chunks[0] = malloc((size_t)LOG_CHUNK);
+    if (!g_chunks[0]) return 1;
+    g_chunk_len[0] = 0;
+    g_nchunks = 1;
+    return 0;
+}
+
+/* event dicts by event number (slot n % g_ring_cap), held with a reference (producer only) */
+static pyobj **g_ring;
+static i64 g_ring_cap;
+
+static void ring_put(i64 n, pyobj *d) {
+    pyobj **slot = &g_ring[n % g_ring_cap];
+    pyobj *old = *slot;
+    py.incref(d);
+    *slot = d;
+    if (old) py.decref(old); /* last: freeing it cannot see a half-updated ring */
+}
+
+static void ring_clear(void) {
+    pyobj **old = g_ring;
+    i64 n = g_ring_cap;
+    g_ring = (pyobj **)0;
+    g_ring_cap = 0;
+    for (i64 i = 0; i < n; i++)
+        if (old[i]) py.decref(old[i]);
+    free(old);
 }
 
 /* a part instance is checked: 1 if it is false; an evaluation error there is the Python engine's to report */
