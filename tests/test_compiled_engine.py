@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.reference_throughput import Bench
 from iospec.cli import main
 from model.catalog import MODELS, get_model
 from model.core import Model, compile_dense
@@ -250,25 +251,6 @@ def test_live_compiled_monitor_state_on_demand() -> None:
         assert rt.monitor.ok and compare_with_model(rt) == []
 
 
-class _TinyWorker:
-    """A response, an I/O object, a waitUntil task: every model of the trace takes part."""
-
-    async def fetch(self, request: Any, env: Any, ctx: Any) -> Any:
-        import asyncio
-
-        from reference_impl import Response
-
-        await asyncio.sleep(0)
-        stream = ctx.create_stream()
-        stream.write(b"x")
-
-        async def later() -> None:
-            await asyncio.sleep(0)
-
-        ctx.wait_until(later())
-        return Response(stream.read())
-
-
 _BUILT_MONITORS: dict[str, Monitor] = {}
 
 
@@ -293,7 +275,7 @@ def _recorded_events(requests: int) -> tuple[list[str], dict[str, int], list[dic
     from reference_impl.monitoring import monitor_consts
 
     with Runtime(threads=2, record_sync=True) as rt:
-        rt.add_worker("b", _TinyWorker)
+        rt.add_worker("b", Bench)  # a response, an I/O object, a waitUntil task: every model takes part
         for i in range(requests):
             rt.fetch("b", Request(), thread=i % 2)
         rt.settle()

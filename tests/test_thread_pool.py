@@ -11,7 +11,13 @@ import asyncio
 import threading
 
 from reference_impl import Runtime
-from reference_impl.loop import ThreadPool
+from reference_impl.loop import RuntimeThread, ThreadPool
+
+
+def _assert_not_lent_again(pool: ThreadPool, thread: RuntimeThread) -> None:
+    again = Runtime(threads=1, pool=pool)
+    assert again.threads[0] is not thread
+    again.close()
 
 
 def test_a_clean_runtime_gives_its_threads_back_for_the_next_one() -> None:
@@ -41,9 +47,7 @@ def test_a_queued_async_lock_waiter_is_reported_and_the_thread_not_lent_again() 
         rt.close()
         assert rt.left_on_threads == ["thread-0: an AsyncLock waiter is still queued"]
         assert not thread._thread.is_alive()
-        again = Runtime(threads=1, pool=pool)
-        assert again.threads[0] is not thread
-        again.close()
+        _assert_not_lent_again(pool, thread)
     finally:
         pool.close()
 
@@ -68,9 +72,7 @@ def test_a_task_that_will_not_end_is_reported() -> None:
         release.set()  # the thread was told to stop: it ends once the task lets it
         thread._thread.join(5)
         assert not thread._thread.is_alive()
-        again = Runtime(threads=1, pool=pool)
-        assert again.threads[0] is not thread
-        again.close()
+        _assert_not_lent_again(pool, thread)
     finally:
         release.set()
         pool.close()

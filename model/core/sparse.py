@@ -219,6 +219,17 @@ class Selector:
     parts: tuple[Selector, ...] = ()
 
 
+def render_value(v: SelValue, expr: Callable[[Expr], str], slots: Mapping[str, str] | None, true: str) -> str:
+    """A selector's value in a backend's code: ``expr`` renders an expression, ``slots`` names the locals,
+    ``true`` is the literal for a true cell."""
+    if v is None:
+        return true
+    if isinstance(v, Slot):
+        assert slots is not None, v
+        return slots[v.name]
+    return expr(v)
+
+
 def selectors(sm: SparseModel, var: BoundVar, atom: Expr, bound: set[Any], pre: bool) -> list[Selector]:
     """Selectors of the values of ``var`` that can make ``atom`` true; ``bound``: the variables bound already
     (every other variable ``atom`` mentions must be among them); an empty list: no selector."""
@@ -453,12 +464,7 @@ class _Code:
     def render(self, sel: Selector, env: Mapping[Any, str], slots: Mapping[str, str] | None = None) -> str:
         """A Python iterable for ``sel``; ``slots`` names the generated code's locals (`Slot`)."""
         def val(v: SelValue) -> str:
-            if v is None:
-                return "1"
-            if isinstance(v, Slot):
-                assert slots is not None, v
-                return slots[v.name]
-            return self.expr(v, env)
+            return render_value(v, lambda e: self.expr(e, env), slots, "1")
 
         saved, self.pre = self.pre, sel.pre
         try:

@@ -34,7 +34,6 @@ from model.core.sorts import BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
 from model.core.sparse import (
     Selector,
     SelValue,
-    Slot,
     SparseModel,
     _atoms,
     _bound_vars,
@@ -44,6 +43,7 @@ from model.core.sparse import (
     binding_order,
     candidate_selector,
     key_bindings,
+    render_value,
 )
 
 __all__ = ["generate", "RUNTIME"]
@@ -141,12 +141,7 @@ class _CCode:
     def render(self, sel: Selector, env: Mapping[Any, str], slots: Mapping[str, str] | None = None) -> str:
         """A C ``cset`` for ``sel`` (`model.core.sparse._Code.render` in C); ``slots`` names the locals."""
         def val(v: SelValue) -> str:
-            if v is None:
-                return "((i64)1)"
-            if isinstance(v, Slot):
-                assert slots is not None, v
-                return slots[v.name]
-            return self.expr(v, env)
+            return render_value(v, lambda e: self.expr(e, env), slots, "((i64)1)")
 
         saved, self.pre = self.pre, sel.pre
         try:
