@@ -99,12 +99,12 @@ class LiveMonitor:
 
     @after_step.setter
     def after_step(self, callback: Callable[[Mapping[str, Any], dict[str, str]], None] | None) -> None:
-        self._after_step = callback
         if callback is not None and self._dict_sink:
             # the events recorded so far are checked without it; every later one comes to on_event, which
-            # lets the Python monitor take over
+            # lets the Python monitor take over (forwarded first: an event recorded meanwhile precedes the callback)
             self.compiled.forward()
             self.compiled.drain()
+        self._after_step = callback
 
     def sink_event(self) -> Callable[[Any], object]:
         """What the recorder's sink calls per event: the compiled engine's builtin, or `on_event`."""
@@ -170,7 +170,9 @@ class LiveMonitor:
                     self._violation = v
                     return
             for e in pending:  # given to the compiled engine, not accepted (from the one it stopped at)
-                self._python_step(e)
+                # recorded before after_step was set (it forwards first), so like the accepted ones they get no
+                # callback; this may run on a reader's thread, outside the recorder's lock
+                self._python_step(e, notify=False)
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         with self._lock:
@@ -194,7 +196,8 @@ class LiveMonitor:
                 self._take_over()  # the Python engine replays what was accepted and checks this event
             self._python_step(event)
 
-    def _python_step(self, event: Mapping[str, Any]) -> None:
+    def _python_step(self, event: Mapping[str, Any], notify: bool = True) -> None:
+        """The Python monitor steps ``event``; ``notify``: then `after_step` (if set) is called with it."""
         if self._violation is not None or str(event.get("op", "")).startswith("note."):
             return
         self._events += 1
@@ -203,7 +206,7 @@ class LiveMonitor:
         except MonitorViolation as v:
             self._violation = v
             return
-        if self.after_step is not None:
+        if notify and self.after_step is not None:
             self.after_step(event, predicted)
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ import io
 import json
 import random
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -409,6 +410,41 @@ def test_live_compiled_monitor_after_step_and_close(reused_monitor: None) -> Non
     for e in events[half:]:
         sink(e)  # late events: the Python monitor takes over
     assert closed.ok and closed.compiled is None and closed.events == live.events
+
+
+@pytest.mark.parametrize("thread", [True, False], ids=["engine thread", "inline"])
+def test_after_step_skips_events_the_compiled_engine_held_when_a_reader_takes_over(thread: bool,
+                                                                                   reused_monitor: None) -> None:
+    """The compiled engine stops mid-run (an event it cannot decide), later events wait in it, then after_step is
+    set and another thread reads the verdict: the Python monitor takes over on that thread, and after_step still
+    sees exactly the events recorded after it was set, each on the thread that recorded it.  (Checking inline, the
+    recording thread takes over at the stop, so nothing is held.)"""
+    models, consts, events = _recorded_events(2)
+    checked = [i for i, e in enumerate(events) if not e["op"].startswith("note.") and e.get("args")]
+    k, m = checked[len(checked) // 3], checked[2 * len(checked) // 3]
+    changed = _copy(events)
+    changed[k] = ODD_EVENTS["seq going back"](changed[k])  # the C stops (it checks seq); Python accepts it
+    live = _fed(models, consts, changed[:m], "c", thread)
+    if thread:
+        assert live.compiled is not None
+        live.compiled.drain()
+        assert live.compiled.status()[2] is not None  # stopped at the changed event, the rest held
+        sink = live.compiled.sink_event
+    else:
+        assert live.compiled is None  # checking inline, the recording thread took over at the stop: none held
+        sink = live.sink_event()
+    seen: list[tuple[int, str]] = []
+    live.after_step = lambda e, predicted: seen.append((e["seq"], threading.current_thread().name))
+    reader = threading.Thread(target=lambda: live.violation, name="reader")
+    reader.start()
+    reader.join()
+    assert live.compiled is None  # the reader's read made the Python monitor take over
+    for e in changed[m:]:
+        sink(e)
+    recorder = threading.current_thread().name
+    assert seen == [(e["seq"], recorder) for e in changed[m:] if not e["op"].startswith("note.")]
+    python = _fed(models, consts, changed, "python")
+    assert (live.ok, live.events) == (python.ok, python.events)
 
 
 # ---- seeded fault variants of the models ----------------------------------------------------------------
