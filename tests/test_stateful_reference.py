@@ -115,29 +115,35 @@ def test_a_failure_shrinks_to_a_minimal_replayable_trace(tmp_path: Path) -> None
 # ---- coverage ---------------------------------------------------------------------------------------------------
 
 #: the fixed run the coverage claim is about: the ci profile's programs, derandomised, twice as many (the
-#: runtime's threads make the draws depend a little on timing; the rarest required states are reached about
-#: ten times per hundred programs)
+#: rarest required states are reached in about 7 % of programs: `drain_that_waits` and
+#: `shutdown_draining_actor` rebalance them)
 COVERAGE_RUN = settings(profile("ci"), derandomize=True, print_blob=False, phases=[Phase.generate],
                         max_examples=2 * profile("ci").max_examples)
+#: seeds of the further batches run while a required state is still missing.  The runtime's threads make the
+#: draws depend a little on timing, and hypothesis's programs come in clusters (one batch of 100 reached a state
+#: 0 times, the next 20), so a batch can miss a state that 7 % of programs reach; five batches missing one
+#: together would mean a rule mix that needs fixing
+COVERAGE_SEEDS = (1, 2, 3, 4)
 
 
 def test_every_model_state_is_reached_in_the_ci_profile() -> None:
     """Every value of `REQUIRED_STATES` (each request phase, entrypoint stage and response, context and actor
     state, object node and handle, lock state, ...) is held by some identity after some model event of a
-    fixed, derandomised run of the ci profile.  Prints the coverage table."""
+    fixed, derandomised run of the ci profile, or of the seeded batches after it.  Prints the coverage table."""
     before = collections.Counter(STATES)
     run_state_machine_as_test(ReferenceMachine, settings=COVERAGE_RUN)
     reached = STATES - before
     missing = missing_states(reached)
     programs = COVERAGE_RUN.max_examples
-    if missing:
-        # the derandomised draws still depend on the threads' timing and the environment (a fresh tox env
-        # missed a different rare state than a local run); one more batch, random this time
-        print(f"not reached in the derandomised run: {missing}; one more batch of {programs} random programs")
-        run_state_machine_as_test(ReferenceMachine, settings=settings(COVERAGE_RUN, derandomize=False))
+    for extra in COVERAGE_SEEDS:
+        if not missing:
+            break
+        print(f"not reached in {programs} programs: {missing}; {COVERAGE_RUN.max_examples} more with seed {extra}")
+        run_state_machine_as_test(seed(extra)(ReferenceMachine), settings=settings(COVERAGE_RUN, derandomize=False))
         reached = STATES - before
         missing = missing_states(reached)
-        programs *= 2
+        programs += COVERAGE_RUN.max_examples
+    print(f"every required state reached in {programs} programs" if not missing else "")
     print(coverage_table())
     assert not missing, f"model states never reached in {programs} programs: {missing}"
     assert REQUIRED_STATES and all(reached[s] for s in REQUIRED_STATES)
