@@ -211,15 +211,23 @@ def _two_aborts(rt: Runtime) -> Any:
 
 
 class Lingers:
+    """A stateless fetch with a waitUntil task and a plain task, timed so that no stall decides the outcome.
+
+    The waitUntil task ends when the scenario opens `gate`, well after the response: a drain that does not wait
+    for it has destroyed the context (and cancelled the task) long before.  The plain task would end long after
+    that: the reference's drain ends with the waitUntil task and cancels it, a drain that waits for it lets it run.
+    """
+
     async def fetch(self, request, env, ctx):  # type: ignore[no-untyped-def]
         done = Lingers.flags.setdefault(id(env), [])
 
         async def linger() -> None:
-            await asyncio.sleep(0.02)
+            while not Lingers.gate.is_set():
+                await asyncio.sleep(0.002)
             done.append("waitUntil")
 
         async def plain() -> None:
-            await asyncio.sleep(0.1)  # well after the waitUntil task: the context is gone by then
+            await asyncio.sleep(PLAIN_TASK_SECONDS)
             done.append("plain")
 
         ctx.wait_until(linger())
@@ -228,13 +236,23 @@ class Lingers:
 
     flags: ClassVar[dict[int, list[str]]] = {}
     tasks: ClassVar[list[object]] = []
+    gate: ClassVar[threading.Event] = threading.Event()
+
+
+#: the scenario opens the waitUntil task's gate this long after the response, and the plain task ends this long
+#: after it started: each is hundreds of times what the step it races takes
+GATE_SECONDS = 0.5
+PLAIN_TASK_SECONDS = 3.0
 
 
 def _lingers(rt: Runtime) -> list[str]:
     svc = service(rt, "l", Lingers)
+    Lingers.flags.pop(id(svc.env), None)  # an earlier run's env may have had the same id
+    Lingers.gate.clear()
     rt.fetch("l", Request())
+    time.sleep(GATE_SECONDS)
+    Lingers.gate.set()
     rt.settle()
-    time.sleep(0.2)  # generous: the plain task would have finished by now if anything waited for it
     return Lingers.flags.get(id(svc.env), [])
 
 
@@ -446,7 +464,8 @@ def _replay_witness(fault: str, faults: set[str]) -> Any:
     from reference_impl.scenarios import replay_schedule
 
     path = Path(__file__).parent / "data" / "schedules" / f"{fault}.witness.json"
-    res = replay_schedule(path, stuck=1.0, faults=faults)
+    # the faulty run's replay follows the whole schedule: a second's stall must not make it give up as stuck
+    res = replay_schedule(path, stuck=1.0 if fault not in faults else 5.0, faults=faults)
     # the reference takes the mutex the witness needs free: its replay cannot follow the schedule
     return None if res.violation is None else f"controlled replay: {res.violation}"
 

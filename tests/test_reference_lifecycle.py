@@ -140,7 +140,9 @@ class Worker:
             return Response(body())
         if path == "wait":
             async def work() -> None:
-                await asyncio.sleep(0.05)
+                # the test opens the gate after it saw the response: no timer races its check
+                while not Worker.may_finish.is_set():
+                    await asyncio.sleep(0.002)
                 Worker.finished.append(request.url)
 
             async def fails() -> None:
@@ -154,6 +156,7 @@ class Worker:
         return Response("?", status=404)
 
     finished: ClassVar[list[str]] = []
+    may_finish: ClassVar[threading.Event] = threading.Event()
 
 
 def test_exception_before_headers_is_tunnelled_and_logged() -> None:
@@ -214,11 +217,13 @@ def test_a_non_response_result_is_an_error() -> None:
 
 def test_wait_until_runs_after_the_response_and_failures_are_logged_not_returned() -> None:
     Worker.finished.clear()
+    Worker.may_finish.clear()
     with runtime(threads=1) as rt:
         service(rt, "w", Worker)
         resp = rt.fetch("w", Request("GET", "http://x/wait"))
         assert resp.body == b"responded"
         assert Worker.finished == []  # the response came first
+        Worker.may_finish.set()
         rt.settle()
         assert Worker.finished == ["http://x/wait"]
         assert rt.logged("waitUntil failure")
@@ -309,7 +314,8 @@ class Cron:
                 raise JsError(result)
 
         if cron == "ok":
-            ctx.wait_until(sleep_then("a", 0.02))
+            # long enough that the fault's early return is seen before the task ends, even on a loaded machine
+            ctx.wait_until(sleep_then("a", 0.5))
         elif cron == "fail":
             ctx.wait_until(sleep_then("fail-first", 0.01))
             ctx.wait_until(sleep_then("fail-second", 0.03))
@@ -318,7 +324,7 @@ class Cron:
         elif cron == "throw":
             raise JsError("handler threw")
         elif cron == "slow":
-            ctx.wait_until(sleep_then("slow", 0.3))
+            ctx.wait_until(sleep_then("slow", 1.0))  # 20x the production test's limit: no stall reaches it
 
     done: ClassVar[list[str]] = []
 
@@ -375,7 +381,7 @@ def test_production_scheduled_limit_gives_exceeded_wall_time() -> None:
 class Lingers:
     async def fetch(self, request, env, ctx):  # type: ignore[no-untyped-def]
         async def linger() -> None:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)  # 20x the production test's drain limit
             Lingers.done.append(1)
 
         ctx.wait_until(linger())

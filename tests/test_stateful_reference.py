@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import Phase, seed, settings
+from hypothesis.errors import FlakyFailure
 from hypothesis.stateful import run_state_machine_as_test
 
 from properties.tracecheck import check_trace
@@ -81,9 +82,17 @@ def test_the_machine_catches_seeded_fault(fault: str) -> None:
     machine = machine_with_faults([fault], without=without)
     # generation only: finding the disagreement is the point here (shrinking is tested below)
     fixed = settings(profile("dev"), derandomize=True, max_examples=300, print_blob=False, phases=[Phase.generate])
-    with pytest.raises(AssertionError) as info:
+    with pytest.raises((AssertionError, FlakyFailure)) as info:
         run_state_machine_as_test(machine, settings=fixed)
-    text = str(info.value)
+    found: BaseException = info.value
+    if isinstance(found, FlakyFailure):
+        # hypothesis replays the failing program once more and that replay took another path (the runtime threads'
+        # timing moves a precondition): the fault was still caught, with its trace, in the run that found it
+        first = next((e for e in found.exceptions if isinstance(e, AssertionError)), None)
+        assert first is not None, f"{fault}: flaky with no assertion failure: {found!r}"
+        found = first
+        print(f"{fault}: the final replay of the failing program did not fail again (timing); the first run did")
+    text = str(found)
     print(f"{fault} (rule {FAULTS[fault].rule}) caught, derandomized search:\n{text[:2000]}")
     assert "trace (NDJSON" in text, "a failure carries its replayable trace"
 
