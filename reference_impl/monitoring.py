@@ -20,7 +20,6 @@ state), and takes over from then on.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -70,20 +69,19 @@ class LiveMonitor:
         #: the compiled engine while it runs (None: the Python monitor)
         self.compiled: Any = None
         #: the compiled engine takes the event dicts itself (`CompiledStepper.sink_event`: it checks them on its
-        #: own thread and calls `on_event` with any it does not take); False: it is not running, or it takes
-        #: JSON lines from `on_event`
+        #: own thread and calls `on_event` with any it does not take); False: it is not running
         self._dict_sink = False
-        #: the events the compiled engine accepted (JSON lines only: the dict entry keeps them in the C)
-        self._accepted: list[Mapping[str, Any]] = []
         #: taking over from the compiled engine and the Python monitor's steps, one thread at a time
         self._lock = threading.RLock()
         if engine == "c":
             from properties.compiled.engine import compiled_stepper
 
-            self.compiled = compiled_stepper(models, self.consts, HISTORY, thread)
-            if self.compiled is not None and self.compiled.sink_event is not None:
-                self.compiled.set_fallback(self.on_event)
-                self._dict_sink = True
+            stepper = compiled_stepper(models, self.consts, HISTORY, thread)
+            if stepper is not None and stepper.sink_event is not None:
+                stepper.set_fallback(self.on_event)
+                self.compiled, self._dict_sink = stepper, True
+            elif stepper is not None:  # no builtin entry (no ctypes.pythonapi, no thread): the Python monitor checks
+                stepper.close()
         if self.compiled is None:
             self._monitor = Monitor(models, consts=self.consts, history=HISTORY)
         self._violation: MonitorViolation | None = None
@@ -155,13 +153,14 @@ class LiveMonitor:
             if self._monitor is not None:
                 return
             mon = Monitor(self.models, consts=self.consts, history=HISTORY)
-            accepted, pending = self._accepted, []
+            accepted: list[Mapping[str, Any]] = []
+            pending: list[Mapping[str, Any]] = []
             if self._dict_sink:
                 self.compiled.forward()  # no event goes to the C from now on
                 accepted, pending = self.compiled.accepted_and_pending()
                 self._events += len(accepted)
                 self.compiled.close()
-            self._accepted, self.compiled, self._dict_sink = [], None, False
+            self.compiled, self._dict_sink = None, False
             self._monitor = mon
             for e in accepted:  # accepted by the compiled engine: the Python engine decides if they disagree
                 try:
@@ -181,19 +180,6 @@ class LiveMonitor:
                 # after_step needs the Python monitor): the Python engine replays what it accepted, checks
                 # what it did not, and then this event
                 self._take_over()
-            if self._violation is not None or str(event.get("op", "")).startswith("note."):
-                return
-            if self.compiled is not None and self.after_step is None:
-                self._events += 1
-                try:
-                    line = _encode(event).encode()
-                except (TypeError, ValueError):
-                    line = b""
-                if line and self.compiled.step_code(line) == 0:
-                    self._accepted.append(event)
-                    return
-                self._events -= 1
-                self._take_over()  # the Python engine replays what was accepted and checks this event
             self._python_step(event)
 
     def _python_step(self, event: Mapping[str, Any], notify: bool = True) -> None:
@@ -226,22 +212,6 @@ class LiveMonitor:
         if violation is None:
             return f"monitor ({', '.join(self.models)}): {self.events} events, no violation"
         return violation.report()
-
-
-def _no_default(o: Any) -> Any:
-    raise TypeError(f"not JSON: {type(o).__name__}")
-
-
-def _make_encoder() -> Callable[[Any], str]:
-    """One JSON encoder for every event: json.dumps and JSONEncoder.encode build a new one per call."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator (another Python implementation)
-        return json.JSONEncoder(separators=(",", ":")).encode
-    iterencode = make(None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
-    return lambda obj: "".join(iterencode(obj, 0))
-
-
-_encode = _make_encoder()
 
 
 class _EventSink(Sink):

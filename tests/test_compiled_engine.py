@@ -447,6 +447,44 @@ def test_after_step_skips_events_the_compiled_engine_held_when_a_reader_takes_ov
     assert (live.ok, live.events) == (python.ok, python.events)
 
 
+def test_without_the_dict_entry_the_python_monitor_checks(reused_monitor: None,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the builtin cannot be made (no ``ctypes.pythonapi``, the engine's thread does not start), a live
+    monitor asked for the C engine checks with the Python monitor: the same verdict on a clean run and a bad one."""
+    from properties.compiled.engine import CompiledStepper
+    from reference_impl.monitoring import LiveMonitor
+
+    monkeypatch.setattr(CompiledStepper, "_setup_dict_entry", lambda self, history, thread: None)
+    models, consts, events = _recorded_events(2)
+    bad = _copy(events)
+    wrong = next(i for i in range(len(bad) // 2, len(bad)) if bad[i].get("result") == "OK")
+    bad[wrong]["result"] = "ERR_ABORTED"  # a step the models predict OK reports an error
+    for run in (events, bad):
+        live = LiveMonitor(models, consts, engine="c")
+        assert live.compiled is None
+        for e in run:
+            live.sink_event()(e)
+        python = _fed(models, consts, run, "python")
+        assert (live.ok, live.events, live.report()) == (python.ok, python.events, python.report())
+    assert not live.ok
+
+
+def test_the_sink_outlives_its_stepper(reused_monitor: None) -> None:
+    """A recorder keeps calling the compiled engine's builtin after the Python monitor took over and the stepper
+    was dropped (and collected): the objects the C calls (the fallback) live as long as the builtin."""
+    import gc
+
+    models, consts, events = _recorded_events(2)
+    live = _fed(models, consts, events[:20], "c")
+    sink = live.compiled.sink_event
+    assert live.monitor is not None and live.compiled is None  # took over: nothing references the stepper now
+    gc.collect()
+    for e in events[20:]:
+        sink(e)
+    python = _fed(models, consts, events, "python")
+    assert (live.ok, live.events) == (python.ok, python.events)
+
+
 # ---- seeded fault variants of the models ----------------------------------------------------------------
 
 

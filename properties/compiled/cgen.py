@@ -928,7 +928,7 @@ static void live_after_fork(void) {
 }
 
 /* ``ring``: how many checked event dicts to hold (the Python monitor's history).  Starts the consumer.
- * Returns 0, or -1 (out of memory, no thread: the caller uses JSON lines instead). */
+ * Returns 0, or -1 (out of memory, no thread: the live monitor uses the Python monitor instead). */
 int iospec_py_setup(void **api, pyobj **objs, i64 *out, i64 ring, int thread) {
     if (g_thread_on || py_ready) return -1; /* one live monitor per copy of the library */
     void **slot = (void **)&py;

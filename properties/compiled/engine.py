@@ -250,7 +250,7 @@ class CompiledStepper:
         self._fallback: list[Callable[[Any], object]] = []
         self.history = history
         #: the recorder sink's ``event``: a builtin function made from C (None where ctypes has no ``pythonapi``
-        #: or the engine's thread cannot start: then the live monitor steps JSON lines with `step_code`)
+        #: or the engine's thread cannot start: then the live monitor uses the Python monitor)
         self.sink_event: Callable[[Any], object] | None = None
         self._setup_dict_entry(history, thread)
 
@@ -266,7 +266,7 @@ class CompiledStepper:
         try:
             funcs = [ctypes.cast(getattr(api, name), ctypes.c_void_p).value for name in _PY_API]
             # PyCFunction_NewEx(def, self, module): a fresh prototype (pythonapi's own objects are shared)
-            new_builtin = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
+            new_builtin = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)(
                 ("PyCFunction_NewEx", api))
         except AttributeError:
             return
@@ -287,7 +287,9 @@ class CompiledStepper:
         lib.iospec_py_status.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_py_timing.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_py_sink_def.restype = ctypes.c_void_p
-        self.sink_event = new_builtin(lib.iospec_py_sink_def(), None, None)
+        # the builtin's ``self`` (which the C ignores) keeps what the C points to alive as long as the builtin: a
+        # recorder may call it after this stepper was dropped and collected (the fallback and the counts it writes)
+        self.sink_event = new_builtin(lib.iospec_py_sink_def(), (self._objs, self._out), None)
 
     def _call_fallback(self, event: Any) -> object:
         return self._fallback[0](event) if self._fallback else None
