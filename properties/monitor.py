@@ -28,10 +28,11 @@ from model.catalog import get_model
 from model.core import Model
 from model.core.model import Action, Func, Invariant, StateVar
 from model.core.render import render_expr
-from model.core.sorts import IdSort, OptSort
+from model.core.sorts import IdSort, OptSort, Sort
 from model.core.sparse import Operation, SparseModel, enum_value
 
-__all__ = ["Monitor", "MonitorViolation"]
+__all__ = ["Monitor", "MonitorViolation", "external_name", "render_cells", "render_outputs", "render_result",
+           "render_value"]
 
 
 @dataclass
@@ -247,8 +248,7 @@ class Monitor:
             else:
                 assert operation.rejected is not None and operation.rejected_index is not None
                 chosen, chosen_index = operation.rejected, operation.rejected_index
-                res = w.outputs[chosen_index](*vals)["result"]
-                predicted_result = act.checks[0][2].sort.render(res)
+                predicted_result = render_result(act, w.outputs[chosen_index](*vals)["result"])
             predicted["result"] = predicted_result
             reported = event.get("result")
             if op == operation.rejected.name if operation.rejected else False:
@@ -277,9 +277,7 @@ class Monitor:
         blocked = w.guard[chosen_index](*vals)
         # outputs are defined where the guard holds (they may unwrap what the guard checked)
         if blocked is None and chosen_index in w.outputs:
-            for name, value in w.outputs[chosen_index](*vals).items():
-                if name != "result":
-                    predicted[name] = dict(chosen.outputs)[name].sort.render(value)
+            predicted.update(render_outputs(chosen, w.outputs[chosen_index](*vals)))
         return _Evaluation(chosen, chosen_index, vals, blocked, predicted)
 
     def _step_model(self, w: _Watched, op: str, args: Mapping[str, Any], event: Mapping[str, Any], *,
@@ -357,39 +355,29 @@ class Monitor:
         return out
 
     def _render(self, sort: Any, v: int) -> str:
-        ids = sort.id_sort()
-        if ids is not None:
-            return "none" if v < 0 else str(self.external(ids.name, v))
-        return str(sort.render(v))
+        return render_value(self.names, sort, v)
 
     def external(self, sort: str, v: int) -> Any:
-        names = self.names[sort]
-        return names[v] if v < len(names) else f"<fresh {sort} {v}>"
+        return external_name(self.names, sort, v)
 
-    def state(self, model: str) -> dict[str, Any]:
-        """The model state, with identities shown by the implementation's names."""
+    def tracked(self, model: str) -> tuple[_Watched, list[StateVar | Func]]:
+        """The watched model that holds ``model``'s variables, and those variables (its declarations of them).
+
+        A base model that an extension covers (`covered`) is read from the extension."""
         watched = [(w, w.model) for w in self.watched]
         if model in self.covered:  # the base's variables, as the extension tracks them
             watched = [(self.covered[model], next(m for m in self.models if m.name == model))]
         for w, declared in watched:
             if declared.name == model:
-                sm = w.sm
-                out: dict[str, Any] = {}
-                for d in (w.model.decl(x.name) for x in declared.state):
-                    if isinstance(d, StateVar):
-                        out[d.name] = self._render(d.sort, sm.read_var(d))
-                    else:
-                        cells = {}
-                        for key, v in sm.cells(d).items():
-                            ks = key if isinstance(key, tuple) else (key,)
-                            label = ",".join(
-                                str(self.external(s.name, k)) if s.id_sort() is not None else s.render(k)
-                                for s, k in zip(d.index_sorts, ks)
-                            )
-                            cells[label] = self._render(d.value_sort, v)
-                        out[d.name] = cells
-                return out
+                return w, [w.model.decl(x.name) for x in declared.state]
         raise KeyError(model)
+
+    def state(self, model: str) -> dict[str, Any]:
+        """The model state, with identities shown by the implementation's names."""
+        w, decls = self.tracked(model)
+        sm = w.sm
+        return {d.name: render_value(self.names, d.sort, sm.read_var(d)) if isinstance(d, StateVar)
+                else render_cells(self.names, d, sm.cells(d)) for d in decls}
 
     def check_all(self) -> list[tuple[str, Invariant]]:
         """Every invariant, evaluated in full (e.g. at the end of a run)."""
@@ -402,6 +390,45 @@ class Monitor:
             raise KeyError(model)
         assert isinstance(d, Func)
         return self.state(model)[func]  # type: ignore[no-any-return]
+
+
+# -- rendering (shared with the compiled engine's state and predictions: properties/compiled/engine.py) --------------
+def external_name(names: Mapping[str, Sequence[Any]], sort: str, v: int) -> Any:
+    """The implementation's name of identity ``v`` of ``sort`` (``names``: per sort, the names by identity)."""
+    known = names.get(sort, ())
+    return known[v] if v < len(known) else f"<fresh {sort} {v}>"
+
+
+def render_value(names: Mapping[str, Sequence[Any]], sort: Sort, v: int) -> str:
+    """A value as `Monitor.state` shows it: identities by name (or none), other values as the sort renders them."""
+    ids = sort.id_sort()
+    if ids is not None:
+        return "none" if v < 0 else str(external_name(names, ids.name, v))
+    return str(sort.render(v))
+
+
+def render_cells(names: Mapping[str, Sequence[Any]], d: Func, cells: Mapping[Any, int]) -> dict[str, str]:
+    """The non-default ``cells`` of ``d`` (key: an identity or a tuple of them) as `Monitor.state` shows them."""
+    out = {}
+    for key, v in cells.items():
+        ks = key if isinstance(key, tuple) else (key,)
+        label = ",".join(
+            str(external_name(names, s.name, k)) if s.id_sort() is not None else s.render(k)
+            for s, k in zip(d.index_sorts, ks)
+        )
+        out[label] = render_value(names, d.value_sort, v)
+    return out
+
+
+def render_result(action: Action, value: int) -> str:
+    """The predicted ``result`` of an operation with checks whose first failing check gives ``value``."""
+    return action.checks[0][2].sort.render(value)
+
+
+def render_outputs(action: Action, values: Mapping[str, int]) -> dict[str, str]:
+    """The predicted outputs (``result`` aside) of ``action`` from their values."""
+    sorts = dict(action.outputs)
+    return {name: sorts[name].sort.render(v) for name, v in values.items() if name != "result"}
 
 
 def run_events(models: Sequence[str | Model], events: Iterable[Mapping[str, Any]]) -> Monitor:

@@ -35,6 +35,7 @@ from iospec.cli import main
 from model.catalog import MODELS, get_model
 from model.core import Model, compile_dense
 from model.core.errors import EvaluationError
+from model.core.model import Action
 from model.core.sorts import BoolSort, EnumSort
 from model.faults import FAULTS as MODEL_FAULTS
 from properties.compiled.engine import compiled_checker, find_compiler
@@ -545,18 +546,7 @@ def _bounds(name: str) -> dict[str, int]:
 def _random_event(model: Model, rng: random.Random, names: dict[str, list[str]]) -> dict[str, Any]:
     """Any action with any known (or new) identities and any reported result."""
     a = rng.choice(model.actions)
-    args: dict[str, Any] = {}
-    for p in a.params:
-        ids = p.sort.id_sort()
-        if ids is not None:
-            pool = names.get(ids.name, []) + [f"{ids.name.lower()}-new"]
-            args[p.name] = None if p.sort.name.startswith("Opt") and rng.random() < 0.2 else rng.choice(pool)
-        elif isinstance(p.sort, BoolSort):
-            args[p.name] = rng.random() < 0.5
-        elif isinstance(p.sort, EnumSort):
-            args[p.name] = rng.choice(p.sort.members)
-        else:
-            args[p.name] = rng.randrange(4)
+    args = _random_args(a, rng, names)
     ev: dict[str, Any] = {"op": a.operation or a.name, "args": args}
     twin = any(b.name == f"{a.name}_rejected" for b in model.actions) or a.checks or a.rejected
     if twin:
@@ -570,6 +560,23 @@ def _random_event(model: Model, rng: random.Random, names: dict[str, list[str]])
         elif name != "result" and isinstance(expr.sort, BoolSort):
             ev["outputs"] = {name: rng.random() < 0.5}
     return ev
+
+
+def _random_args(a: Action, rng: random.Random, names: dict[str, list[str]]) -> dict[str, Any]:
+    """Arguments for ``a``: known (or new) identities, any Bool, Enum member or small integer."""
+    args: dict[str, Any] = {}
+    for p in a.params:
+        ids = p.sort.id_sort()
+        if ids is not None:
+            pool = names.get(ids.name, []) + [f"{ids.name.lower()}-new"]
+            args[p.name] = None if p.sort.name.startswith("Opt") and rng.random() < 0.2 else rng.choice(pool)
+        elif isinstance(p.sort, BoolSort):
+            args[p.name] = rng.random() < 0.5
+        elif isinstance(p.sort, EnumSort):
+            args[p.name] = rng.choice(p.sort.members)
+        else:
+            args[p.name] = rng.randrange(4)
+    return args
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -614,6 +621,203 @@ def _id_pool(model: Model, events: list[dict[str, Any]]) -> dict[str, list[str]]
             if s is not None and v is not None:
                 pool.setdefault(s, set()).add(v)
     return {k: sorted(v) for k, v in pool.items()}
+
+
+# ---- the compiled engine's state and predictions ------------------------------------------------------
+# `CompiledStepper.state`, `cells` and `predict` read the C (docs/compiled-engine.md, "Reading the state and
+# predicting"): after every event they must give exactly what `Monitor.state` and `Monitor.predict` give.
+
+
+def _asked(e: dict[str, Any]) -> dict[str, Any]:
+    """An event as a prediction is asked for it: its op and arguments only."""
+    return {"op": e["op"], "args": dict(e["args"])}
+
+
+def _candidates(models: list[Model], rng: random.Random, names: dict[str, list[str]],
+                following: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Events to predict next: the run's next one (allowed), random ones (any action, known and new identities:
+    allowed, forbidden, failing checks), and one naming a rejected twin's action (the monitor raises when its
+    checks pass)."""
+    out = [] if following is None else [_asked(following)]
+    for _ in range(3):
+        out.append(_asked(_random_event(rng.choice(models), rng, names)))
+    twins = [a for m in models for a in m.actions if a.rejected]
+    if twins:
+        a = rng.choice(twins)
+        out.append({"op": a.name, "args": _random_args(a, rng, names)})
+    return out
+
+
+def _python_prediction(mon: Monitor, e: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        predicted = mon.predict(e)
+    except (MonitorViolation, EvaluationError):
+        return ("raises", None)
+    return ("forbidden", None) if predicted is None else ("allowed", predicted)
+
+
+def _c_prediction(stepper: Any, e: dict[str, Any]) -> tuple[str, Any]:
+    from properties.compiled.engine import NotDecided
+
+    try:
+        predicted = stepper.predict(e)
+    except NotDecided:
+        return ("raises", None)
+    return ("forbidden", None) if predicted is None else ("allowed", predicted)
+
+
+def assert_same_reads(stepper: Any, mon: Monitor, models: list[str], candidates: list[dict[str, Any]],
+                      seen: set[str], where: str) -> None:
+    """The C's state of every model, one function read alone, and its predictions (in this order: a prediction
+    interns new identities in both engines) equal the Python monitor's."""
+    for m in models:
+        want = mon.state(m)
+        assert stepper.state(m) == want, f"{where}: state of {m}"
+        funcs = [k for k, v in want.items() if isinstance(v, dict)]
+        if funcs:
+            f = funcs[len(seen) % len(funcs)]
+            assert stepper.cells(m, f) == want[f], f"{where}: cells of {m}.{f}"
+    for e in candidates:
+        want_p = _python_prediction(mon, e)
+        assert _c_prediction(stepper, e) == want_p, f"{where}: prediction of {e}"
+        seen.add(want_p[0] if want_p[0] != "allowed" or want_p[1].get("result", "OK") == "OK" else "error result")
+
+
+def _walk_reads(name: str, seeds: range, seen: set[str]) -> None:
+    """Random walks of ``name``: after every event (fed to both engines), the reads agree."""
+    from properties.compiled.engine import compiled_stepper
+
+    model = get_model(name)
+    dm = compile_dense(model.config(**_bounds(name)))
+    for seed in seeds:
+        rng = random.Random(seed)
+        events = [{"seq": i, **event_for(dm, s, inst)} for i, (s, inst) in enumerate(random_walk(dm, rng, 80), 1)]
+        stepper = compiled_stepper([model], thread=seed % 2 == 0)
+        assert stepper is not None
+        refused: list[Any] = []
+        stepper.set_fallback(refused.append)
+        mon = Monitor([model])
+        names = _id_pool(model, events)
+        assert_same_reads(stepper, mon, [name], _candidates([model], rng, names, events[0] if events else None),
+                          seen, f"{name} seed {seed} before the first event")
+        for i, e in enumerate(events):
+            mon.step(e)
+            stepper.sink_event(e)
+            following = events[i + 1] if i + 1 < len(events) else None
+            assert_same_reads(stepper, mon, [name], _candidates([model], rng, names, following), seen,
+                              f"{name} seed {seed} after event {i + 1}")
+        assert not refused and stepper.accepted_count == len(events)
+        stepper.close()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_state_and_predictions_on_random_walks(name: str) -> None:
+    """Every model family, walks checked on the engine's thread and inline: state, cells and predictions."""
+    seen: set[str] = set()
+    _walk_reads(name, range(2), seen)
+    assert {"allowed", "forbidden", "raises"} <= seen, seen
+
+
+def test_state_and_predictions_on_a_recorded_run() -> None:
+    """Every model of a run of the reference implementation at once: extensions and the bases they cover (read
+    from the extension, as `Monitor.state` reads them), ops several watched models take, notes, integer names."""
+    from properties.compiled.engine import compiled_stepper
+
+    models, consts, events = _recorded_events(2)
+    stepper = compiled_stepper(models, consts, thread=True)
+    assert stepper is not None
+    refused: list[Any] = []
+    stepper.set_fallback(refused.append)
+    mon = Monitor(models, consts=consts)
+    assert mon.covered, "some model is read through its extension"
+    assert any(len(ws) > 1 for ws in mon.by_op.values()), "some op steps several watched models"
+    catalog = [get_model(m) for m in models]
+    names: dict[str, list[Any]] = {}
+    for m in catalog:
+        for sort, known in _id_pool(m, [e for e in events if not e["op"].startswith("note.")]).items():
+            names[sort] = sorted(set(names.get(sort, [])) | set(known))
+    names["Context"] = [*names.get("Context", []), 12345]  # an integer identity: interned apart from "12345"
+    rng = random.Random(3)
+    seen: set[str] = set()
+    checked = [e for e in events if not e["op"].startswith("note.")]
+    for i, e in enumerate(events):
+        mon.step(e)
+        stepper.sink_event(e)
+        if i % 3 and i != len(events) - 1:
+            continue  # every third event (each read renders every model: ~2 ms)
+        following = next((x for x in events[i + 1:] if not x["op"].startswith("note.")), None)
+        assert_same_reads(stepper, mon, models, _candidates(catalog, rng, names, following), seen,
+                          f"after event {i + 1}")
+    assert not refused and stepper.accepted_count == len(checked)
+    assert {"allowed", "forbidden", "raises"} <= seen, seen
+    stepper.close()
+
+
+def test_reads_refuse_a_stopped_engine() -> None:
+    """After a stop (or once events go to the Python monitor) the C state is not the run's: the reads raise."""
+    from properties.compiled.engine import NotCurrent, compiled_stepper
+
+    model = get_model("context")
+    dm = compile_dense(model.config(**_bounds("context")))
+    events = [{"seq": i, **event_for(dm, s, inst)} for i, (s, inst) in
+              enumerate(random_walk(dm, random.Random(1), 10), 1)]
+    for stop in ("a forbidden event", "forwarded"):
+        stepper = compiled_stepper([model], thread=True)
+        assert stepper is not None
+        stepper.set_fallback(lambda e: None)
+        for e in events:
+            stepper.sink_event(e)
+        assert stepper.state("context") == run_python(model, events).state("context")
+        if stop == "forwarded":
+            stepper.forward()
+        else:
+            stepper.sink_event({"seq": 99, "op": "exit", "args": {"c": "ctx-new", "t": "thread-0"}})
+        for read in (lambda: stepper.state("context"), lambda: stepper.cells("context", "ctx_state"),
+                     lambda: stepper.predict(_asked(events[0]))):
+            with pytest.raises(NotCurrent):
+                read()
+        stepper.close()
+
+
+def run_python(model: Model, events: list[dict[str, Any]]) -> Monitor:
+    mon = Monitor([model])
+    for e in events:
+        mon.step(e)
+    return mon
+
+
+def _shift_one_cell(real: Any) -> Any:
+    """A seeded fault of the state export: one cell's value index is off by one."""
+    def raw_cells(self: Any, view: Any, m: int, k: int, arity: int) -> dict[Any, int]:
+        cells = real(self, view, m, k, arity)
+        if cells:
+            key = next(iter(cells))
+            cells[key] += 1
+        return cells
+    return raw_cells
+
+
+def _pass_failed_checks(real: Any) -> Any:
+    """A seeded fault of the predictions: a failing check is read as passing (an error predicted as OK)."""
+    def raw_predict(self: Any, view: Any, event: dict[str, Any]) -> int:
+        r = real(self, view, event)
+        for t in range(len(view.predicted) // view.stride):
+            view.predicted[t * view.stride + 1] = -1
+        return r
+    return raw_predict
+
+
+@pytest.mark.parametrize("fault", ["shifted cell value", "failed check read as passing"])
+def test_the_comparison_catches_a_wrong_read(fault: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Principle 2: with a seeded fault in the C reads, the comparison of the random-walk tests fails."""
+    from properties.compiled.engine import CompiledStepper
+
+    if fault == "shifted cell value":
+        monkeypatch.setattr(CompiledStepper, "_raw_cells", _shift_one_cell(CompiledStepper._raw_cells))
+    else:
+        monkeypatch.setattr(CompiledStepper, "_raw_predict", _pass_failed_checks(CompiledStepper._raw_predict))
+    with pytest.raises(AssertionError, match="state of|cells of" if fault == "shifted cell value" else "prediction"):
+        _walk_reads("ownership", range(2), set())
 
 
 # ---- malformed lines -----------------------------------------------------------------------------------

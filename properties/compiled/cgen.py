@@ -32,6 +32,7 @@ from model.core.expr import App, BoundVar, Const, Expr, Quant, Ref, Select, _Non
 from model.core.model import Action, Assign, FuncAssign, ModelConst, StateVar
 from model.core.sorts import BoolSort, EnumSort, IdSort, IntSort, OptSort, Sort
 from model.core.sparse import (
+    Operation,
     Selector,
     SelValue,
     SparseModel,
@@ -613,6 +614,7 @@ def generate(watched: Sequence[SparseModel], by_op: Mapping[str, Sequence[int]])
     L.append("    }")
     L.append("    return -1;")
     L.append("}")
+    L.extend(_reads(gens, sorts, ops, by_op))
     L.append("static void init_all(void) {")
     L.append(f"    for (int i = 0; i < {max(1, len(sorts))}; i++) itable_reset(&tab[i]);")
     L.append("    spool_n = 0; g_err = 0; g_bail = 0; g_kind = 0;")
@@ -620,20 +622,98 @@ def generate(watched: Sequence[SparseModel], by_op: Mapping[str, Sequence[int]])
         L.append(f"    {g.p}init();")
     L.append("}")
     L.append(_DRIVER)
+    L.append(_READS)
     return "\n".join(L) + "\n", ops
 
 
-def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
+def predict_stride(watched: Sequence[SparseModel]) -> int:
+    """The ``i64``s a prediction writes per model (`_predict_fn`): the action, the failing check, its outputs."""
+    return 2 + max((len(a.outputs) for sm in watched for a in sm.model.actions), default=0)
+
+
+def _reads(gens: Sequence[_ModelGen], sorts: Sequence[str], ops: Sequence[str],
+           by_op: Mapping[str, Sequence[int]]) -> list[str]:
+    """Tables of the sparse state for the state export, and the predictions (`_READS` reads them)."""
+    L = ["/* ---- the state export and predictions (engine.py: CompiledStepper.state, cells, predict) */"]
+    L.append(f"#define N_SORTS {len(sorts)}")
+    L.append(f"#define N_MODELS {len(gens)}")
+    L.append(f"#define PREDICT_STRIDE {predict_stride([g.sm for g in gens])}")
+    L.append(f"static const char *const sort_names[] = {{{', '.join(_cstr(x) for x in sorts) or '0'}}};")
+    funcs = [f"&{g.p}F{k}" for g in gens for k in range(len(g.sm.funcs))]
+    arity = [str(len(f.index_sorts)) for g in gens for f in g.sm.funcs]
+    first = [0]
+    for g in gens:
+        first.append(first[-1] + len(g.sm.funcs))
+    L.append(f"static void *const func_of[] = {{{', '.join(funcs) or '0'}}};")
+    L.append(f"static const int func_arity[] = {{{', '.join(arity) or '0'}}};")
+    L.append(f"static const int func_first[] = {{{', '.join(map(str, first))}}};")
+    L.append(f"static i64 *const vars_of[] = {{{', '.join(f'{g.p}V' for g in gens) or '0'}}};")
+    L.append(f"static const int var_count[] = {{{', '.join(str(len(g.sm.vars)) for g in gens) or '0'}}};")
+    for oi, op in enumerate(ops):
+        for m in by_op[op]:
+            L.extend(_predict_fn(gens[m], op, oi))
+        L.append(f"static int pr{oi}(const event *ev, i64 *o) {{ /* {op} */")
+        for t, m in enumerate(by_op[op]):
+            L.append(f"    {{ int r = m{m}_pr{oi}(ev, o + {t} * PREDICT_STRIDE); if (r) return r; }}")
+        L.append("    return 0;")
+        L.append("}")
+    L.append("typedef int (*prfn)(const event *, i64 *);")
+    L.append(f"static const prfn pr_fns[] = {{{', '.join(f'pr{i}' for i in range(len(ops))) or '0'}}};")
+    return L
+
+
+def _predict_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
+    """One model's prediction for an event of ``op``, not applied (`Monitor._evaluate` with ``predict=True``).
+
+    Writes ``o[0]`` the action that applies (the operation or its rejected twin), ``o[1]`` the first failing check
+    (-1: none), ``o[2 + j]`` the value of that action's output j.  Returns 0 (allowed), 1 (a guard forbids it) or
+    K_BAIL (the monitor raises, or the C does not decide)."""
     sm, p = g.sm, g.p
-    # the Operation this op name reports (the operation itself or its rejected twin's name)
+    operation = _operation_of(sm, op)
+    act = operation.action
+    L = [f"static int {p}pr{oi}(const event *ev, i64 *o) {{"]
+    args = ", ".join(_decode_args(g, act, L))
+    L.append(f"    o[0] = {operation.index}; o[1] = -1;")
+    if act.checks:
+        rejected, ridx = operation.rejected, operation.rejected_index
+        assert rejected is not None and ridx is not None
+        L.append(f"    int failing = {p}checks{operation.index}({args});")
+        L.append("    if (g_err) return K_BAIL;")
+        if rejected.name == op:
+            # the event names the rejected twin: with every check passing, the monitor reports a wrong result
+            L.append("    if (failing < 0) return K_BAIL;")
+        L.append("    if (failing >= 0) {")
+        L.append(f"        o[0] = {ridx}; o[1] = failing;")
+        # the monitor evaluates the twin's outputs (its result) before the twin's guard
+        for j, (name, _) in enumerate(rejected.outputs):
+            L.append(f"        o[{2 + j}] = {p}out{ridx}_{name}({args});")
+        L.append("        if (g_err) return K_BAIL;")
+        L.append(f"        if ({p}guard{ridx}({args}) >= 0) return g_err ? K_BAIL : 1;")
+        L.append("        return g_err ? K_BAIL : 0;")
+        L.append("    }")
+    L.append(f"    if ({p}guard{operation.index}({args}) >= 0) return g_err ? K_BAIL : 1;")
+    L.append("    if (g_err) return K_BAIL;")
+    # outputs are evaluated where the guard holds (as the monitor does)
+    for j, (name, _) in enumerate(act.outputs):
+        L.append(f"    o[{2 + j}] = {p}out{operation.index}_{name}({args});")
+    L.append("    return g_err ? K_BAIL : 0;")
+    L.append("}")
+    return L
+
+
+def _operation_of(sm: SparseModel, op: str) -> Operation:
+    """The Operation the op name ``op`` reports (the operation itself or its rejected twin's name)."""
     operation = None
     for o in sm.operations.values():
         if o.name == op or (o.rejected is not None and o.rejected.name == op):
             operation = o
     assert operation is not None, op
-    act = operation.action
-    names_rejected = operation.rejected is not None and operation.rejected.name == op
-    L = [f"static int {p}op{oi}(const event *ev) {{"]
+    return operation
+
+
+def _decode_args(g: _ModelGen, act: Action, L: list[str]) -> list[str]:
+    """C decoding the event's arguments of ``act`` into locals ``p_*`` (interning identities in parameter order, as
+    `Monitor._decode_args`); a missing or undecodable argument returns K_BAIL.  Returns the locals' names."""
     L.append("    const jval *a_;")
     vals = []
     for prm in act.params:
@@ -655,6 +735,16 @@ def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
         else:
             L.append("    return K_BAIL;")
         L.append("    if (g_bail) return K_BAIL;")
+    return vals
+
+
+def _step_fn(g: _ModelGen, op: str, oi: int) -> list[str]:
+    sm, p = g.sm, g.p
+    operation = _operation_of(sm, op)
+    act = operation.action
+    names_rejected = operation.rejected is not None and operation.rejected.name == op
+    L = [f"static int {p}op{oi}(const event *ev) {{"]
+    vals = _decode_args(g, act, L)
     args = ", ".join(vals)
     chosen = operation.index
     L.append(f"    int chosen = {chosen};")
@@ -1042,5 +1132,100 @@ void iospec_py_timing(int on, i64 *timers) {
     for (int i = 0; i < 5; i++) timers[i] = __atomic_load_n(&g_timers[i], __ATOMIC_RELAXED);
     if (on && !g_timing) memset(g_timers, 0, sizeof g_timers);
     g_timing = on;
+}
+"""
+
+
+_READS = r"""
+/* ================================================================ state export and predictions
+ * Read between events by the thread that records them (it holds the GIL, so no event is published meanwhile).
+ * `iospec_current` first waits until the engine's thread checked every published event (iospec_drain): then
+ * that thread touches no model state until the next event is published, and the reads see every event
+ * recorded before them.  After a stop (or once events go to the Python monitor) the C state is not the run's. */
+
+/* 0: the C state is the state after every event recorded so far; 1: it is not (a stop, events forwarded) */
+int iospec_current(void) {
+    iospec_drain();
+    return (__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE) || g_forward || g_bail) ? 1 : 0;
+}
+
+int iospec_nsorts(void) { return N_SORTS; }
+const char *iospec_sort_name(int s) { return s >= 0 && s < N_SORTS ? sort_names[s] : (const char *)0; }
+int iospec_nmodels(void) { return N_MODELS; }
+int iospec_predict_stride(void) { return PREDICT_STRIDE; }
+
+/* identities known per sort (sort order: iospec_sort_name) */
+void iospec_counts(i64 *into) {
+    for (int s = 0; s < N_SORTS; s++) into[s] = tab[s].n;
+}
+
+/* the interned keys of sort s's identities from, from + 1, ... ('s' + the string's bytes, or 'i' + the integer's 8
+ * bytes), concatenated into buf (cap bytes) with their lengths in lens (nlens); returns how many it wrote */
+i64 iospec_names(int s, i64 from, char *buf, i64 cap, i64 *lens, i64 nlens) {
+    if (s < 0 || s >= N_SORTS || from < 0) return 0;
+    const itable *t = &tab[s];
+    i64 used = 0, k = 0;
+    for (i64 id = from; id < t->n && k < nlens; id++, k++) {
+        const ientry *e = &t->t[t->by_id[id]];
+        if (used + e->len > cap) break;
+        memcpy(buf + used, spool + e->off, (size_t)e->len);
+        used += e->len;
+        lens[k] = e->len;
+    }
+    return k;
+}
+
+/* model m's function k (sparse.py's D{k}): its non-default cells as rows (key, value) or (key0, key1, value), written
+ * to buf if they fit in cap i64s; returns how many there are (-1: no such function) */
+i64 iospec_cells(int m, int k, i64 *buf, i64 cap) {
+    if (m < 0 || m >= N_MODELS || k < 0 || k >= func_first[m + 1] - func_first[m]) return -1;
+    int f = func_first[m] + k;
+    if (func_arity[f] == 1) {
+        const ufunc *u = func_of[f];
+        i64 n = u->keys.n;
+        if (2 * n <= cap)
+            for (i64 i = 0; i < n; i++) {
+                i64 key = u->keys.a[i];
+                buf[2 * i] = key;
+                buf[2 * i + 1] = u->val[key];
+            }
+        return n;
+    }
+    const bfunc *b = func_of[f];
+    i64 n = b->keys.n;
+    if (3 * n <= cap)
+        for (i64 i = 0; i < n; i++) {
+            const bentry *e = &b->e[b->keys.a[i]];
+            buf[3 * i] = e->a;
+            buf[3 * i + 1] = e->b;
+            buf[3 * i + 2] = e->val;
+        }
+    return n;
+}
+
+/* model m's scalar variables (sparse.py's V), into ``into``; returns how many */
+i64 iospec_vars(int m, i64 *into) {
+    if (m < 0 || m >= N_MODELS) return -1;
+    for (int j = 0; j < var_count[m]; j++) into[j] = vars_of[m][j];
+    return var_count[m];
+}
+
+/* Monitor.predict of the event dict d (its op and args; nothing else is read), not applied: 0 allowed, 1 a guard
+ * forbids it, K_BAIL not decided here (the monitor raises, or the C leaves it to the Python engine).  out: per model
+ * of the op (in the monitor's order) PREDICT_STRIDE values (`_predict_fn`).  New identities are interned, as the
+ * monitor interns them. */
+int iospec_py_predict(pyobj *d, i64 *out) {
+    if (!py_ready || g_bail) return K_BAIL;
+    event ev;
+    if (op_from_dict(d, &ev) || args_from_dict(d, &ev)) return K_BAIL;
+    int oi = op_lookup(&ev.op);
+    if (oi < 0) return K_BAIL;
+    i64 mark = arena_top;
+    g_err = 0;
+    int r = pr_fns[oi](&ev, out);
+    arena_top = mark;
+    g_err = 0;
+    if (g_bail) { g_bail = 0; r = K_BAIL; } /* nothing was applied: the next event is checked as before */
+    return r;
 }
 """

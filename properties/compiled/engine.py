@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from model.core import Model
+from model.core.model import Action, Func, StateVar
+from model.core.sparse import Operation
 from properties.compiled import cgen
+from properties.monitor import Monitor, render_cells, render_outputs, render_result, render_value
 
-__all__ = ["CompiledChecker", "CompiledResult", "CompiledStepper", "compiled_checker", "compiled_stepper",
-           "unavailable_reason", "KINDS"]
+__all__ = ["CompiledChecker", "CompiledResult", "CompiledStepper", "NotCurrent", "NotDecided", "compiled_checker",
+           "compiled_stepper", "unavailable_reason", "KINDS"]
 
 #: the CPython C API functions runtime.c's live path calls, in the order of its ``py`` table
 _PY_API = ["PyDict_GetItem", "PyDict_Next", "PyDict_Size", "PyUnicode_AsUTF8AndSize", "PyLong_AsLongLongAndOverflow",
@@ -70,13 +74,28 @@ class CompiledResult:
 
 
 class CompiledChecker:
-    def __init__(self, lib: ctypes.CDLL, ops: list[str], path: Path) -> None:
+    def __init__(self, lib: ctypes.CDLL, ops: list[str], path: Path, models: Sequence[str | Model] = (),
+                 consts: Mapping[str, int] | None = None) -> None:
         self.lib = lib
         self.ops = ops
         self.path = path
+        #: the watched models and constants the source was generated for (`analysis` rebuilds their monitor)
+        self.models = list(models)
+        self.consts = dict(consts or {})
+        self._analysis: Monitor | None = None
+        self._analysis_lock = threading.Lock()
         self._fn = lib.iospec_check
         self._fn.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
         self._fn.restype = ctypes.c_int
+
+    def analysis(self) -> Monitor:
+        """A `Monitor` of the models, never stepped: the watched models in the generated C's order, their
+        declarations, operations and sorts (the state export and predictions read the C through it; built on
+        first use, as the source was)."""
+        with self._analysis_lock:
+            if self._analysis is None:
+                self._analysis = Monitor(self.models, consts=self.consts)
+            return self._analysis
 
     def check(self, trace: Path | str, offset: int, first_line: int) -> CompiledResult:
         """Check the events of ``trace`` from byte ``offset`` (line ``first_line``: the header is not read here)."""
@@ -116,8 +135,6 @@ def unavailable_reason() -> str:
 
 def source_for(models: Sequence[str | Model], consts: Mapping[str, int] | None = None) -> tuple[str, list[str]]:
     """The generated C for ``models`` (as the header names them) and the operation order of its counts."""
-    from properties.monitor import Monitor
-
     mon = Monitor(list(models), consts=consts or {})
     index = {id(w): i for i, w in enumerate(mon.watched)}
     by_op = {op: [index[id(w)] for w in ws] for op, ws in mon.by_op.items()}
@@ -184,7 +201,7 @@ def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> C
             known = json.loads(index.read_text())
             lib_path = cache_dir() / known["lib"]
             if lib_path.exists():
-                return CompiledChecker(ctypes.CDLL(str(lib_path)), list(known["ops"]), lib_path)
+                return CompiledChecker(ctypes.CDLL(str(lib_path)), list(known["ops"]), lib_path, models, consts)
         except (OSError, ValueError, KeyError):
             pass  # rebuild
     src, ops = source_for(models, consts)
@@ -222,7 +239,76 @@ def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> C
             os.replace(tmp_index, index)
         except OSError:
             pass
-    return CompiledChecker(lib, ops, lib_path)
+    return CompiledChecker(lib, ops, lib_path, models, consts)
+
+
+class NotCurrent(RuntimeError):
+    """The compiled engine's state is not the run's (it stopped at an event, or events go to the Python monitor)."""
+
+
+class NotDecided(ValueError):
+    """The compiled engine does not decide this prediction (the Python monitor raises, or it decides what the C
+    leaves to it: an unknown op, a missing or odd argument, an evaluation error)."""
+
+
+@dataclass
+class _OpTargets:
+    """What a prediction of one op reads back, per watched model of the op (the monitor's order)."""
+
+    #: per model: whether the operation has checks (then the result is predicted), and action index -> action
+    models: list[tuple[Operation, dict[int, Action]]]
+
+
+class _Reads:
+    """The stepper's view of its library's state export: the analysis monitor, sort and model indexes, buffers."""
+
+    def __init__(self, lib: ctypes.PyDLL, analysis: Monitor) -> None:
+        self.analysis = analysis
+        self.model_index = {id(w): i for i, w in enumerate(analysis.watched)}
+        lib.iospec_sort_name.restype = ctypes.c_char_p
+        lib.iospec_sort_name.argtypes = [ctypes.c_int]
+        self.sorts: list[str] = [lib.iospec_sort_name(i).decode() for i in range(lib.iospec_nsorts())]
+        if lib.iospec_nmodels() != len(analysis.watched):
+            raise RuntimeError("the compiled engine was generated for other models")
+        self.stride = int(lib.iospec_predict_stride())
+        assert self.stride == cgen.predict_stride([w.sm for w in analysis.watched])
+        #: per sort: the implementation's names by identity (as far as read from the C)
+        self.names: dict[str, list[Any]] = {x: [] for x in self.sorts}
+        self.counts = (ctypes.c_int64 * max(1, len(self.sorts)))()
+        self.name_buf = ctypes.create_string_buffer(1 << 16)
+        self.name_lens = (ctypes.c_int64 * 1024)()
+        self.cell_buf = (ctypes.c_int64 * 4096)()
+        self.var_buf = (ctypes.c_int64 * max([1, *(len(w.sm.vars) for w in analysis.watched)]))()
+        self.targets: dict[str, _OpTargets] = {}
+        for op, ws in analysis.by_op.items():
+            per: list[tuple[Operation, dict[int, Action]]] = []
+            for w in ws:
+                operation = w.ops[op]
+                acts = {operation.index: operation.action}
+                if operation.rejected is not None and operation.rejected_index is not None:
+                    acts[operation.rejected_index] = operation.rejected
+                per.append((operation, acts))
+            self.targets[op] = _OpTargets(per)
+        self.predicted = (ctypes.c_int64 * (self.stride * max([1, *(len(t.models) for t in self.targets.values())])))()
+        #: (model, func) -> (C model index, C function index, arity, declaration)
+        self.funcs: dict[tuple[str, str], tuple[int, int, int, Func]] = {}
+        lib.iospec_names.restype = ctypes.c_int64
+        lib.iospec_names.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64,
+                                     ctypes.POINTER(ctypes.c_int64), ctypes.c_int64]
+        lib.iospec_cells.restype = ctypes.c_int64
+        lib.iospec_cells.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64]
+        lib.iospec_vars.restype = ctypes.c_int64
+        lib.iospec_vars.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_counts.argtypes = [ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_py_predict.argtypes = [ctypes.py_object, ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_py_predict.restype = ctypes.c_int
+
+
+def _external(key: bytes) -> Any:
+    """A key runtime.c interned (``s`` + a string's bytes, or ``i`` + an integer's 8 bytes) as the monitor's name."""
+    if key[:1] == b"s":
+        return key[1:].decode()
+    return int.from_bytes(key[1:9], sys.byteorder, signed=True)
 
 
 class CompiledStepper:
@@ -240,6 +326,8 @@ class CompiledStepper:
         # another runtime thread take it, and getting it back cost ~15 us per event (under the recorder lock)
         self.lib = ctypes.PyDLL(str(copy))
         self.ops = checker.ops
+        self._checker = checker
+        self._reads: _Reads | None = None
         self._out = (ctypes.c_int64 * (4 + len(self.ops)))()
         self._step = self.lib.iospec_step
         self._step.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
@@ -347,6 +435,105 @@ class CompiledStepper:
         assert len(events) == taken and all(e["seq"] == events[first + i]["seq"] for i, e in enumerate(held)), \
             "the log and the held events disagree"
         return events[:first] + held[:accepted - first], held[accepted - first:]
+
+    # -- the model state and predictions (read from the C; docs/compiled-engine.md "Reading the state") ---------
+    def _view(self) -> _Reads:
+        """The reads' tables (made on first use: the analysis monitor compiles the models once per checker)."""
+        if self._reads is None:
+            self._reads = _Reads(self.lib, self._checker.analysis())
+        return self._reads
+
+    def _current(self) -> _Reads:
+        """Wait until every event given to the engine was checked; raise `NotCurrent` if its state is not the
+        run's; read the names of new identities."""
+        view = self._view()
+        if self.lib.iospec_current() != 0:
+            raise NotCurrent("the compiled engine stopped or hands events to the Python monitor: read that instead")
+        self.lib.iospec_counts(view.counts)
+        for s, sort in enumerate(view.sorts):
+            known = view.names[sort]
+            while len(known) < view.counts[s]:
+                got = self.lib.iospec_names(s, len(known), view.name_buf, len(view.name_buf), view.name_lens,
+                                            len(view.name_lens))
+                if got == 0:  # a name longer than the buffer
+                    view.name_buf = ctypes.create_string_buffer(2 * len(view.name_buf))
+                    continue
+                raw, at = view.name_buf.raw, 0
+                for n in view.name_lens[:got]:
+                    known.append(_external(raw[at:at + n]))
+                    at += n
+        return view
+
+    def _raw_cells(self, view: _Reads, m: int, k: int, arity: int) -> dict[Any, int]:
+        """Model m's function k: its non-default cells as sparse.py keeps them (key: an identity or a tuple)."""
+        while True:
+            n = self.lib.iospec_cells(m, k, view.cell_buf, len(view.cell_buf))
+            if n < 0:
+                raise KeyError((m, k))
+            row = arity + 1
+            if n * row <= len(view.cell_buf):
+                break
+            view.cell_buf = (ctypes.c_int64 * (2 * n * row))()
+        flat = view.cell_buf[:n * row]
+        if arity == 1:
+            return dict(zip(flat[0::2], flat[1::2]))
+        return {(a, b): v for a, b, v in zip(flat[0::3], flat[1::3], flat[2::3])}
+
+    def state(self, model: str) -> dict[str, Any]:
+        """`Monitor.state` of ``model`` after every event given so far (raises `NotCurrent` if the engine stopped)."""
+        view = self._current()
+        w, decls = view.analysis.tracked(model)
+        m = view.model_index[id(w)]
+        sm = w.sm
+        if sm.vars:
+            self.lib.iospec_vars(m, view.var_buf)
+        out: dict[str, Any] = {}
+        for d in decls:
+            if isinstance(d, StateVar):
+                out[d.name] = render_value(view.names, d.sort, view.var_buf[sm.var_index[d]])
+            else:
+                assert isinstance(d, Func)
+                raw = self._raw_cells(view, m, sm.func_index[d], len(d.index_sorts))
+                out[d.name] = render_cells(view.names, d, raw)
+        return out
+
+    def cells(self, model: str, func: str) -> dict[str, str]:
+        """``state(model)[func]`` for one function: its non-default cells, rendered as `Monitor.state` renders them."""
+        view = self._current()
+        where = view.funcs.get((model, func))
+        if where is None:
+            w, decls = view.analysis.tracked(model)
+            d = next((x for x in decls if x.name == func), None)
+            if not isinstance(d, Func):
+                raise KeyError(f"{model} has no function {func!r}")
+            where = view.funcs[(model, func)] = (view.model_index[id(w)], w.sm.func_index[d], len(d.index_sorts), d)
+        m, k, arity, d = where
+        return render_cells(view.names, d, self._raw_cells(view, m, k, arity))
+
+    def _raw_predict(self, view: _Reads, event: Mapping[str, Any]) -> int:
+        """The C's prediction into ``view.predicted`` (0 allowed, 1 forbidden, else not decided)."""
+        return int(self.lib.iospec_py_predict(event, view.predicted))
+
+    def predict(self, event: Mapping[str, Any]) -> dict[str, str] | None:
+        """`Monitor.predict`: what the models predict for ``event`` (its ``op`` and ``args``) without applying it,
+        or None if a guard forbids it.  New identities are interned (as the monitor interns them).  Raises
+        `NotDecided` where the C does not decide and `NotCurrent` if the engine stopped."""
+        view = self._current()
+        r = self._raw_predict(view, event)
+        if r == 1:
+            return None
+        if r != 0:
+            raise NotDecided(f"the compiled engine does not decide {event.get('op')!r} here: ask the Python monitor")
+        out: dict[str, str] = {}
+        o, stride = view.predicted, view.stride
+        for t, (operation, acts) in enumerate(view.targets[event["op"]].models):
+            base = t * stride
+            chosen = acts[o[base]]
+            values = {name: o[base + 2 + j] for j, (name, _) in enumerate(chosen.outputs)}
+            if operation.action.checks:
+                out["result"] = "OK" if o[base + 1] < 0 else render_result(operation.action, values["result"])
+            out.update(render_outputs(chosen, values))
+        return out
 
     def timing(self, on: bool) -> tuple[int, int, int, int]:
         """Switch the C's timers on (from zero) or off; returns them as they were: ns decoding event dicts and

@@ -449,9 +449,11 @@ typedef struct {
 typedef struct {
     ientry *t;
     i64 cap, n;
+    i64 *by_id; /* identity -> its entry's slot in t (the names by identity, for the state export) */
+    i64 by_cap;
 } itable;
 
-static void itable_reset(itable *tab) { free(tab->t); memset(tab, 0, sizeof *tab); }
+static void itable_reset(itable *tab) { free(tab->t); free(tab->by_id); memset(tab, 0, sizeof *tab); }
 
 static char *spool;
 static i64 spool_n, spool_cap;
@@ -489,6 +491,8 @@ static i64 itable_intern(itable *tab, const char *key, i64 len) {
         free(tab->t);
         tab->t = nt;
         tab->cap = cap;
+        for (i64 j = 0; j < cap; j++)
+            if (nt[j].id >= 0) tab->by_id[nt[j].id] = j;
     }
     i64 mask = tab->cap - 1, i = (i64)(h & (uint64_t)mask);
     while (tab->t[i].id >= 0) {
@@ -504,6 +508,14 @@ static i64 itable_intern(itable *tab, const char *key, i64 len) {
         spool = np;
         spool_cap = c;
     }
+    if (tab->n == tab->by_cap) {
+        i64 c = tab->by_cap ? tab->by_cap * 2 : 64;
+        i64 *nb = realloc(tab->by_id, (size_t)c * sizeof *nb);
+        if (!nb) { g_bail = 1; return 0; }
+        tab->by_id = nb;
+        tab->by_cap = c;
+    }
+    tab->by_id[tab->n] = i;
     memcpy(spool + spool_n, key, (size_t)len);
     ientry e = {h, spool_n, (int32_t)len, (int32_t)tab->n};
     spool_n += len;
@@ -962,7 +974,7 @@ static int py_pairs(pyobj *d, jpair *pairs, int *n) {
 /* an event dict as parse_event fills it from the dict's JSON line; 0: done, 1: bail, 2: a note (an op
  * ``note.*``: nothing else is read).  Keys other than seq, op, args, result and outputs are not read
  * (parse_event only checks that they are JSON). */
-static int event_from_dict(pyobj *d, event *ev) {
+static int op_from_dict(pyobj *d, event *ev) {
     ev->has_seq = ev->has_op = ev->has_args = ev->has_result = ev->has_outputs = 0;
     ev->nargs = ev->nouts = 0;
     if (py_type(d) != pyo[PT_DICT]) return 1;
@@ -970,14 +982,25 @@ static int event_from_dict(pyobj *d, event *ev) {
     if (!o || py_value(o, &ev->op) || ev->op.kind != J_STR || ev->op.esc || ev->op.len == 0) return 1;
     if (ev->op.len >= 5 && !memcmp(ev->op.s, "note.", 5)) return 2;
     ev->has_op = 1;
-    o = py.dict_getitem(d, pyo[PK_SEQ]);
+    return 0;
+}
+
+static int args_from_dict(pyobj *d, event *ev) {
+    pyobj *o = py.dict_getitem(d, pyo[PK_ARGS]);
+    if (!o || py_pairs(o, ev->args, &ev->nargs)) return 1;
+    ev->has_args = 1;
+    return 0;
+}
+
+static int event_from_dict(pyobj *d, event *ev) {
+    int shape = op_from_dict(d, ev);
+    if (shape) return shape;
+    pyobj *o = py.dict_getitem(d, pyo[PK_SEQ]);
     jval v;
     if (!o || py_value(o, &v) || v.kind != J_INT) return 1;
     ev->has_seq = 1;
     ev->seq = v.ival;
-    o = py.dict_getitem(d, pyo[PK_ARGS]);
-    if (!o || py_pairs(o, ev->args, &ev->nargs)) return 1;
-    ev->has_args = 1;
+    if (args_from_dict(d, ev)) return 1;
     o = py.dict_getitem(d, pyo[PK_RESULT]);
     if (o) {
         if (py_value(o, &ev->result) || ev->result.kind != J_STR || ev->result.esc) return 1;
