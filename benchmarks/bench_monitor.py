@@ -19,6 +19,8 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
    engine and with the compiled engine (docs/compiled-engine.md), and plain ``json.loads`` of
    the same lines for the ratio; then a 1,000,000-event trace with the compiled engine only
    (the Python engine would take minutes).  Target >= 1,000,000 events/s.
+4. Oracle reads (``--only reads``): mid-run, one function's cells, one model's state and one
+   prediction read from the compiled engine and from the Python monitor, microseconds per call.
 """
 
 from __future__ import annotations
@@ -404,6 +406,77 @@ def offline_throughput(events: int, c_events: int) -> None:
                   f"trace written in {written:.0f}s)  target >= 1,000,000 events/s")
 
 
+def _per_call_us(calls: dict[str, Any], n: int, rounds: int) -> dict[str, float]:
+    """Microseconds per call of each of ``calls``: the median over ``rounds`` interleaved batches of ``n`` calls."""
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[k].append((time.perf_counter() - t0) / n * 1e6)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def reads_cost(requests: int, rounds: int) -> None:
+    """The oracle's reads, mid-run: one function's cells, one model's state, one prediction (allowed and forbidden),
+    from the compiled engine (`CompiledStepper.cells`, `state`, `predict`: docs/compiled-engine.md) and from the
+    Python monitor (the same renderings), in microseconds per call, measured in one run."""
+    from properties.compiled.engine import compiled_stepper
+    from properties.monitor import Monitor, render_cells
+    from reference_impl.monitoring import monitor_consts
+
+    with Runtime(threads=2) as rt:
+        rt.add_worker("b", Bench)
+        for i in range(requests):
+            rt.fetch("b", Request(), thread=i % 2)
+        # mid-run: contexts alive, requests pending
+        for i in range(2):
+            rt.fetch("b", Request(), thread=i % 2)
+        assert rt.trace is not None
+        models, consts, events = list(rt.recorder.header["models"]), monitor_consts(rt), list(rt.trace.events)
+        rt.settle()
+    checked = [e for e in events if not e["op"].startswith("note.")]
+    mid = len(checked) - 20
+    stepper = compiled_stepper(models, consts, thread=True)
+    if stepper is None:
+        print("reads: no C compiler")
+        return
+    mon = Monitor(models, consts=consts)
+    for e in checked[:mid]:
+        mon.step(e)
+        stepper.sink_event(e)
+    allowed = {"op": checked[mid]["op"], "args": checked[mid]["args"]}
+    forbidden = next({"op": e["op"], "args": e["args"]} for e in checked[:mid] if mon.predict(e) is None)
+    model, func = "context", "ctx_state"
+    w, decls = mon.tracked(model)
+    d = next(x for x in decls if x.name == func)
+    assert stepper.cells(model, func) == render_cells(mon.names, d, w.sm.cells(d))  # type: ignore[arg-type]
+    assert stepper.state(model) == mon.state(model)
+    assert stepper.predict(allowed) == mon.predict(allowed) is not None
+    assert stepper.predict(forbidden) is mon.predict(forbidden) is None
+    us = _per_call_us({
+        "c cells": lambda: stepper.cells(model, func),
+        "python cells": lambda: render_cells(mon.names, d, w.sm.cells(d)),  # type: ignore[arg-type]
+        "c state": lambda: stepper.state(model),
+        "python state": lambda: mon.state(model),
+        "c predict allowed": lambda: stepper.predict(allowed),
+        "python predict allowed": lambda: mon.predict(allowed),
+        "c predict forbidden": lambda: stepper.predict(forbidden),
+        "python predict forbidden": lambda: mon.predict(forbidden),
+    }, 2000, rounds)
+    cells = len(w.sm.cells(d))  # type: ignore[arg-type]
+    print(f"oracle reads after {mid:,} events of {len(models)} models (median of {rounds} interleaved batches of "
+          f"2,000 calls, us per call):")
+    rows = [(f"cells({model}, {func}) [{cells} cells]", "cells"), (f"state({model})", "state"),
+            (f"predict({allowed['op']}) allowed", "predict allowed"),
+            (f"predict({forbidden['op']}) forbidden", "predict forbidden")]
+    for label, key in rows:
+        c, py = us[f"c {key}"], us[f"python {key}"]
+        print(f"  {label:<44} c {c:7.2f}   python {py:7.2f}   ({py / c:.1f}x)")
+    stepper.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=100, help="requests per round (monitor overhead)")
@@ -412,7 +485,8 @@ def main() -> None:
     p.add_argument("--events", type=int, default=100_000, help="events in the offline trace (both engines)")
     p.add_argument("--c-events", type=int, default=1_000_000,
                    help="events in a second trace checked by the c engine only (the issue's 1,000,000; 0: skip)")
-    p.add_argument("--only", choices=("overhead", "overhead-breakdown", "steps", "offline"), help="run one benchmark")
+    p.add_argument("--only", choices=("overhead", "overhead-breakdown", "steps", "offline", "reads"),
+                   help="run one benchmark")
     p.add_argument("--breakdown", action="store_true",
                    help="steps/s: also time where a step goes (a second, instrumented run of each machine)")
     args = p.parse_args()
@@ -424,6 +498,8 @@ def main() -> None:
         machine_steps(args.programs, args.breakdown)
     if args.only in (None, "offline"):
         offline_throughput(args.events, args.c_events)
+    if args.only in (None, "reads"):
+        reads_cost(args.requests // 10, args.rounds)
 
 
 if __name__ == "__main__":

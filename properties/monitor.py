@@ -31,8 +31,8 @@ from model.core.render import render_expr
 from model.core.sorts import IdSort, OptSort, Sort
 from model.core.sparse import Operation, SparseModel, enum_value
 
-__all__ = ["Monitor", "MonitorViolation", "external_name", "render_cells", "render_outputs", "render_result",
-           "render_value"]
+__all__ = ["Monitor", "MonitorViolation", "cell_label", "external_name", "render_cells", "render_outputs",
+           "render_result", "render_value"]
 
 
 @dataclass
@@ -407,17 +407,18 @@ def render_value(names: Mapping[str, Sequence[Any]], sort: Sort, v: int) -> str:
     return str(sort.render(v))
 
 
+def cell_label(names: Mapping[str, Sequence[Any]], d: Func, key: Any) -> str:
+    """The label `Monitor.state` shows for the cell ``key`` of ``d`` (an identity or value, or a tuple of them)."""
+    ks = key if isinstance(key, tuple) else (key,)
+    return ",".join(
+        str(external_name(names, s.name, k)) if s.id_sort() is not None else s.render(k)
+        for s, k in zip(d.index_sorts, ks)
+    )
+
+
 def render_cells(names: Mapping[str, Sequence[Any]], d: Func, cells: Mapping[Any, int]) -> dict[str, str]:
     """The non-default ``cells`` of ``d`` (key: an identity or a tuple of them) as `Monitor.state` shows them."""
-    out = {}
-    for key, v in cells.items():
-        ks = key if isinstance(key, tuple) else (key,)
-        label = ",".join(
-            str(external_name(names, s.name, k)) if s.id_sort() is not None else s.render(k)
-            for s, k in zip(d.index_sorts, ks)
-        )
-        out[label] = render_value(names, d.value_sort, v)
-    return out
+    return {cell_label(names, d, key): render_value(names, d.value_sort, v) for key, v in cells.items()}
 
 
 def render_result(action: Action, value: int) -> str:

@@ -659,6 +659,7 @@ def _reads(gens: Sequence[_ModelGen], sorts: Sequence[str], ops: Sequence[str],
         L.append("}")
     L.append("typedef int (*prfn)(const event *, i64 *);")
     L.append(f"static const prfn pr_fns[] = {{{', '.join(f'pr{i}' for i in range(len(ops))) or '0'}}};")
+    L.append(f"static const int pr_targets[] = {{{', '.join(str(len(by_op[op])) for op in ops) or '0'}}};")
     return L
 
 
@@ -1143,9 +1144,11 @@ _READS = r"""
  * that thread touches no model state until the next event is published, and the reads see every event
  * recorded before them.  After a stop (or once events go to the Python monitor) the C state is not the run's. */
 
-/* 0: the C state is the state after every event recorded so far; 1: it is not (a stop, events forwarded) */
-int iospec_current(void) {
+/* wait until every published event was checked; 0: the C state is the state after every event recorded so far,
+ * 1: it is not (a stop, events forwarded).  ``counts``: the identities known per sort (order: iospec_sort_name) */
+int iospec_current(i64 *counts) {
     iospec_drain();
+    for (int s = 0; s < N_SORTS; s++) counts[s] = tab[s].n;
     return (__atomic_load_n(&g_stop, __ATOMIC_ACQUIRE) || g_forward || g_bail) ? 1 : 0;
 }
 
@@ -1153,11 +1156,6 @@ int iospec_nsorts(void) { return N_SORTS; }
 const char *iospec_sort_name(int s) { return s >= 0 && s < N_SORTS ? sort_names[s] : (const char *)0; }
 int iospec_nmodels(void) { return N_MODELS; }
 int iospec_predict_stride(void) { return PREDICT_STRIDE; }
-
-/* identities known per sort (sort order: iospec_sort_name) */
-void iospec_counts(i64 *into) {
-    for (int s = 0; s < N_SORTS; s++) into[s] = tab[s].n;
-}
 
 /* the interned keys of sort s's identities from, from + 1, ... ('s' + the string's bytes, or 'i' + the integer's 8
  * bytes), concatenated into buf (cap bytes) with their lengths in lens (nlens); returns how many it wrote */
@@ -1175,9 +1173,11 @@ i64 iospec_names(int s, i64 from, char *buf, i64 cap, i64 *lens, i64 nlens) {
     return k;
 }
 
-/* model m's function k (sparse.py's D{k}): its non-default cells as rows (key, value) or (key0, key1, value), written
- * to buf if they fit in cap i64s; returns how many there are (-1: no such function) */
-i64 iospec_cells(int m, int k, i64 *buf, i64 cap) {
+/* iospec_current, then model m's function k (sparse.py's D{k}): its non-default cells as rows (key, value) or (key0,
+ * key1, value), written to buf if they fit in cap i64s; returns how many there are (-1: no such function, -2: the
+ * state is not current) */
+i64 iospec_cells(int m, int k, i64 *buf, i64 cap, i64 *counts) {
+    if (iospec_current(counts)) return -2;
     if (m < 0 || m >= N_MODELS || k < 0 || k >= func_first[m + 1] - func_first[m]) return -1;
     int f = func_first[m] + k;
     if (func_arity[f] == 1) {
@@ -1210,16 +1210,18 @@ i64 iospec_vars(int m, i64 *into) {
     return var_count[m];
 }
 
-/* Monitor.predict of the event dict d (its op and args; nothing else is read), not applied: 0 allowed, 1 a guard
- * forbids it, K_BAIL not decided here (the monitor raises, or the C leaves it to the Python engine).  out: per model
- * of the op (in the monitor's order) PREDICT_STRIDE values (`_predict_fn`).  New identities are interned, as the
- * monitor interns them. */
-int iospec_py_predict(pyobj *d, i64 *out) {
-    if (!py_ready || g_bail) return K_BAIL;
+/* Monitor.predict of the event dict d (its op and args; nothing else is read), not applied, after every event
+ * recorded so far: 0 allowed, 1 a guard forbids it, K_BAIL not decided here (the monitor raises, or the C leaves it to
+ * the Python engine), -1 the state is not current.  out: per model of the op (in the monitor's order) PREDICT_STRIDE
+ * values (`_predict_fn`).  New identities are interned, as the monitor interns them. */
+int iospec_py_predict(pyobj *d, i64 *out, i64 *counts) {
+    if (iospec_current(counts)) return -1;
+    if (!py_ready) return K_BAIL;
     event ev;
     if (op_from_dict(d, &ev) || args_from_dict(d, &ev)) return K_BAIL;
     int oi = op_lookup(&ev.op);
     if (oi < 0) return K_BAIL;
+    memset(out, 0, (size_t)pr_targets[oi] * PREDICT_STRIDE * sizeof *out); /* unused slots: 0 (Python keys on them) */
     i64 mark = arena_top;
     g_err = 0;
     int r = pr_fns[oi](&ev, out);

@@ -32,7 +32,7 @@ from model.core import Model
 from model.core.model import Action, Func, StateVar
 from model.core.sparse import Operation
 from properties.compiled import cgen
-from properties.monitor import Monitor, render_cells, render_outputs, render_result, render_value
+from properties.monitor import Monitor, cell_label, render_outputs, render_result, render_value
 
 __all__ = ["CompiledChecker", "CompiledResult", "CompiledStepper", "NotCurrent", "NotDecided", "compiled_checker",
            "compiled_stepper", "unavailable_reason", "KINDS"]
@@ -242,6 +242,9 @@ def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> C
     return CompiledChecker(lib, ops, lib_path, models, consts)
 
 
+_NOT_CURRENT = "the compiled engine stopped or hands events to the Python monitor: read that instead"
+
+
 class NotCurrent(RuntimeError):
     """The compiled engine's state is not the run's (it stopped at an event, or events go to the Python monitor)."""
 
@@ -289,19 +292,54 @@ class _Reads:
                     acts[operation.rejected_index] = operation.rejected
                 per.append((operation, acts))
             self.targets[op] = _OpTargets(per)
+        #: (op, what the C wrote) -> the rendered prediction (outputs render without names: they never change)
+        self.rendered: dict[tuple[str, tuple[int, ...]], dict[str, str]] = {}
         self.predicted = (ctypes.c_int64 * (self.stride * max([1, *(len(t.models) for t in self.targets.values())])))()
-        #: (model, func) -> (C model index, C function index, arity, declaration)
-        self.funcs: dict[tuple[str, str], tuple[int, int, int, Func]] = {}
+        #: (model, func) -> the function in the C and its rendering
+        self.funcs: dict[tuple[str, str], _FuncView] = {}
         lib.iospec_names.restype = ctypes.c_int64
         lib.iospec_names.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64,
                                      ctypes.POINTER(ctypes.c_int64), ctypes.c_int64]
         lib.iospec_cells.restype = ctypes.c_int64
-        lib.iospec_cells.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64]
+        lib.iospec_cells.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
+                                     ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_vars.restype = ctypes.c_int64
         lib.iospec_vars.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
-        lib.iospec_counts.argtypes = [ctypes.POINTER(ctypes.c_int64)]
-        lib.iospec_py_predict.argtypes = [ctypes.py_object, ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_current.argtypes = [ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_py_predict.argtypes = [ctypes.py_object, ctypes.POINTER(ctypes.c_int64),
+                                          ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_py_predict.restype = ctypes.c_int
+
+
+class _FuncView:
+    """One function of the C state and its rendering: `render_cells`, with each key's label and each value's
+    rendering kept (an identity's name never changes once read; one not read yet is not kept)."""
+
+    def __init__(self, m: int, k: int, d: Func, names: Mapping[str, Sequence[Any]]) -> None:
+        self.m, self.k, self.d, self.arity = m, k, d, len(d.index_sorts)
+        self.names = names
+        self.labels: dict[Any, str] = {}
+        self.values: dict[int, str] = {}
+        self.key_ids = [s.name if s.id_sort() is not None else None for s in d.index_sorts]
+        value_ids = d.value_sort.id_sort()
+        self.value_ids = value_ids.name if value_ids is not None else None
+
+    def render(self, cells: Mapping[Any, int]) -> dict[str, str]:
+        labels, values, out = self.labels, self.values, {}
+        for key, v in cells.items():
+            label = labels.get(key)
+            if label is None:
+                label = cell_label(self.names, self.d, key)
+                ks = key if isinstance(key, tuple) else (key,)
+                if all(s is None or x < len(self.names[s]) for s, x in zip(self.key_ids, ks)):
+                    labels[key] = label
+            shown = values.get(v)
+            if shown is None:
+                shown = render_value(self.names, self.d.value_sort, v)
+                if self.value_ids is None or v < len(self.names[self.value_ids]):
+                    values[v] = shown
+            out[label] = shown
+        return out
 
 
 def _external(key: bytes) -> Any:
@@ -447,37 +485,59 @@ class CompiledStepper:
         """Wait until every event given to the engine was checked; raise `NotCurrent` if its state is not the
         run's; read the names of new identities."""
         view = self._view()
-        if self.lib.iospec_current() != 0:
-            raise NotCurrent("the compiled engine stopped or hands events to the Python monitor: read that instead")
-        self.lib.iospec_counts(view.counts)
-        for s, sort in enumerate(view.sorts):
-            known = view.names[sort]
-            while len(known) < view.counts[s]:
-                got = self.lib.iospec_names(s, len(known), view.name_buf, len(view.name_buf), view.name_lens,
-                                            len(view.name_lens))
-                if got == 0:  # a name longer than the buffer
-                    view.name_buf = ctypes.create_string_buffer(2 * len(view.name_buf))
-                    continue
-                raw, at = view.name_buf.raw, 0
-                for n in view.name_lens[:got]:
-                    known.append(_external(raw[at:at + n]))
-                    at += n
+        if self.lib.iospec_current(view.counts) != 0:
+            raise NotCurrent(_NOT_CURRENT)
+        self._new_names(view)
         return view
 
+    def _new_names(self, view: _Reads) -> None:
+        """Read the names of the identities interned since the last read (``view.counts``: as the C counts them)."""
+        counts, names = view.counts, view.names
+        for s, sort in enumerate(view.sorts):
+            if counts[s] > len(names[sort]):
+                self._read_names(view, s, names[sort])
+
+    def _read_names(self, view: _Reads, s: int, known: list[Any]) -> None:
+        while len(known) < view.counts[s]:
+            got = self.lib.iospec_names(s, len(known), view.name_buf, len(view.name_buf), view.name_lens,
+                                        len(view.name_lens))
+            if got == 0:  # a name longer than the buffer
+                view.name_buf = ctypes.create_string_buffer(2 * len(view.name_buf))
+                continue
+            lens = view.name_lens[:got]
+            raw, at = ctypes.string_at(view.name_buf, sum(lens)), 0
+            for n in lens:
+                known.append(_external(raw[at:at + n]))
+                at += n
+
     def _raw_cells(self, view: _Reads, m: int, k: int, arity: int) -> dict[Any, int]:
-        """Model m's function k: its non-default cells as sparse.py keeps them (key: an identity or a tuple)."""
+        """After every event given so far: model m's function k, its non-default cells as sparse.py keeps them
+        (key: an identity or a tuple); the names of new identities are read.  One call of the C."""
         while True:
-            n = self.lib.iospec_cells(m, k, view.cell_buf, len(view.cell_buf))
+            n = self.lib.iospec_cells(m, k, view.cell_buf, len(view.cell_buf), view.counts)
+            if n == -2:
+                raise NotCurrent(_NOT_CURRENT)
             if n < 0:
                 raise KeyError((m, k))
             row = arity + 1
             if n * row <= len(view.cell_buf):
                 break
             view.cell_buf = (ctypes.c_int64 * (2 * n * row))()
+        self._new_names(view)
         flat = view.cell_buf[:n * row]
         if arity == 1:
             return dict(zip(flat[0::2], flat[1::2]))
         return {(a, b): v for a, b, v in zip(flat[0::3], flat[1::3], flat[2::3])}
+
+    def _func(self, view: _Reads, model: str, func: str) -> _FuncView:
+        where = view.funcs.get((model, func))
+        if where is None:
+            w, decls = view.analysis.tracked(model)
+            d = next((x for x in decls if x.name == func), None)
+            if not isinstance(d, Func):
+                raise KeyError(f"{model} has no function {func!r}")
+            where = view.funcs[(model, func)] = _FuncView(view.model_index[id(w)], w.sm.func_index[d], d, view.names)
+        return where
 
     def state(self, model: str) -> dict[str, Any]:
         """`Monitor.state` of ``model`` after every event given so far (raises `NotCurrent` if the engine stopped)."""
@@ -492,41 +552,48 @@ class CompiledStepper:
             if isinstance(d, StateVar):
                 out[d.name] = render_value(view.names, d.sort, view.var_buf[sm.var_index[d]])
             else:
-                assert isinstance(d, Func)
-                raw = self._raw_cells(view, m, sm.func_index[d], len(d.index_sorts))
-                out[d.name] = render_cells(view.names, d, raw)
+                f = self._func(view, model, d.name)
+                out[d.name] = f.render(self._raw_cells(view, f.m, f.k, f.arity))
         return out
 
     def cells(self, model: str, func: str) -> dict[str, str]:
         """``state(model)[func]`` for one function: its non-default cells, rendered as `Monitor.state` renders them."""
-        view = self._current()
-        where = view.funcs.get((model, func))
-        if where is None:
-            w, decls = view.analysis.tracked(model)
-            d = next((x for x in decls if x.name == func), None)
-            if not isinstance(d, Func):
-                raise KeyError(f"{model} has no function {func!r}")
-            where = view.funcs[(model, func)] = (view.model_index[id(w)], w.sm.func_index[d], len(d.index_sorts), d)
-        m, k, arity, d = where
-        return render_cells(view.names, d, self._raw_cells(view, m, k, arity))
+        view = self._view()
+        f = self._func(view, model, func)
+        return f.render(self._raw_cells(view, f.m, f.k, f.arity))
 
     def _raw_predict(self, view: _Reads, event: Mapping[str, Any]) -> int:
-        """The C's prediction into ``view.predicted`` (0 allowed, 1 forbidden, else not decided)."""
-        return int(self.lib.iospec_py_predict(event, view.predicted))
+        """The C's prediction into ``view.predicted`` (0 allowed, 1 forbidden, -1 not current, else not decided)."""
+        return int(self.lib.iospec_py_predict(event, view.predicted, view.counts))
 
     def predict(self, event: Mapping[str, Any]) -> dict[str, str] | None:
         """`Monitor.predict`: what the models predict for ``event`` (its ``op`` and ``args``) without applying it,
         or None if a guard forbids it.  New identities are interned (as the monitor interns them).  Raises
         `NotDecided` where the C does not decide and `NotCurrent` if the engine stopped."""
-        view = self._current()
-        r = self._raw_predict(view, event)
+        view = self._view()
+        r = self._raw_predict(view, event)  # outputs render without names: none are read
         if r == 1:
             return None
+        if r == -1:
+            raise NotCurrent(_NOT_CURRENT)
         if r != 0:
             raise NotDecided(f"the compiled engine does not decide {event.get('op')!r} here: ask the Python monitor")
+        op = event["op"]
+        targets = view.targets[op]
+        o = view.predicted
+        key = (op, tuple(o[:len(targets.models) * view.stride]))
+        rendered = view.rendered.get(key)
+        if rendered is None:
+            if len(view.rendered) >= 4096:
+                view.rendered.clear()
+            rendered = view.rendered[key] = self._render_prediction(targets, key[1], view.stride)
+        return dict(rendered)
+
+    @staticmethod
+    def _render_prediction(targets: _OpTargets, o: Sequence[int], stride: int) -> dict[str, str]:
+        """What `Monitor.predict` returns, from what the C wrote (`cgen._predict_fn`)."""
         out: dict[str, str] = {}
-        o, stride = view.predicted, view.stride
-        for t, (operation, acts) in enumerate(view.targets[event["op"]].models):
+        for t, (operation, acts) in enumerate(targets.models):
             base = t * stride
             chosen = acts[o[base]]
             values = {name: o[base + 2 + j] for j, (name, _) in enumerate(chosen.outputs)}
