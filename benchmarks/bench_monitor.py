@@ -453,11 +453,14 @@ def reads_cost(requests: int, rounds: int) -> None:
     d = next(x for x in decls if x.name == func)
     assert stepper.cells(model, func) == render_cells(mon.names, d, w.sm.cells(d))  # type: ignore[arg-type]
     assert stepper.state(model) == mon.state(model)
+    assert stepper.held(model, func) == set(w.sm.cells(d).values())  # type: ignore[arg-type]
     assert stepper.predict(allowed) == mon.predict(allowed) is not None
     assert stepper.predict(forbidden) is mon.predict(forbidden) is None
     us = _per_call_us({
         "c cells": lambda: stepper.cells(model, func),
         "python cells": lambda: render_cells(mon.names, d, w.sm.cells(d)),  # type: ignore[arg-type]
+        "c held": lambda: stepper.held(model, func),
+        "python held": lambda: set(w.sm.cells(d).values()),  # type: ignore[arg-type]
         "c state": lambda: stepper.state(model),
         "python state": lambda: mon.state(model),
         "c predict allowed": lambda: stepper.predict(allowed),
@@ -468,7 +471,8 @@ def reads_cost(requests: int, rounds: int) -> None:
     cells = len(w.sm.cells(d))  # type: ignore[arg-type]
     print(f"oracle reads after {mid:,} events of {len(models)} models (median of {rounds} interleaved batches of "
           f"2,000 calls, us per call):")
-    rows = [(f"cells({model}, {func}) [{cells} cells]", "cells"), (f"state({model})", "state"),
+    rows = [(f"cells({model}, {func}) [{cells} cells]", "cells"), (f"held({model}, {func})", "held"),
+            (f"state({model})", "state"),
             (f"predict({allowed['op']}) allowed", "predict allowed"),
             (f"predict({forbidden['op']}) forbidden", "predict forbidden")]
     for label, key in rows:

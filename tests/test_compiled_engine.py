@@ -35,7 +35,7 @@ from iospec.cli import main
 from model.catalog import MODELS, get_model
 from model.core import Model, compile_dense
 from model.core.errors import EvaluationError
-from model.core.model import Action
+from model.core.model import Action, Func
 from model.core.sorts import BoolSort, EnumSort
 from model.faults import FAULTS as MODEL_FAULTS
 from properties.compiled.engine import compiled_checker, find_compiler
@@ -668,15 +668,16 @@ def _c_prediction(stepper: Any, e: dict[str, Any]) -> tuple[str, Any]:
 
 def assert_same_reads(stepper: Any, mon: Monitor, models: list[str], candidates: list[dict[str, Any]],
                       seen: set[str], where: str) -> None:
-    """The C's state of every model, one function read alone, and its predictions (in this order: a prediction
-    interns new identities in both engines) equal the Python monitor's."""
+    """The C's state of every model, each function read alone (its cells and the values it holds), and its
+    predictions (in this order: a prediction interns new identities in both engines) equal the Python monitor's."""
     for m in models:
         want = mon.state(m)
         assert stepper.state(m) == want, f"{where}: state of {m}"
-        funcs = [k for k, v in want.items() if isinstance(v, dict)]
-        if funcs:
-            f = funcs[len(seen) % len(funcs)]
-            assert stepper.cells(m, f) == want[f], f"{where}: cells of {m}.{f}"
+        w, decls = mon.tracked(m)
+        for d in decls:
+            if isinstance(d, Func):
+                assert stepper.cells(m, d.name) == want[d.name], f"{where}: cells of {m}.{d.name}"
+                assert stepper.held(m, d.name) == set(w.sm.cells(d).values()), f"{where}: values held by {m}.{d.name}"
     for e in candidates:
         want_p = _python_prediction(mon, e)
         assert _c_prediction(stepper, e) == want_p, f"{where}: prediction of {e}"
@@ -807,16 +808,30 @@ def _pass_failed_checks(real: Any) -> Any:
     return raw_predict
 
 
-@pytest.mark.parametrize("fault", ["shifted cell value", "failed check read as passing"])
+def _drop_a_held_value(real: Any) -> Any:
+    """A seeded fault of the values held: the largest one is missing."""
+    def held(self: Any, model: str, func: str) -> set[int]:
+        values = real(self, model, func)
+        return values - {max(values)} if values else values
+    return held
+
+
+#: seeded faults of the reads: (method of CompiledStepper, the fault, what the comparison must report)
+READ_FAULTS = {
+    "shifted cell value": ("_raw_cells", _shift_one_cell, "state of|cells of"),
+    "failed check read as passing": ("_raw_predict", _pass_failed_checks, "prediction"),
+    "dropped held value": ("held", _drop_a_held_value, "values held"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(READ_FAULTS))
 def test_the_comparison_catches_a_wrong_read(fault: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Principle 2: with a seeded fault in the C reads, the comparison of the random-walk tests fails."""
     from properties.compiled.engine import CompiledStepper
 
-    if fault == "shifted cell value":
-        monkeypatch.setattr(CompiledStepper, "_raw_cells", _shift_one_cell(CompiledStepper._raw_cells))
-    else:
-        monkeypatch.setattr(CompiledStepper, "_raw_predict", _pass_failed_checks(CompiledStepper._raw_predict))
-    with pytest.raises(AssertionError, match="state of|cells of" if fault == "shifted cell value" else "prediction"):
+    method, seeded, reported = READ_FAULTS[fault]
+    monkeypatch.setattr(CompiledStepper, method, seeded(getattr(CompiledStepper, method)))
+    with pytest.raises(AssertionError, match=reported):
         _walk_reads("ownership", range(2), set())
 
 

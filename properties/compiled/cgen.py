@@ -1203,6 +1203,28 @@ i64 iospec_cells(int m, int k, i64 *buf, i64 cap, i64 *counts) {
     return n;
 }
 
+/* iospec_current, then the values model m's function k holds in its non-default cells, into buf if they fit in cap
+ * (a value may come more than once); returns how many there are (-1: no such function, -2: not current) */
+i64 iospec_held(int m, int k, i64 *buf, i64 cap, i64 *counts) {
+    if (iospec_current(counts)) return -2;
+    if (m < 0 || m >= N_MODELS || k < 0 || k >= func_first[m + 1] - func_first[m]) return -1;
+    int f = func_first[m] + k;
+    i64 n = 0;
+    if (func_arity[f] == 1) {
+        const ufunc *u = func_of[f];
+        if (u->nidx <= 2 * u->keys.n + 16) { /* the value index's non-empty buckets: each value once */
+            for (i64 slot = 0; slot < u->nidx; slot++)
+                if (u->idx[slot].n) { if (n < cap) buf[n] = slot - 1; n++; }
+            return n;
+        }
+        for (i64 i = 0; i < u->keys.n; i++) { if (n < cap) buf[n] = u->val[u->keys.a[i]]; n++; }
+        return n;
+    }
+    const bfunc *b = func_of[f];
+    for (i64 i = 0; i < b->keys.n; i++) { if (n < cap) buf[n] = b->e[b->keys.a[i]].val; n++; }
+    return n;
+}
+
 /* model m's scalar variables (sparse.py's V), into ``into``; returns how many */
 i64 iospec_vars(int m, i64 *into) {
     if (m < 0 || m >= N_MODELS) return -1;

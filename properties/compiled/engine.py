@@ -303,6 +303,8 @@ class _Reads:
         lib.iospec_cells.restype = ctypes.c_int64
         lib.iospec_cells.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
                                      ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_held.restype = ctypes.c_int64
+        lib.iospec_held.argtypes = lib.iospec_cells.argtypes
         lib.iospec_vars.restype = ctypes.c_int64
         lib.iospec_vars.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_current.argtypes = [ctypes.POINTER(ctypes.c_int64)]
@@ -561,6 +563,19 @@ class CompiledStepper:
         view = self._view()
         f = self._func(view, model, func)
         return f.render(self._raw_cells(view, f.m, f.k, f.arity))
+
+    def held(self, model: str, func: str) -> set[int]:
+        """The values (the model's encoding) that ``func``'s non-default cells hold after every event given so far:
+        ``set(sm.cells(func).values())`` of the Python monitor.  One call of the C, no rendering (coverage counts)."""
+        view = self._view()
+        f = self._func(view, model, func)
+        while True:
+            n = self.lib.iospec_held(f.m, f.k, view.cell_buf, len(view.cell_buf), view.counts)
+            if n == -2:
+                raise NotCurrent(_NOT_CURRENT)
+            if n <= len(view.cell_buf):
+                return set(view.cell_buf[:n])
+            view.cell_buf = (ctypes.c_int64 * (2 * n))()
 
     def _raw_predict(self, view: _Reads, event: Mapping[str, Any]) -> int:
         """The C's prediction into ``view.predicted`` (0 allowed, 1 forbidden, -1 not current, else not decided)."""
