@@ -11,7 +11,10 @@ first bad line (and the same kind of violation).  Traces come from
   invariant check in C can fail) and against the correct model;
 * random walks of every model, clean, and with one random event (any action, any arguments,
   any reported result) inserted: the violation paths (guards, results, outputs, invariants);
-* malformed lines: the C engine stops and the Python engine's error is the one reported.
+* malformed lines: the C engine stops and the Python engine's error is the one reported;
+* the live engine's reads (`CompiledStepper.state`, `cells`, `held`, `predict`) after every event
+  of random walks and of a recorded run equal the Python monitor's, and seeded faults of each read
+  make that comparison fail.
 
 Skipped when no C compiler is available.
 """

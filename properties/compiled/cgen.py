@@ -16,7 +16,10 @@ only *emits* them in C instead of Python, construct for construct:
   `binding_order`); this module emits them and evaluates each part's body;
 * `.some` of none sets `g_err` (sparse.py raises `EvaluationError`): where sparse.py catches it
   (filters, enumerator fallbacks) the C does the same; anywhere else the step stops with BAIL
-  and the Python engine decides.
+  and the Python engine decides;
+* the reads (`_reads`, `_READS`): tables of each model's functions and variables for the state
+  export, and per (model, op) a prediction (`_predict_fn`: the step's guard, checks and outputs
+  in `Monitor._evaluate`'s order, nothing applied).
 
 Which workerd rules are checked is exactly what the models say: nothing here names a rule.
 """

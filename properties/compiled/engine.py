@@ -9,6 +9,10 @@ says why (`unavailable_reason`); callers fall back to the Python engine.
 `CompiledChecker.check` answers "clean" or "stop at line N" (a violation, or anything the C
 engine leaves to the Python engine); the caller re-checks with the Python engine for every
 answer but "clean", so reports and errors are the Python engine's, word for word.
+
+`CompiledStepper` (the live engine) also reads its state and predicts events, as `Monitor.state`
+and `Monitor.predict` do: `state`, `cells`, `held`, `predict` (docs/compiled-engine.md, "Reading
+the state and predicting").
 """
 
 from __future__ import annotations
