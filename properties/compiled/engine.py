@@ -285,6 +285,8 @@ class _Reads:
         self.name_buf = ctypes.create_string_buffer(1 << 16)
         self.name_lens = (ctypes.c_int64 * 1024)()
         self.cell_buf = (ctypes.c_int64 * 4096)()
+        #: the buffers and the names are shared by the threads that read (each read: one C call, then a copy)
+        self.lock = threading.RLock()
         self.var_buf = (ctypes.c_int64 * max([1, *(len(w.sm.vars) for w in analysis.watched)]))()
         self.targets: dict[str, _OpTargets] = {}
         for op, ws in analysis.by_op.items():
@@ -491,9 +493,10 @@ class CompiledStepper:
         """Wait until every event given to the engine was checked; raise `NotCurrent` if its state is not the
         run's; read the names of new identities."""
         view = self._view()
-        if self.lib.iospec_current(view.counts) != 0:
-            raise NotCurrent(_NOT_CURRENT)
-        self._new_names(view)
+        with view.lock:
+            if self.lib.iospec_current(view.counts) != 0:
+                raise NotCurrent(_NOT_CURRENT)
+            self._new_names(view)
         return view
 
     def _new_names(self, view: _Reads) -> None:
@@ -519,6 +522,14 @@ class CompiledStepper:
     def _raw_cells(self, view: _Reads, m: int, k: int, arity: int) -> dict[Any, int]:
         """After every event given so far: model m's function k, its non-default cells as sparse.py keeps them
         (key: an identity or a tuple); the names of new identities are read.  One call of the C."""
+        with view.lock:
+            flat = self._locked_cells(view, m, k, arity)
+        if arity == 1:
+            return dict(zip(flat[0::2], flat[1::2]))
+        return {(a, b): v for a, b, v in zip(flat[0::3], flat[1::3], flat[2::3])}
+
+    def _locked_cells(self, view: _Reads, m: int, k: int, arity: int) -> list[int]:
+        """`_raw_cells` under ``view.lock``: the rows, flat."""
         while True:
             n = self.lib.iospec_cells(m, k, view.cell_buf, len(view.cell_buf), view.counts)
             if n == -2:
@@ -530,10 +541,7 @@ class CompiledStepper:
                 break
             view.cell_buf = (ctypes.c_int64 * (2 * n * row))()
         self._new_names(view)
-        flat = view.cell_buf[:n * row]
-        if arity == 1:
-            return dict(zip(flat[0::2], flat[1::2]))
-        return {(a, b): v for a, b, v in zip(flat[0::3], flat[1::3], flat[2::3])}
+        return view.cell_buf[:n * row]
 
     def _func(self, view: _Reads, model: str, func: str) -> _FuncView:
         where = view.funcs.get((model, func))
@@ -573,39 +581,42 @@ class CompiledStepper:
         ``set(sm.cells(func).values())`` of the Python monitor.  One call of the C, no rendering (coverage counts)."""
         view = self._view()
         f = self._func(view, model, func)
-        while True:
-            n = self.lib.iospec_held(f.m, f.k, view.cell_buf, len(view.cell_buf), view.counts)
-            if n == -2:
-                raise NotCurrent(_NOT_CURRENT)
-            if n <= len(view.cell_buf):
-                return set(view.cell_buf[:n])
-            view.cell_buf = (ctypes.c_int64 * (2 * n))()
+        with view.lock:
+            while True:
+                n = self.lib.iospec_held(f.m, f.k, view.cell_buf, len(view.cell_buf), view.counts)
+                if n == -2:
+                    raise NotCurrent(_NOT_CURRENT)
+                if n <= len(view.cell_buf):
+                    return set(view.cell_buf[:n])
+                view.cell_buf = (ctypes.c_int64 * (2 * n))()
 
-    def _raw_predict(self, view: _Reads, event: Mapping[str, Any]) -> int:
-        """The C's prediction into ``view.predicted`` (0 allowed, 1 forbidden, -1 not current, else not decided)."""
-        return int(self.lib.iospec_py_predict(event, view.predicted, view.counts))
+    def _raw_predict(self, view: _Reads, event: Mapping[str, Any]) -> tuple[int, tuple[int, ...]]:
+        """The C's prediction: 0 allowed, 1 forbidden, -1 not current, else not decided; and, if allowed, what it
+        wrote for the op's models (`cgen._predict_fn`)."""
+        with view.lock:
+            r = int(self.lib.iospec_py_predict(event, view.predicted, view.counts))
+            if r != 0:
+                return r, ()
+            return r, tuple(view.predicted[:len(view.targets[event["op"]].models) * view.stride])
 
     def predict(self, event: Mapping[str, Any]) -> dict[str, str] | None:
         """`Monitor.predict`: what the models predict for ``event`` (its ``op`` and ``args``) without applying it,
         or None if a guard forbids it.  New identities are interned (as the monitor interns them).  Raises
         `NotDecided` where the C does not decide and `NotCurrent` if the engine stopped."""
         view = self._view()
-        r = self._raw_predict(view, event)  # outputs render without names: none are read
+        r, written = self._raw_predict(view, event)  # outputs render without names: none are read
         if r == 1:
             return None
         if r == -1:
             raise NotCurrent(_NOT_CURRENT)
         if r != 0:
             raise NotDecided(f"the compiled engine does not decide {event.get('op')!r} here: ask the Python monitor")
-        op = event["op"]
-        targets = view.targets[op]
-        o = view.predicted
-        key = (op, tuple(o[:len(targets.models) * view.stride]))
+        key = (event["op"], written)
         rendered = view.rendered.get(key)
         if rendered is None:
             if len(view.rendered) >= 4096:
                 view.rendered.clear()
-            rendered = view.rendered[key] = self._render_prediction(targets, key[1], view.stride)
+            rendered = view.rendered[key] = self._render_prediction(view.targets[key[0]], written, view.stride)
         return dict(rendered)
 
     @staticmethod
