@@ -21,6 +21,7 @@ Skipped when no C compiler is available.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import inspect
 import io
@@ -755,6 +756,22 @@ def test_state_and_predictions_on_a_recorded_run() -> None:
     assert not refused and stepper.accepted_count == len(checked)
     assert {"allowed", "forbidden", "raises"} <= seen, seen
     stepper.close()
+
+
+def test_reads_with_tiny_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads that do not fit the buffers (cells, values held, names) are made again with larger ones."""
+    import properties.compiled.engine as engine
+
+    made = engine._Reads.__init__
+
+    def tiny(self: Any, *args: Any) -> None:
+        made(self, *args)
+        self.grow_cells(1)
+        self.name_buf = ctypes.create_string_buffer(4)
+        self.name_lens = (ctypes.c_int64 * 1)()
+
+    monkeypatch.setattr(engine._Reads, "__init__", tiny)
+    _walk_reads("ownership", range(1), set())
 
 
 def test_reads_refuse_a_stopped_engine() -> None:

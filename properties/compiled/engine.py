@@ -285,6 +285,8 @@ class _Reads:
         self.name_buf = ctypes.create_string_buffer(1 << 16)
         self.name_lens = (ctypes.c_int64 * 1024)()
         self.cell_buf = (ctypes.c_int64 * 4096)()
+        self.cell_at = ctypes.addressof(self.cell_buf)
+        self.counts_at = ctypes.addressof(self.counts)
         #: the buffers and the names are shared by the threads that read (each read: one C call, then a copy)
         self.lock = threading.RLock()
         self.var_buf = (ctypes.c_int64 * max([1, *(len(w.sm.vars) for w in analysis.watched)]))()
@@ -301,22 +303,27 @@ class _Reads:
         #: (op, what the C wrote) -> the rendered prediction (outputs render without names: they never change)
         self.rendered: dict[tuple[str, tuple[int, ...]], dict[str, str]] = {}
         self.predicted = (ctypes.c_int64 * (self.stride * max([1, *(len(t.models) for t in self.targets.values())])))()
+        self.predicted_at = ctypes.addressof(self.predicted)
         #: (model, func) -> the function in the C and its rendering
         self.funcs: dict[tuple[str, str], _FuncView] = {}
         lib.iospec_names.restype = ctypes.c_int64
         lib.iospec_names.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_char_p, ctypes.c_int64,
                                      ctypes.POINTER(ctypes.c_int64), ctypes.c_int64]
         lib.iospec_cells.restype = ctypes.c_int64
-        lib.iospec_cells.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.c_int64,
-                                     ctypes.POINTER(ctypes.c_int64)]
+        # buffers are passed by address (an int converts in half the time of a ctypes array)
+        lib.iospec_cells.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
         lib.iospec_held.restype = ctypes.c_int64
         lib.iospec_held.argtypes = lib.iospec_cells.argtypes
         lib.iospec_vars.restype = ctypes.c_int64
         lib.iospec_vars.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
-        lib.iospec_current.argtypes = [ctypes.POINTER(ctypes.c_int64)]
-        lib.iospec_py_predict.argtypes = [ctypes.py_object, ctypes.POINTER(ctypes.c_int64),
-                                          ctypes.POINTER(ctypes.c_int64)]
+        lib.iospec_current.argtypes = [ctypes.c_void_p]
+        lib.iospec_py_predict.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p]
         lib.iospec_py_predict.restype = ctypes.c_int
+
+    def grow_cells(self, n: int) -> None:
+        """A cells buffer of ``n`` values (a read that does not fit is made again with a larger one)."""
+        self.cell_buf = (ctypes.c_int64 * n)()
+        self.cell_at = ctypes.addressof(self.cell_buf)
 
 
 class _FuncView:
@@ -494,7 +501,7 @@ class CompiledStepper:
         run's; read the names of new identities."""
         view = self._view()
         with view.lock:
-            if self.lib.iospec_current(view.counts) != 0:
+            if self.lib.iospec_current(view.counts_at) != 0:
                 raise NotCurrent(_NOT_CURRENT)
             self._new_names(view)
         return view
@@ -531,7 +538,7 @@ class CompiledStepper:
     def _locked_cells(self, view: _Reads, m: int, k: int, arity: int) -> list[int]:
         """`_raw_cells` under ``view.lock``: the rows, flat."""
         while True:
-            n = self.lib.iospec_cells(m, k, view.cell_buf, len(view.cell_buf), view.counts)
+            n = self.lib.iospec_cells(m, k, view.cell_at, len(view.cell_buf), view.counts_at)
             if n == -2:
                 raise NotCurrent(_NOT_CURRENT)
             if n < 0:
@@ -539,7 +546,7 @@ class CompiledStepper:
             row = arity + 1
             if n * row <= len(view.cell_buf):
                 break
-            view.cell_buf = (ctypes.c_int64 * (2 * n * row))()
+            view.grow_cells(2 * n * row)
         self._new_names(view)
         return view.cell_buf[:n * row]
 
@@ -583,18 +590,18 @@ class CompiledStepper:
         f = self._func(view, model, func)
         with view.lock:
             while True:
-                n = self.lib.iospec_held(f.m, f.k, view.cell_buf, len(view.cell_buf), view.counts)
+                n = self.lib.iospec_held(f.m, f.k, view.cell_at, len(view.cell_buf), view.counts_at)
                 if n == -2:
                     raise NotCurrent(_NOT_CURRENT)
                 if n <= len(view.cell_buf):
                     return set(view.cell_buf[:n])
-                view.cell_buf = (ctypes.c_int64 * (2 * n))()
+                view.grow_cells(2 * n)
 
     def _raw_predict(self, view: _Reads, event: Mapping[str, Any]) -> tuple[int, tuple[int, ...]]:
         """The C's prediction: 0 allowed, 1 forbidden, -1 not current, else not decided; and, if allowed, what it
         wrote for the op's models (`cgen._predict_fn`)."""
         with view.lock:
-            r = int(self.lib.iospec_py_predict(event, view.predicted, view.counts))
+            r = int(self.lib.iospec_py_predict(event, view.predicted_at, view.counts_at))
             if r != 0:
                 return r, ()
             return r, tuple(view.predicted[:len(view.targets[event["op"]].models) * view.stride])
