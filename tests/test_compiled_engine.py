@@ -682,6 +682,7 @@ def assert_same_reads(stepper: Any, mon: Monitor, models: list[str], candidates:
             if isinstance(d, Func):
                 assert stepper.cells(m, d.name) == want[d.name], f"{where}: cells of {m}.{d.name}"
                 assert stepper.held(m, d.name) == set(w.sm.cells(d).values()), f"{where}: values held by {m}.{d.name}"
+    assert stepper.check_all() == mon.check_all(), f"{where}: invariants broken"
     for e in candidates:
         want_p = _python_prediction(mon, e)
         assert _c_prediction(stepper, e) == want_p, f"{where}: prediction of {e}"
@@ -756,6 +757,40 @@ def test_state_and_predictions_on_a_recorded_run() -> None:
     assert not refused and stepper.accepted_count == len(checked)
     assert {"allowed", "forbidden", "raises"} <= seen, seen
     stepper.close()
+
+
+def test_restart_reuses_the_engine() -> None:
+    """`CompiledStepper.restart`: after a run (clean, stopped at a forbidden event, or forwarded), the same
+    engine checks another run from a fresh state, identities numbered afresh, and its reads equal a fresh
+    Python monitor's."""
+    from properties.compiled.engine import compiled_stepper
+
+    model = get_model("ownership")
+    dm = compile_dense(model.config(**_bounds("ownership")))
+    walks = [[{"seq": i, **event_for(dm, s, inst)} for i, (s, inst) in
+              enumerate(random_walk(dm, random.Random(seed), 40), 1)] for seed in range(3)]
+    for thread in (True, False):
+        stepper = compiled_stepper([model], thread=thread)
+        assert stepper is not None
+        refused: list[Any] = []
+        stepper.set_fallback(refused.append)
+        for n, (first, second) in enumerate(zip(walks, walks[1:] + walks[:1])):
+            for e in first:
+                stepper.sink_event(e)
+            if n == 1:
+                stepper.sink_event({"seq": 999, "op": "no_such_op", "args": {}})  # a stop: events go to the fallback
+            elif n == 2:
+                stepper.forward()
+            assert stepper.restart()
+            refused.clear()
+            mon = Monitor([model])
+            for i, e in enumerate(second):
+                mon.step(e)
+                stepper.sink_event(e)
+                if i % 10 == 9:
+                    assert_same_reads(stepper, mon, ["ownership"], [], set(), f"restart {n}, event {i + 1}")
+            assert not refused and stepper.accepted_count == len(second)
+        stepper.close()
 
 
 def test_reads_with_tiny_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -834,8 +869,19 @@ def _drop_a_held_value(real: Any) -> Any:
     return held
 
 
+def _report_a_broken_invariant(real: Any) -> Any:
+    """A seeded fault of the full invariant check: the first invariant of the first model is reported broken."""
+    def check_all(self: Any) -> list[tuple[str, Any]]:
+        found = real(self)
+        w = self._view().analysis.watched[0]
+        first = (w.model.name, w.sm.parts[0].invariant)
+        return found if first in found else [first, *found]
+    return check_all
+
+
 #: seeded faults of the reads: (method of CompiledStepper, the fault, what the comparison must report)
 READ_FAULTS = {
+    "invariant reported broken": ("check_all", _report_a_broken_invariant, "invariants broken"),
     "shifted cell value": ("_raw_cells", _shift_one_cell, "state of|cells of"),
     "failed check read as passing": ("_raw_predict", _pass_failed_checks, "prediction"),
     "dropped held value": ("held", _drop_a_held_value, "values held"),

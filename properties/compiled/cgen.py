@@ -663,6 +663,18 @@ def _reads(gens: Sequence[_ModelGen], sorts: Sequence[str], ops: Sequence[str],
     L.append("typedef int (*prfn)(const event *, i64 *);")
     L.append(f"static const prfn pr_fns[] = {{{', '.join(f'pr{i}' for i in range(len(ops))) or '0'}}};")
     L.append(f"static const int pr_targets[] = {{{', '.join(str(len(by_op[op])) for op in ops) or '0'}}};")
+    # Monitor.check_all: every state invariant's parts over every identity (the incremental check's all{pi})
+    L.append("/* every state invariant part evaluated in full: rows (model, part index) of the failing ones,")
+    L.append(" * into out if they fit in cap rows; returns how many fail */")
+    L.append("static i64 check_all_parts(i64 *out, i64 cap) {")
+    L.append("    i64 n = 0;")
+    for g in gens:
+        for pi, part in enumerate(g.sm.parts):
+            if not part.transition:
+                row = f"out[2 * n] = {g.m}; out[2 * n + 1] = {pi};"
+                L.append(f"    if ({g.p}all{pi}()) {{ if (n < cap) {{ {row} }} n++; }}")
+    L.append("    return n;")
+    L.append("}")
     return L
 
 
@@ -1107,6 +1119,26 @@ void *iospec_py_sink_def(void) { return &py_sink_def; }
 /* from now on every event goes to the Python fallback */
 void iospec_py_forward(void) { g_forward = 1; }
 
+/* after `iospec_close` (the consumer thread joined): a fresh state, log and ring, and the consumer started again
+ * (``thread``); the live monitor reused for another run.  0, or -1 (no setup, out of memory, no thread). */
+int iospec_py_restart(int thread) {
+    if (!py_ready || g_thread_on) return -1;
+    for (i64 i = 0; i < g_ring_cap; i++)
+        if (g_ring[i]) { pyobj *old = g_ring[i]; g_ring[i] = (pyobj *)0; py.decref(old); }
+    init_all();
+    g_have_seq = 0;
+    for (int i = 0; i < 4 + N_OPS; i++) g_py_out[i] = 0;
+    g_pub = g_cons = 0;
+    g_stop = g_quit = g_wake = g_sleeping = 0;
+    if (log_open()) return -1;
+    if (thread) {
+        if (pthread_create(&g_thread, (const pthread_attr_t *)0, live_consumer, (void *)0) != 0) return -1;
+        g_thread_on = 1;
+    }
+    g_forward = 0;
+    return 0;
+}
+
 /* after `iospec_drain`: [0] events accepted, [1] events published, [2] the verdict on event [0] (0: none) */
 void iospec_py_status(i64 *into) {
     into[0] = __atomic_load_n(&g_cons, __ATOMIC_ACQUIRE);
@@ -1225,6 +1257,21 @@ i64 iospec_held(int m, int k, i64 *buf, i64 cap, i64 *counts) {
     }
     const bfunc *b = func_of[f];
     for (i64 i = 0; i < b->keys.n; i++) { if (n < cap) buf[n] = b->e[b->keys.a[i]].val; n++; }
+    return n;
+}
+
+/* Monitor.check_all after every event recorded so far: the failing state invariant parts as rows (model, part
+ * index of sparse.py's parts), into out if they fit in cap rows; returns how many fail (-1: the state is not
+ * current, -2: an evaluation error, which the Python engine reports) */
+i64 iospec_check_all(i64 *out, i64 cap, i64 *counts) {
+    if (iospec_current(counts)) return -1;
+    i64 mark = arena_top;
+    int err0 = g_err;
+    g_err = 0;
+    i64 n = check_all_parts(out, cap);
+    arena_top = mark;
+    g_err = err0;
+    if (g_bail) { g_bail = 0; return -2; } /* nothing was applied: the next event is checked as before */
     return n;
 }
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from model.core import Model
-from model.core.model import Action, Func, StateVar
+from model.core.model import Action, Func, Invariant, StateVar
 from model.core.sparse import Operation
 from properties.compiled import cgen
 from properties.monitor import Monitor, cell_label, render_outputs, render_result, render_value
@@ -319,6 +319,8 @@ class _Reads:
         lib.iospec_current.argtypes = [ctypes.c_void_p]
         lib.iospec_py_predict.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p]
         lib.iospec_py_predict.restype = ctypes.c_int
+        lib.iospec_check_all.restype = ctypes.c_int64
+        lib.iospec_check_all.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
 
     def grow_cells(self, n: int) -> None:
         """A cells buffer of ``n`` values (a read that does not fit is made again with a larger one)."""
@@ -393,6 +395,7 @@ class CompiledStepper:
         #: the recorder sink's ``event``: a builtin function made from C (None where ctypes has no ``pythonapi``
         #: or the engine's thread cannot start: then the live monitor uses the Python monitor)
         self.sink_event: Callable[[Any], object] | None = None
+        self._thread = thread
         self._setup_dict_entry(history, thread)
 
     def _setup_dict_entry(self, history: int, thread: bool) -> None:
@@ -428,6 +431,8 @@ class CompiledStepper:
         lib.iospec_py_status.argtypes = [ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_py_timing.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
         lib.iospec_py_sink_def.restype = ctypes.c_void_p
+        lib.iospec_py_restart.argtypes = [ctypes.c_int]
+        lib.iospec_py_restart.restype = ctypes.c_int
         # the builtin's ``self`` (which the C ignores) keeps what the C points to alive as long as the builtin: a
         # recorder may call it after this stepper was dropped and collected (the fallback and the counts it writes)
         self.sink_event = new_builtin(lib.iospec_py_sink_def(), (self._objs, self._out), None)
@@ -465,6 +470,19 @@ class CompiledStepper:
         """Stop the engine's thread (after it checked what it was given)."""
         if self.sink_event is not None:
             self.lib.iospec_close()
+
+    def restart(self) -> bool:
+        """Reuse this engine for another run: stop its thread, then a fresh state (no event, no identity) and its
+        thread started again; events go to the C again.  False if the C could not start again (no dict entry, no
+        memory, no thread): then `sink_event` sends every event to the fallback."""
+        if self.sink_event is None:
+            return False
+        self.lib.iospec_close()
+        if self._reads is not None:  # the identities are numbered afresh
+            for known in self._reads.names.values():
+                known.clear()
+            self._reads.funcs.clear()
+        return int(self.lib.iospec_py_restart(int(self._thread))) == 0
 
     def accepted_and_pending(self) -> tuple[list[dict[str, Any]], list[Any]]:
         """Call after `forward`: the events the engine accepted, in order (the last ``history`` ones are the
@@ -596,6 +614,30 @@ class CompiledStepper:
                 if n <= len(view.cell_buf):
                     return set(view.cell_buf[:n])
                 view.grow_cells(2 * n)
+
+    def check_all(self) -> list[tuple[str, Invariant]]:
+        """`Monitor.check_all`: every state invariant evaluated in full after every event given so far (the C's
+        per-part full checks, ``iospec_check_all``), as (model, invariant) in the monitor's order.  Raises
+        `NotCurrent` if the engine stopped, `NotDecided` on an evaluation error (the Python monitor reports it)."""
+        view = self._view()
+        with view.lock:
+            while True:
+                n = int(self.lib.iospec_check_all(view.cell_at, len(view.cell_buf) // 2, view.counts_at))
+                if n == -1:
+                    raise NotCurrent(_NOT_CURRENT)
+                if n == -2:
+                    raise NotDecided("an invariant's evaluation failed in the compiled engine: ask the Python monitor")
+                if 2 * n <= len(view.cell_buf):
+                    rows = view.cell_buf[:2 * n]
+                    break
+                view.grow_cells(4 * n)
+        out: list[tuple[str, Invariant]] = []
+        for m, pi in zip(rows[0::2], rows[1::2]):
+            w = view.analysis.watched[m]
+            found = (w.model.name, w.sm.parts[pi].invariant)
+            if found not in out:
+                out.append(found)
+        return out
 
     def _raw_predict(self, view: _Reads, event: Mapping[str, Any]) -> tuple[int, tuple[int, ...]]:
         """The C's prediction: 0 allowed, 1 forbidden, -1 not current, else not decided; and, if allowed, what it
