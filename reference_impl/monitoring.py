@@ -13,8 +13,16 @@ itself and logs it; the library's own thread checks the logged events without th
 runtime's thread right away, ``thread=False``); every reader of the verdict first waits until
 every event recorded before it was checked (docs/compiled-engine.md).  The Python monitor is
 built only when something needs it (a stop of the compiled engine, whose report the Python
-engine then produces by replaying the accepted events; `after_step`; a read of the model
-state), and takes over from then on.
+engine then produces by replaying the accepted events; `after_step`; a read of ``.monitor``),
+and takes over from then on.
+
+Oracles read the model state and predictions through `LiveMonitor.cells`, `held`, `state`,
+`predict` and `check_all`: from the compiled engine while it runs (its C state, after every
+event recorded so far: `CompiledStepper`'s reads, docs/compiled-engine.md), from the Python
+monitor otherwise, and the Python monitor takes over where the C cannot answer (`NotCurrent`:
+it stopped at an event; `NotDecided`: a prediction or evaluation it leaves to Python).  Reads
+of the compiled engine keep it running: no Python step per event.  `reset` readies a monitor for
+another run (the compiled engine starts again from a fresh state, even after a take-over).
 """
 
 from __future__ import annotations
@@ -25,13 +33,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from model.catalog import MODELS, get_model
-from properties.monitor import Monitor, MonitorViolation
+from model.core.model import Func, Invariant
+from properties.monitor import Monitor, MonitorViolation, render_cells
 from reference_impl.trace import Sink
 
 if TYPE_CHECKING:
     from reference_impl.runtime import Runtime
 
-__all__ = ["LiveMonitor", "attach_monitor", "available_models", "known_operations", "monitor_consts"]
+__all__ = ["LiveMonitor", "attach_monitor", "available_models", "feed_monitor", "known_operations",
+           "monitor_consts"]
 
 
 def available_models(wanted: Iterable[str]) -> list[str]:
@@ -66,8 +76,14 @@ class LiveMonitor:
         self.models = models
         self.consts = dict(consts or {})
         self._monitor: Monitor | None = None
+        #: a Python monitor built before and reset (building one compiles every model): `_take_over` reuses it
+        self._spare: Monitor | None = None
         #: the compiled engine while it runs (None: the Python monitor)
         self.compiled: Any = None
+        #: the compiled engine, also after a take-over (`reset` starts it again)
+        self._stepper: Any = None
+        #: the compiled engine counting held values (`count_held`; None: not counting)
+        self._counting: Any = None
         #: the compiled engine takes the event dicts itself (`CompiledStepper.sink_event`: it checks them on its
         #: own thread and calls `on_event` with any it does not take); False: it is not running
         self._dict_sink = False
@@ -79,7 +95,7 @@ class LiveMonitor:
             stepper = compiled_stepper(models, self.consts, HISTORY, thread)
             if stepper is not None and stepper.sink_event is not None:
                 stepper.set_fallback(self.on_event)
-                self.compiled, self._dict_sink = stepper, True
+                self.compiled, self._dict_sink, self._stepper = stepper, True, stepper
             elif stepper is not None:  # no builtin entry (no ctypes.pythonapi, no thread): the Python monitor checks
                 stepper.close()
         if self.compiled is None:
@@ -152,7 +168,7 @@ class LiveMonitor:
         with self._lock:
             if self._monitor is not None:
                 return
-            mon = Monitor(self.models, consts=self.consts, history=HISTORY)
+            mon, self._spare = self._spare or Monitor(self.models, consts=self.consts, history=HISTORY), None
             accepted: list[Mapping[str, Any]] = []
             pending: list[Mapping[str, Any]] = []
             if self._dict_sink:
@@ -172,6 +188,104 @@ class LiveMonitor:
                 # recorded before after_step was set (it forwards first), so like the accepted ones they get no
                 # callback; this may run on a reader's thread, outside the recorder's lock
                 self._python_step(e, notify=False)
+
+    # -- reads for oracles: the compiled engine while it runs, else the Python monitor --------------------------
+    @property
+    def engine(self) -> str:
+        """Which engine answers the reads now: ``"c"`` (the compiled engine runs) or ``"python"``."""
+        return "c" if self._dict_sink else "python"
+
+    def _from_c(self, read: Callable[[Any], Any]) -> tuple[bool, Any]:
+        """``read(compiled engine)`` while it runs; (False, None) if the Python monitor must answer (it then has
+        taken over: the C stopped at an event, or leaves this read to Python)."""
+        if self._dict_sink:
+            from properties.compiled.engine import NotCurrent, NotDecided
+
+            try:
+                return True, read(self.compiled)
+            except (NotCurrent, NotDecided):
+                self._take_over()
+        return False, None
+
+    def cells(self, model: str, func: str) -> dict[str, str]:
+        """``Monitor.state(model)[func]``: the non-default cells of one function after every event recorded so far,
+        rendered as `Monitor.state` renders them (call while no event is recorded, e.g. under the recorder's
+        ``atomic()``)."""
+        done, out = self._from_c(lambda c: c.cells(model, func))
+        if done:
+            return out  # type: ignore[no-any-return]
+        mon = self.monitor
+        w, decls = mon.tracked(model)
+        d = self._func(decls, model, func)
+        return render_cells(mon.names, d, w.sm.cells(d))
+
+    def held(self, model: str, func: str) -> set[int]:
+        """The values (the model's encoding) that one function's non-default cells hold: coverage counts."""
+        done, out = self._from_c(lambda c: c.held(model, func))
+        if done:
+            return out  # type: ignore[no-any-return]
+        w, decls = self.monitor.tracked(model)
+        return set(w.sm.cells(self._func(decls, model, func)).values())
+
+    @staticmethod
+    def _func(decls: Iterable[Any], model: str, func: str) -> Func:
+        d = next((x for x in decls if x.name == func), None)
+        if not isinstance(d, Func):
+            raise KeyError(f"{model} has no function {func!r}")
+        return d
+
+    def state(self, model: str) -> dict[str, Any]:
+        """`Monitor.state` of ``model`` after every event recorded so far."""
+        done, out = self._from_c(lambda c: c.state(model))
+        return out if done else self.monitor.state(model)  # type: ignore[no-any-return]
+
+    def predict(self, event: Mapping[str, Any]) -> dict[str, str] | None:
+        """`Monitor.predict` of ``event`` (its ``op`` and ``args``) now: the ``result`` and outputs the models
+        predict, or None if a guard forbids it.  Raises `MonitorViolation` where the monitor does (an unknown op)."""
+        done, out = self._from_c(lambda c: c.predict(event))
+        return out if done else self.monitor.predict(event)  # type: ignore[no-any-return]
+
+    def check_all(self) -> list[tuple[str, Invariant]]:
+        """`Monitor.check_all`: every state invariant evaluated in full (the end of a run)."""
+        done, out = self._from_c(lambda c: c.check_all())
+        return out if done else self.monitor.check_all()  # type: ignore[no-any-return]
+
+    def count_held(self, funcs: list[tuple[str, str]]) -> bool:
+        """Count, in the compiled engine, after every event it accepts from now on, the values each of ``funcs``
+        ((model, function)) holds (`CompiledStepper.count_held`; `held_counts` reads them): coverage without a
+        Python callback per event.  False if the compiled engine does not run (count with `after_step` then);
+        after a take-over the counts stop at the events the compiled engine accepted."""
+        if not self._dict_sink:
+            return False
+        self.compiled.count_held(funcs)
+        self._counting = self.compiled
+        return True
+
+    def held_counts(self) -> list[dict[int, int]]:
+        """The counts `count_held` started (also after a take-over: those of the events the C accepted)."""
+        return self._counting.held_counts() if self._counting is not None else []
+
+    def reset(self) -> None:
+        """Ready for another run (a caller reusing this monitor, whose runtime is gone): no event, no violation,
+        no `after_step`, the models in their initial state; the compiled engine (if this monitor has one) checks
+        again, from a fresh state, even after the Python monitor took over."""
+        with self._lock:
+            if self._stepper is not None:
+                if self._monitor is not None:
+                    self._monitor.reset()
+                    self._spare, self._monitor = self._monitor, None
+                if self._stepper.restart():
+                    self.compiled, self._dict_sink = self._stepper, True
+                else:  # the C could not start again: the Python monitor checks this run
+                    self.compiled, self._dict_sink = None, False
+                    self._monitor, self._spare = self._spare or Monitor(self.models, consts=self.consts,
+                                                                         history=HISTORY), None
+            else:
+                self.monitor.reset()
+            self._violation, self._events, self._after_step = None, 0, None
+            if self._counting is not None:
+                self._counting.count_held([])
+                self._counting = None
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         with self._lock:
@@ -215,14 +329,23 @@ class LiveMonitor:
 
 
 class _EventSink(Sink):
-    """The live monitor's sink: ``event`` is the callback itself (the compiled engine's builtin: no Python frame)."""
+    """The live monitor's sink: ``event`` is the callback itself (the compiled engine's builtin: no Python frame);
+    ``closes``: closing the runtime closes the monitor (not for a monitor reused by the next runtime)."""
 
-    def __init__(self, live: LiveMonitor) -> None:
+    def __init__(self, live: LiveMonitor, closes: bool = True) -> None:
         self.event = live.sink_event()  # type: ignore[method-assign,assignment]
         self._live = live
+        self._closes = closes
 
     def close(self) -> None:
-        self._live.close()
+        if self._closes:
+            self._live.close()
+
+
+def feed_monitor(runtime: Runtime, live: LiveMonitor) -> None:
+    """Send ``runtime``'s events to ``live``, a monitor reused across runtimes (after its `reset`): closing the
+    runtime leaves it running."""
+    runtime.recorder.add_sink(_EventSink(live, closes=False))
 
 
 def attach_monitor(runtime: Runtime, engine: str = "python", *, thread: bool = True) -> LiveMonitor:
@@ -249,7 +372,7 @@ def compare_with_model(runtime: Runtime, live: LiveMonitor | None = None,
         raise ValueError("the runtime has no live monitor (Runtime(monitor=True))")
     model = "ownership" if "ownership" in live.models else "context"
     if state is None:
-        state = live.monitor.state(model)
+        state = live.state(model)
     out: list[str] = []
     # the model's queued deletions by owner, gathered once for every context compared
     queued_by_owner: dict[Any, set[Any]] = {}

@@ -21,6 +21,7 @@ Skipped when no C compiler is available.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 import inspect
@@ -40,7 +41,7 @@ from model.catalog import MODELS, get_model
 from model.core import Model, compile_dense
 from model.core.errors import EvaluationError
 from model.core.model import Action, Func
-from model.core.sorts import BoolSort, EnumSort
+from model.core.sorts import BoolSort, EnumSort, IntSort, OptSort
 from model.faults import FAULTS as MODEL_FAULTS
 from properties.compiled.engine import compiled_checker, find_compiler
 from properties.monitor import Monitor, MonitorViolation
@@ -241,7 +242,8 @@ def test_live_compiled_monitor(fault: str) -> None:
 
 
 def test_live_compiled_monitor_state_on_demand() -> None:
-    """Reading the model state builds the Python monitor from the accepted events, which then takes over."""
+    """`compare_with_model` reads the model state from the compiled engine, which keeps checking; a read of
+    ``.monitor`` builds the Python monitor from the accepted events, which then takes over (and agrees)."""
     from reference_impl import Runtime
     from reference_impl.monitoring import compare_with_model
     from tests.reference_helpers import drain, new_context, run_in
@@ -252,7 +254,9 @@ def test_live_compiled_monitor_state_on_demand() -> None:
         run_in(rt, ctx, lambda: None)
         assert rt.monitor.compiled is not None and rt.monitor.events > 0
         assert compare_with_model(rt) == []
-        assert rt.monitor.compiled is None, "the Python monitor took over"
+        assert rt.monitor.engine == "c", "the compiled engine answered the reads"
+        assert rt.monitor.state("context") == rt.monitor.monitor.state("context")
+        assert rt.monitor.compiled is None and rt.monitor.engine == "python", "the Python monitor took over"
         drain(rt, r)
         assert rt.monitor.ok and compare_with_model(rt) == []
 
@@ -791,6 +795,138 @@ def test_restart_reuses_the_engine() -> None:
                     assert_same_reads(stepper, mon, ["ownership"], [], set(), f"restart {n}, event {i + 1}")
             assert not refused and stepper.accepted_count == len(second)
         stepper.close()
+
+
+def _counted_functions(mon: Monitor, models: list[str]) -> list[tuple[str, str]]:
+    return [(m, d.name) for m in models for d in mon.tracked(m)[1] if isinstance(d, Func)]
+
+
+def _count_held_in_python(mon: Monitor, funcs: list[tuple[str, str]], event: dict[str, Any],
+                          counts: list[collections.Counter[int]]) -> None:
+    """What `CompiledStepper.count_held` counts for ``event`` (just stepped by ``mon``), counted from the Python
+    monitor: for each function of a model that took the event, each value held once (identities: -1 / 0, integers:
+    0 / 1)."""
+    stepped = {id(w) for w in mon.by_op.get(event["op"], ())}
+    for (model, func), c in zip(funcs, counts):
+        w, decls = mon.tracked(model)
+        if id(w) not in stepped:
+            continue
+        d = next(x for x in decls if x.name == func)
+        assert isinstance(d, Func)
+        sort = d.value_sort
+        values = set(w.sm.cells(d).values())
+        if sort.id_sort() is not None or isinstance(sort, OptSort):
+            values = {-1 if v < 0 else 0 for v in values}
+        elif isinstance(sort, IntSort):
+            values = {int(v != 0) for v in values}
+        c.update(values)
+
+
+def test_count_held_equals_the_python_monitors_values_after_every_event() -> None:
+    """`count_held` (per-event coverage counts in the C) equals counting the Python monitor's `held` values after
+    every event, over a recorded run of every model (ops several models take, notes), also after a restart."""
+    _compare_count_held()
+
+
+def test_the_count_held_comparison_catches_a_missed_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Principle 2: a seeded fault of the coverage counts (one event of one value not counted) is caught."""
+    from properties.compiled.engine import CompiledStepper
+
+    real = CompiledStepper.held_counts
+
+    def one_missed(self: Any) -> list[dict[int, int]]:
+        counts = real(self)
+        for c in counts:
+            for v in c:
+                c[v] -= 1
+                return counts
+        return counts
+
+    monkeypatch.setattr(CompiledStepper, "held_counts", one_missed)
+    with pytest.raises(AssertionError):
+        _compare_count_held()
+
+
+def _compare_count_held() -> None:
+    from properties.compiled.engine import compiled_stepper
+
+    models, consts, events = _recorded_events(2)
+    stepper = compiled_stepper(models, consts, thread=True)
+    assert stepper is not None
+    refused: list[Any] = []
+    stepper.set_fallback(refused.append)
+    mon = Monitor(models, consts=consts)
+    funcs = _counted_functions(mon, models)
+    stepper.count_held(funcs)
+    for _ in range(2):
+        counts: list[collections.Counter[int]] = [collections.Counter() for _ in funcs]
+        for e in events:
+            mon.step(e)
+            stepper.sink_event(e)
+            if not e["op"].startswith("note."):
+                _count_held_in_python(mon, funcs, e, counts)
+        got = stepper.held_counts()
+        assert [dict(c) for c in counts] == got
+        assert sum(sum(c.values()) for c in got) > len(events), "values were counted"
+        assert not refused
+        stepper.restart()
+        mon.reset()
+    stepper.close()
+
+
+def _live_reads(live: Any, models: list[str], probe: dict[str, Any]) -> Any:
+    """Every read of the LiveMonitor oracle API: state, cells and held of every function, a prediction, check_all."""
+    out: list[Any] = [live.check_all(), live.predict(probe)]
+    for m in models:
+        out.append(live.state(m))
+        for name, value in live.state(m).items():
+            if isinstance(value, dict):
+                out.append((live.cells(m, name), live.held(m, name)))
+    return out
+
+
+def test_live_monitor_reads_use_the_c_and_fall_back(reused_monitor: None) -> None:
+    """`LiveMonitor`'s oracle reads (state, cells, held, predict, check_all) answer from the compiled engine without
+    a take-over, equal the Python monitor's; after a take-over the Python monitor answers the same; `reset` starts
+    the compiled engine again (also counting held values), and a prediction the C leaves to Python takes over."""
+    from reference_impl.monitoring import LiveMonitor
+
+    models, consts, events = _recorded_events(2)
+    probe = _asked(next(e for e in events if e["op"] == "enter"))
+    mon = Monitor(models, consts=consts)
+    for e in events:
+        mon.step(e)
+    want: list[Any] = [mon.check_all(), mon.predict(probe)]
+    for m in models:
+        want.append(mon.state(m))
+        w, decls = mon.tracked(m)
+        for d in decls:
+            if isinstance(d, Func):
+                want.append((mon.state(m)[d.name], set(w.sm.cells(d).values())))
+    live = LiveMonitor(models, consts, engine="c")
+    for run in range(2):
+        assert live.engine == "c"
+        counted = live.count_held([("context", "ctx_state")])
+        assert counted
+        sink = live.sink_event()
+        for e in _copy(events):
+            sink(e)
+        assert _live_reads(live, models, probe) == want and live.engine == "c", f"run {run}: the C answers"
+        assert live.held_counts()[0], "held values counted"
+        assert live.monitor is not None and live.engine == "python"
+        assert _live_reads(live, models, probe) == want, f"run {run}: the Python monitor answers after a take-over"
+        live.reset()
+    sink = live.sink_event()
+    for e in _copy(events):
+        sink(e)
+    odd = {"op": "enter", "args": {"c": 1.5, "t": "thread-0"}}  # an identity the C does not decode: Python decides
+    assert live.predict(odd) == mon.predict(odd)
+    assert live.engine == "python"
+    live.close()
+    python = LiveMonitor(models, consts, engine="python")
+    for e in _copy(events):
+        python.on_event(e)
+    assert _live_reads(python, models, probe) == want and not python.count_held([("context", "ctx_state")])
 
 
 def test_reads_with_tiny_buffers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -663,6 +663,11 @@ def _reads(gens: Sequence[_ModelGen], sorts: Sequence[str], ops: Sequence[str],
     L.append("typedef int (*prfn)(const event *, i64 *);")
     L.append(f"static const prfn pr_fns[] = {{{', '.join(f'pr{i}' for i in range(len(ops))) or '0'}}};")
     L.append(f"static const int pr_targets[] = {{{', '.join(str(len(by_op[op])) for op in ops) or '0'}}};")
+    first_of_op = [0]
+    for op in ops:
+        first_of_op.append(first_of_op[-1] + len(by_op[op]))
+    L.append(f"static const int op_models_first[] = {{{', '.join(map(str, first_of_op))}}};")
+    L.append(f"static const int op_models[] = {{{', '.join(str(m) for op in ops for m in by_op[op]) or '0'}}};")
     # Monitor.check_all: every state invariant's parts over every identity (the incremental check's all{pi})
     L.append("/* every state invariant part evaluated in full: rows (model, part index) of the failing ones,")
     L.append(" * into out if they fit in cap rows; returns how many fail */")
@@ -829,14 +834,18 @@ static i64 g_last_seq;
 static int g_have_seq;
 
 /* one line (ls..le, stripped); K_CLEAN or the verdict; *counted: an event (not a bad line) */
+static int g_last_op = -1; /* the op of the last event stepped (-1: a note) */
+
 static int step_event(event *ev, i64 *out, i64 *events) {
     if (g_have_seq && ev->seq <= g_last_seq) return K_BAIL;
     g_have_seq = 1;
     g_last_seq = ev->seq;
     (*events)++;
+    g_last_op = -1;
     if (ev->op.len >= 5 && !memcmp(ev->op.s, "note.", 5)) return K_CLEAN;
     int oi = op_lookup(&ev->op);
     if (oi < 0) return K_BAIL;
+    g_last_op = oi;
     out[4 + oi]++;
     arena_top = 0;
     wbuf_n = 0;
@@ -944,6 +953,47 @@ static void timing_mark(int part) {
  * wake-up is a system call on the runtime's thread) */
 #define LIVE_NAP_NS 300000
 
+/* coverage counts (engine.py: CompiledStepper.count_held): after each accepted event, for each counted function of
+ * the models that took the event, each value its non-default cells hold is counted once; values of identity
+ * sorts count as none (slot 0: -1) or some (slot 1), of integer sorts as 0 (slot 0) or not (slot 1), others as
+ * themselves (slot = the value). */
+#define COVER_MAX 128
+#define COVER_VALS 32
+static int g_cover_n;
+static int g_cover_m[COVER_MAX], g_cover_f[COVER_MAX], g_cover_kind[COVER_MAX];
+static i64 g_cover[COVER_MAX][COVER_VALS];
+
+static inline void cover_value(int t, unsigned char *seen, i64 v) {
+    int kind = g_cover_kind[t];
+    i64 slot = kind == 0 ? v : kind == 1 ? (v != 0) : (v >= 0);
+    if (slot >= 0 && slot < COVER_VALS && !seen[slot]) { seen[slot] = 1; g_cover[t][slot]++; }
+}
+
+static void cover_func(int t) {
+    unsigned char seen[COVER_VALS];
+    memset(seen, 0, sizeof seen);
+    int f = func_first[g_cover_m[t]] + g_cover_f[t];
+    if (func_arity[f] == 1) {
+        const ufunc *u = func_of[f];
+        if (u->nidx <= 2 * u->keys.n + 16) { /* the value index's non-empty buckets (as iospec_held) */
+            for (i64 slot = 0; slot < u->nidx; slot++)
+                if (u->idx[slot].n) cover_value(t, seen, slot - 1);
+        } else {
+            for (i64 i = 0; i < u->keys.n; i++) cover_value(t, seen, u->val[u->keys.a[i]]);
+        }
+        return;
+    }
+    const bfunc *b = func_of[f];
+    for (i64 i = 0; i < b->keys.n; i++) cover_value(t, seen, b->e[b->keys.a[i]].val);
+}
+
+static void cover_event(int oi) {
+    if (oi < 0) return;
+    for (int j = op_models_first[oi]; j < op_models_first[oi + 1]; j++)
+        for (int t = 0; t < g_cover_n; t++)
+            if (g_cover_m[t] == op_models[j]) cover_func(t);
+}
+
 /* check the published events not checked yet, in order, up to the first one not accepted; 1 if there were any */
 static int live_check_published(void) {
     i64 pub = __atomic_load_n(&g_pub, __ATOMIC_ACQUIRE);
@@ -957,6 +1007,8 @@ static int live_check_published(void) {
         int r = step_line(line, line + len, g_py_out, &events);
         if (g_timing) __atomic_fetch_add(&g_timers[4], now_ns() - t0, __ATOMIC_RELAXED);
         if (r) { __atomic_store_n(&g_stop, r, __ATOMIC_RELEASE); break; }
+        /* counted before the event counts as checked: readers drain first */
+        if (__atomic_load_n(&g_cover_n, __ATOMIC_ACQUIRE)) cover_event(g_last_op);
         cons++;
         __atomic_store_n(&g_cons, cons, __ATOMIC_RELEASE);
     }
@@ -1130,6 +1182,7 @@ int iospec_py_restart(int thread) {
     for (int i = 0; i < 4 + N_OPS; i++) g_py_out[i] = 0;
     g_pub = g_cons = 0;
     g_stop = g_quit = g_wake = g_sleeping = 0;
+    memset(g_cover, 0, sizeof g_cover);
     if (log_open()) return -1;
     if (thread) {
         if (pthread_create(&g_thread, (const pthread_attr_t *)0, live_consumer, (void *)0) != 0) return -1;
@@ -1144,6 +1197,33 @@ void iospec_py_status(i64 *into) {
     into[0] = __atomic_load_n(&g_cons, __ATOMIC_ACQUIRE);
     into[1] = g_pub;
     into[2] = __atomic_load_n(&g_stop, __ATOMIC_ACQUIRE);
+}
+
+/* count, per event from now on, the values n functions hold (rows: model, function, kind: 0 values, 1 integers
+ * 0 / not 0, 2 identities none / some), from zero; n = 0 stops counting.  0, or -1 (too many functions) */
+int iospec_cover_setup(const i64 *rows, int n) {
+    if (n < 0 || n > COVER_MAX) return -1;
+    for (int t = 0; t < n; t++)
+        if (rows[3 * t] < 0 || rows[3 * t] >= N_MODELS || rows[3 * t + 1] < 0 ||
+            rows[3 * t + 1] >= func_first[rows[3 * t] + 1] - func_first[rows[3 * t]]) return -1;
+    iospec_drain();
+    g_cover_n = 0;
+    for (int t = 0; t < n; t++) {
+        g_cover_m[t] = (int)rows[3 * t];
+        g_cover_f[t] = (int)rows[3 * t + 1];
+        g_cover_kind[t] = (int)rows[3 * t + 2];
+    }
+    memset(g_cover, 0, sizeof g_cover);
+    __atomic_store_n(&g_cover_n, n, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* after draining: the counts (n functions of COVER_VALS slots) into out; returns COVER_VALS */
+int iospec_cover_counts(i64 *out) {
+    iospec_drain();
+    for (int t = 0; t < g_cover_n; t++)
+        for (int v = 0; v < COVER_VALS; v++) out[t * COVER_VALS + v] = g_cover[t][v];
+    return COVER_VALS;
 }
 
 /* the log's chunk i (bytes of complete lines in *len), or NULL past the last */

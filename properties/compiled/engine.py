@@ -34,6 +34,7 @@ from typing import Any
 
 from model.core import Model
 from model.core.model import Action, Func, Invariant, StateVar
+from model.core.sorts import IntSort, OptSort
 from model.core.sparse import Operation
 from properties.compiled import cgen
 from properties.monitor import Monitor, cell_label, render_outputs, render_result, render_value
@@ -246,6 +247,9 @@ def _build(models: Sequence[str | Model], consts: Mapping[str, int] | None) -> C
     return CompiledChecker(lib, ops, lib_path, models, consts)
 
 
+#: values the C counts per function (`count_held`; COVER_VALS in cgen's driver)
+_COVER_VALS = 32
+
 _NOT_CURRENT = "the compiled engine stopped or hands events to the Python monitor: read that instead"
 
 
@@ -319,6 +323,10 @@ class _Reads:
         lib.iospec_current.argtypes = [ctypes.c_void_p]
         lib.iospec_py_predict.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p]
         lib.iospec_py_predict.restype = ctypes.c_int
+        lib.iospec_cover_setup.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.iospec_cover_setup.restype = ctypes.c_int
+        lib.iospec_cover_counts.argtypes = [ctypes.c_void_p]
+        lib.iospec_cover_counts.restype = ctypes.c_int
         lib.iospec_check_all.restype = ctypes.c_int64
         lib.iospec_check_all.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
 
@@ -396,6 +404,8 @@ class CompiledStepper:
         #: or the engine's thread cannot start: then the live monitor uses the Python monitor)
         self.sink_event: Callable[[Any], object] | None = None
         self._thread = thread
+        #: the functions `count_held` counts: (kind, model, function)
+        self._counted: list[tuple[int, str, str]] = []
         self._setup_dict_entry(history, thread)
 
     def _setup_dict_entry(self, history: int, thread: bool) -> None:
@@ -614,6 +624,44 @@ class CompiledStepper:
                 if n <= len(view.cell_buf):
                     return set(view.cell_buf[:n])
                 view.grow_cells(2 * n)
+
+    def count_held(self, funcs: Sequence[tuple[str, str]]) -> None:
+        """From now on, after each event the engine accepts, count the values each of ``funcs`` ((model, function),
+        read as `cells` reads them) holds in its non-default cells, for the functions of the models that took the
+        event: each value once per event (`held` after every event, without a read per event).  Values of identity
+        and optional sorts are counted as none (-1) or some (0), of integer sorts as 0 or not (1), others as
+        themselves.  The counts start from zero (also at `restart`); `held_counts` reads them."""
+        view = self._view()
+        rows: list[int] = []
+        for model, func in funcs:
+            f = self._func(view, model, func)
+            sort = f.d.value_sort
+            if sort.id_sort() is not None or isinstance(sort, OptSort):
+                kind = 2
+            elif isinstance(sort, IntSort):
+                kind = 1
+            else:
+                kind = 0
+                if len(sort.values({})) > _COVER_VALS:
+                    raise ValueError(f"{model}.{func}: more values than the C counts ({_COVER_VALS})")
+            rows += [f.m, f.k, kind]
+        self._counted = [(kind, model, func) for kind, (model, func) in zip(rows[2::3], funcs)]
+        if self.lib.iospec_cover_setup((ctypes.c_int64 * max(1, len(rows)))(*rows), len(funcs)) != 0:
+            raise ValueError(f"cannot count {len(funcs)} functions (at most 128, each of a watched model)")
+
+    def held_counts(self) -> list[dict[int, int]]:
+        """Per function given to `count_held`: value (-1 / 0 for none / some, 0 / 1 for 0 / not 0) -> events
+        after which some cell held it, counted so far (the counts of every event the engine accepted)."""
+        if not self._counted:
+            return []
+        out = (ctypes.c_int64 * (len(self._counted) * _COVER_VALS))()
+        self.lib.iospec_cover_counts(out)
+        counts: list[dict[int, int]] = []
+        for t, (kind, _, _) in enumerate(self._counted):
+            row = out[t * _COVER_VALS:(t + 1) * _COVER_VALS]
+            shift = -1 if kind == 2 else 0
+            counts.append({slot + shift: n for slot, n in enumerate(row) if n})
+        return counts
 
     def check_all(self) -> list[tuple[str, Invariant]]:
         """`Monitor.check_all`: every state invariant evaluated in full after every event given so far (the C's
