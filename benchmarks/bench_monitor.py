@@ -173,11 +173,13 @@ def overhead_breakdown(requests: int, rounds: int) -> None:
               f"indirect {extra - sink_cost - sum(parts):.2f}  (C timers over {taken:,} events)")
 
 
-def machine_steps(examples: int, breakdown: bool = False) -> None:
-    """Steps/s of the whole machine, and of its core (contexts, objects, entering, aborts: the old scope).
+def machine_steps(examples: int, breakdown: bool = False, rounds: int = 2) -> None:
+    """Steps/s of the whole machine, and of its core (contexts, objects, entering, aborts: the old scope), with the
+    oracle reading the compiled engine (``c``) and the Python monitor (``python``), in interleaved rounds.
 
     The whole machine's steps are bigger (a whole fetch event is 20-30 model events over six
-    models), so both figures are printed with the model events per step.
+    models), so both figures are printed with the model events per step.  Both oracles run the same
+    derandomized programs, so their steps are the same; the ratio is of the medians of this run.
     """
     from hypothesis import settings
     from hypothesis.stateful import run_state_machine_as_test
@@ -185,22 +187,35 @@ def machine_steps(examples: int, breakdown: bool = False) -> None:
     from tests.stateful_reference import EVENT_RULES, LIFECYCLE_RULES, STEPS, machine_with_faults, profile
 
     for label, without in (("whole machine", ()), ("core rules only", EVENT_RULES + LIFECYCLE_RULES)):
-        machine = machine_with_faults([], without=without)
-        warm = machine()  # compile both runtimes' monitors (a short random warm-up may send no whole event)
-        warm.events_runtime()
-        warm.teardown()
-        run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))
-        before, events_before = STEPS["steps"], STEPS["model events"]
-        t0 = time.perf_counter()
-        run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=examples, derandomize=True))
-        elapsed = time.perf_counter() - t0
-        steps = STEPS["steps"] - before
-        events = STEPS["model events"] - events_before
-        print(f"hypothesis steps/s, {label} (monitored reference implementation, model comparison after each "
-              f"step): {steps / elapsed:,.0f}  ({steps:,} steps, {events / steps:.1f} model events/step, "
-              f"{events / elapsed:,.0f} model events/s, {examples} programs, {elapsed:.1f}s)  target >= 1,000")
+        rates: dict[str, list[float]] = {"python": [], "c": []}
+        for engine in rates:
+            machine = machine_with_faults([], without=without, oracle=engine)
+            warm = machine()  # compile both runtimes' monitors (a short random warm-up may send no whole event)
+            warm.events_runtime()
+            warm.teardown()
+            run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))
+        for _ in range(rounds):
+            for engine in rates:
+                machine = machine_with_faults([], without=without, oracle=engine)
+                # one name for both: a derandomized run's programs follow from the machine's name
+                machine.__name__ = machine.__qualname__ = "ReferenceMachine_bench"
+                before, events_before = STEPS["steps"], STEPS["model events"]
+                t0 = time.perf_counter()
+                run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=examples,
+                                                                     derandomize=True))
+                elapsed = time.perf_counter() - t0
+                steps = STEPS["steps"] - before
+                events = STEPS["model events"] - events_before
+                rates[engine].append(steps / elapsed)
+                print(f"hypothesis steps/s, {label}, oracle {engine} (monitored reference implementation, model "
+                      f"comparison after each step): {steps / elapsed:,.0f}  ({steps:,} steps, "
+                      f"{events / steps:.1f} model events/step, {events / elapsed:,.0f} model events/s, "
+                      f"{examples} programs, {elapsed:.1f}s)  target >= 1,000")
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print(f"  {label}: median of {rounds} rounds: oracle c {med['c']:,.0f} steps/s, python {med['python']:,.0f}"
+              f" ({med['c'] / med['python']:.2f}x)  load {os.getloadavg()[0]:.1f}")
         if breakdown:
-            step_breakdown(machine, examples)
+            step_breakdown(machine_with_faults([], without=without), examples)
 
 
 def step_breakdown(machine: Any, examples: int) -> None:
@@ -491,6 +506,7 @@ def main() -> None:
                    help="events in a second trace checked by the c engine only (the issue's 1,000,000; 0: skip)")
     p.add_argument("--only", choices=("overhead", "overhead-breakdown", "steps", "offline", "reads"),
                    help="run one benchmark")
+    p.add_argument("--steps-rounds", type=int, default=2, help="steps/s: interleaved rounds of each oracle")
     p.add_argument("--breakdown", action="store_true",
                    help="steps/s: also time where a step goes (a second, instrumented run of each machine)")
     args = p.parse_args()
@@ -499,7 +515,7 @@ def main() -> None:
     if args.only in (None, "overhead-breakdown"):
         overhead_breakdown(args.requests, args.rounds)
     if args.only in (None, "steps"):
-        machine_steps(args.programs, args.breakdown)
+        machine_steps(args.programs, args.breakdown, args.steps_rounds)
     if args.only in (None, "offline"):
         offline_throughput(args.events, args.c_events)
     if args.only in (None, "reads"):

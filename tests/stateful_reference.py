@@ -86,15 +86,15 @@ from reference_impl.errors import message_for
 from reference_impl.io_context import ScheduledResult, _model_outcome
 from reference_impl.io_own import IoOwn
 from reference_impl.loop import RuntimeThread, ThreadPool
-from reference_impl.monitoring import LiveMonitor, compare_with_model, monitor_consts
+from reference_impl.monitoring import LiveMonitor, compare_with_model, feed_monitor, monitor_consts
 from reference_impl.runtime import TRACE_MODELS
 from reference_impl.service import FailingService, StaticService, WorkerService
-from reference_impl.trace import CallbackSink
 from reference_impl.worker import Actor
 
 __all__ = [
     "COVERAGE",
     "EVENT_RULES",
+    "ORACLE_ENGINE",
     "PROFILES",
     "REQUIRED_STATES",
     "STATES",
@@ -121,6 +121,12 @@ EVENTS_PER_PROGRAM = 4
 #: large share of the steps repeating them (each runs JS: seven model events of lock traffic and entry)
 BUDGETS = {"contend": 2, "set_no_retry": 2, "new_actor_request": 4, "deliver_again": 6,
            "run_without_request": 2}
+#: the engine the oracle reads (``IOSPEC_ORACLE_ENGINE``): ``c``, the compiled engine (its state, predictions and
+#: coverage counts come from the C while it checks every event on its own thread; without a C compiler, or once
+#: the C leaves a read to Python, the Python monitor answers), or ``python``, the Python monitor steps every event
+ORACLE_ENGINE = os.environ.get("IOSPEC_ORACLE_ENGINE", "c")
+if ORACLE_ENGINE not in ("c", "python"):
+    raise ValueError(f"IOSPEC_ORACLE_ENGINE={ORACLE_ENGINE!r}: known engines are c, python")
 #: runtime threads of the events runtime: one (the contexts runtime covers threads; a thread per runtime
 #: costs a start and a join per program)
 EVENT_THREADS = 1
@@ -222,6 +228,22 @@ STEPS: collections.Counter[str] = collections.Counter()
 COVERAGE: collections.Counter[str] = collections.Counter()
 #: ``label=value`` -> model events after which some identity's tracked function held that value
 STATES: collections.Counter[str] = collections.Counter()
+
+
+def tracked_of(models: Iterable[str]) -> list[str]:
+    """The labels of `TRACKED` whose model is one of ``models`` or a base of one."""
+    known = set(models) | {b for m in models for b in get_model(m).bases}
+    return [label for label, (model, _) in TRACKED.items() if model in known]
+
+
+def count_states(labels: list[str], counts: list[dict[int, int]]) -> None:
+    """Add the compiled engine's per-event counts of the ``labels``' functions' values (`LiveMonitor.count_held`,
+    in the order of ``labels``) to `STATES`."""
+    for label, per_value in zip(labels, counts):
+        model, func = TRACKED[label]
+        sort = get_model(model).decl(func).value_sort  # type: ignore[union-attr]
+        for v, n in per_value.items():
+            STATES[f"{label}={_label(sort, v)}"] += n
 
 
 class StateSampler:
@@ -458,27 +480,27 @@ def close_pool() -> list[str]:
     return POOL.close()
 
 
-_MONITORS: dict[tuple[tuple[str, ...], tuple[tuple[str, int], ...]], LiveMonitor] = {}
+_MONITORS: dict[tuple[str, tuple[str, ...], tuple[tuple[str, int], ...]], LiveMonitor] = {}
 _SAMPLERS: dict[int, StateSampler] = {}
 
 
-def fresh_live_monitor(rt: Runtime) -> LiveMonitor:
-    """`attach_monitor` with the compiled models reused: building the monitor compiles every model (about a second)."""
+def fresh_live_monitor(rt: Runtime, engine: str = "python") -> LiveMonitor:
+    """`attach_monitor` with the monitor reused (`LiveMonitor.reset`): building one compiles every model (about a
+    second; the compiled engine's library is loaded once and started again)."""
     models = list(rt.recorder.header["models"])
     consts = monitor_consts(rt)
-    key = (tuple(models), tuple(sorted(consts.items())))
+    key = (engine, tuple(models), tuple(sorted(consts.items())))
     live = _MONITORS.get(key)
     if live is None:
-        live = _MONITORS[key] = LiveMonitor(models, consts)
-    live.monitor.reset()
-    live.violation, live.events, live.after_step = None, 0, None
+        live = _MONITORS[key] = LiveMonitor(models, consts, engine=engine)
+    live.reset()
     reader = _READERS.get(id(live))
     if reader is not None:
         reader.clear()  # the event count starts again at 0
     sampler = _SAMPLERS.get(id(live))
     if sampler is not None:
         sampler.clear()
-    rt.recorder.add_sink(CallbackSink(live.on_event))
+    feed_monitor(rt, live)
     return live
 
 
@@ -490,7 +512,7 @@ def _sampler(live: LiveMonitor) -> StateSampler:
 
 
 class CellReader:
-    """Read single model functions of a live monitor (rendered as `Monitor.state` does, but one function at a time).
+    """Read single model functions of a live monitor (`LiveMonitor.cells`: from the compiled engine while it runs).
 
     `Monitor.state` renders every variable of a model; the machine compares a few functions after
     every step, so it reads only those (a read of the monitor, never of the runtime).
@@ -498,15 +520,15 @@ class CellReader:
 
     def __init__(self, live: LiveMonitor) -> None:
         self.live = live
-        self.monitor = live.monitor
         #: func -> (the monitor's event count when rendered, the rendering): a model function changes only when
         #: the monitor steps, and most steps send no event to one of the two runtimes (`clear` at a new program)
         self.rendered: dict[str, tuple[int, dict[Any, str]]] = {}
-        self.where: dict[str, tuple[Any, Any]] = {}
-        for w in live.monitor.watched:
-            for d in w.model.state:
+        #: func -> the first of the monitor's models declaring it (with one index)
+        self.where: dict[str, str] = {}
+        for name in live.models:
+            for d in get_model(name).state:
                 if hasattr(d, "index_sorts") and len(d.index_sorts) == 1:
-                    self.where.setdefault(d.name, (w.sm, d))
+                    self.where.setdefault(d.name, name)
 
     def __call__(self, func: str) -> dict[Any, str]:
         """``{identity name: rendered value}`` for the cells of ``func`` that differ from its initial value
@@ -522,19 +544,7 @@ class CellReader:
         self.rendered.clear()
 
     def _render(self, func: str) -> dict[Any, str]:
-        sm, d = self.where[func]
-        mon = self.monitor
-        names = mon.names[d.index_sorts[0].name]
-        sort = d.value_sort
-        ids = sort.id_sort()
-        out = {}
-        for k, v in sm.ns[f"D{sm.func_index[d]}"].items():
-            key = names[k] if k < len(names) else k
-            if ids is not None:
-                out[key] = "none" if v < 0 else str(mon.external(ids.name, v))
-            else:
-                out[key] = str(sort.render(v))
-        return out
+        return self.live.cells(self.where[func], func)
 
 
 _READERS: dict[int, CellReader] = {}
@@ -584,6 +594,8 @@ class ReferenceMachine(RuleBasedStateMachine):
     FAULTS: ClassVar[frozenset[str]] = frozenset()
     #: runtime threads (rules draw a thread number and take it modulo this)
     THREADS: ClassVar[int] = THREADS
+    #: the engine the oracle reads (`ORACLE_ENGINE`)
+    ORACLE: ClassVar[str] = ORACLE_ENGINE
 
     contexts = Bundle("contexts")
     objects = Bundle("objects")
@@ -592,6 +604,13 @@ class ReferenceMachine(RuleBasedStateMachine):
         super().__init__()
         #: what the models predicted for each request's finish_scheduled_* event (its outputs)
         self.predicted_results: dict[tuple[int, str], dict[str, str]] = {}
+        #: live monitors whose compiled engine counts the tracked functions' values per event (`count_states` at
+        #: the teardown); the others count with `after_step`
+        self.counted: list[LiveMonitor] = []
+        #: per counting live monitor (``id``): the labels it counts, in order
+        self.counted_labels: dict[int, list[str]] = {}
+        #: per runtime (``id``): the trace events already read for finish_scheduled_* outputs (`_scheduled_ends`)
+        self.trace_read: dict[int, int] = {}
         self.rt = Runtime(threads=self.THREADS, monitor=False, models=MODELS, faults=self.FAULTS, pool=POOL)
         self.rt.monitor = self._watch(self.rt)
         self.svc = self.rt.add_worker("w", Empty)
@@ -616,7 +635,14 @@ class ReferenceMachine(RuleBasedStateMachine):
         self._memo: dict[tuple[str, tuple[Any, ...]], Any] | None = {}
 
     def _watch(self, rt: Runtime) -> LiveMonitor:
-        live = fresh_live_monitor(rt)
+        """The runtime's live monitor, with coverage counted per model event: in the compiled engine (no Python
+        call per event), or by `after_step`, which also keeps the finish_scheduled_* predictions."""
+        live = fresh_live_monitor(rt, self.ORACLE)
+        labels = tracked_of(live.models)
+        if live.count_held([TRACKED[label] for label in labels]):
+            self.counted.append(live)
+            self.counted_labels[id(live)] = labels
+            return live
         sample = _sampler(live)
         predicted = self.predicted_results
 
@@ -629,6 +655,28 @@ class ReferenceMachine(RuleBasedStateMachine):
 
         live.after_step = after_step
         return live
+
+    def _count_after_take_over(self) -> None:
+        """A compiled engine that left its run to the Python monitor stopped counting: `after_step` counts the
+        later events (the events between the take-over and this call are not counted)."""
+        for live in self.counted:
+            if live.engine == "python" and live.after_step is None:
+                live.after_step = _sampler(live)
+
+    def _scheduled_ends(self, rt: Runtime) -> None:
+        """With the compiled engine (no `after_step`): the outputs of the finish_scheduled_* events recorded since
+        the last look, which the monitor accepted, so they are what the models predict (it compares every
+        reported output with the model's)."""
+        if rt.monitor.after_step is not None and rt.monitor not in self.counted:
+            return  # after_step keeps the models' own predictions
+        self.expect(rt.monitor.ok, "the live monitor flagged the run")
+        assert rt.trace is not None
+        with rt.recorder.atomic():
+            events = rt.trace.events
+            start, self.trace_read[id(rt)] = self.trace_read.get(id(rt), 0), len(events)
+            for e in events[start:]:
+                if e["op"].startswith("finish_scheduled_"):
+                    self.predicted_results[(id(rt), e["args"]["r"])] = dict(e.get("outputs") or {})
 
     # ---- helpers ------------------------------------------------------------------------------------------------
     @property
@@ -652,7 +700,7 @@ class ReferenceMachine(RuleBasedStateMachine):
 
     def predict(self, op: str, args: dict[str, Any], live: LiveMonitor | None = None) -> str:
         """What the models predict for the event ``op(args)`` now (call under the recorder lock)."""
-        predicted = (live or self.monitor).monitor.predict({"op": op, "args": args})
+        predicted = (live or self.monitor).predict({"op": op, "args": args})
         self.expect(predicted is not None, f"the models do not allow {op}({args}) here")
         return str(predicted.get("result", "OK"))
 
@@ -1135,10 +1183,14 @@ class ReferenceMachine(RuleBasedStateMachine):
     def check_scheduled_results(self) -> None:
         """Each finishScheduled() that returned gave its caller what the models predicted at its end event."""
         left = []
+        looked: set[int] = set()
         for rt, name, result, thread in self.scheduled:
             if not result.done():
                 left.append((rt, name, result, thread))
                 continue
+            if id(rt) not in looked:
+                looked.add(id(rt))
+                self._scheduled_ends(rt)
             got: ScheduledResult = result.result()
             want = self.predicted_results.get((id(rt), name))
             seen = {"outcome": _model_outcome(got.outcome), "no_retry": str(got.no_retry).lower()}
@@ -1250,6 +1302,8 @@ class ReferenceMachine(RuleBasedStateMachine):
             self._memo.clear()  # the step changed the runtime's state (preconditions of the next step read it)
         self.steps += 1
         STEPS["steps"] += 1
+        if self.counted:
+            self._count_after_take_over()
         for rt in (self.rt, self.events):
             if rt is not None:
                 self.expect(rt.monitor.ok, "the live monitor flagged the run")
@@ -1351,7 +1405,7 @@ class ReferenceMachine(RuleBasedStateMachine):
                     f.result(TIMEOUT)
                 for rt in runtimes:
                     self.expect(rt.monitor.ok, "the live monitor flagged the run's teardown")
-                    broken = rt.monitor.monitor.check_all()
+                    broken = rt.monitor.check_all()
                     self.expect(not broken, f"invariants broken at the end: {[(m, i.name) for m, i in broken]}")
                 for o in self.all_objects:
                     # a dead context destroyed everything it owned exactly once; an actor's objects live on with it
@@ -1364,6 +1418,9 @@ class ReferenceMachine(RuleBasedStateMachine):
                     self.expect(c.context.state != "DEAD" or not q.queued_deletions,
                                 f"{c}: a dead context's queue still holds {q.queued_deletions}")
         finally:
+            for live in self.counted:
+                count_states(self.counted_labels[id(live)], live.held_counts())
+                STEPS["model events"] += live.events
             self.rt.close()
             if self.events is not None:
                 self.events.close()
@@ -1385,12 +1442,16 @@ LIFECYCLE_RULES = ("wait_until", "settle", "set_no_retry", "finish_scheduled", "
 
 
 def machine_with_faults(faults: Iterable[str], threads: int = THREADS,
-                        without: Iterable[str] = ()) -> type[ReferenceMachine]:
+                        without: Iterable[str] = (), oracle: str | None = None) -> type[ReferenceMachine]:
     """A `ReferenceMachine` subclass running the faulty variants ``faults`` on ``threads`` runtime threads.
 
-    ``without``: rules the subclass leaves out (e.g. `EVENT_RULES`, for a program about contexts only).
+    ``without``: rules the subclass leaves out (e.g. `EVENT_RULES`, for a program about contexts only);
+    ``oracle``: the engine its oracle reads (default `ORACLE_ENGINE`).
     """
     fs = frozenset(faults)
     off = sorted(without)
-    name = f"ReferenceMachine_{'_'.join(sorted(fs)) or 'clean'}_{threads}" + "".join(f"_no_{r}" for r in off)
-    return type(name, (ReferenceMachine,), {"FAULTS": fs, "THREADS": threads, **dict.fromkeys(off)})
+    engine = oracle or ORACLE_ENGINE
+    name = (f"ReferenceMachine_{'_'.join(sorted(fs)) or 'clean'}_{threads}" + "".join(f"_no_{r}" for r in off)
+            + f"_{engine}")
+    return type(name, (ReferenceMachine,), {"FAULTS": fs, "THREADS": threads, "ORACLE": engine,
+                                            **dict.fromkeys(off)})

@@ -76,10 +76,33 @@ CONTEXT_FAULTS = CAUGHT[:9]
 
 @pytest.mark.parametrize("fault", CAUGHT)
 def test_the_machine_catches_seeded_fault(fault: str) -> None:
+    assert_caught(fault)
+
+
+#: faults the machine must also catch when its oracle reads the Python monitor (the oracle without a C compiler):
+#: one the state comparison catches and one only the finish_scheduled() predictions catch
+CAUGHT_BY_THE_PYTHON_ORACLE = ["access_check_missing", "finish_scheduled_ignores_wait_until"]
+
+
+@pytest.mark.parametrize("fault", CAUGHT_BY_THE_PYTHON_ORACLE)
+def test_the_python_oracle_catches_seeded_fault(fault: str) -> None:
+    assert_caught(fault, oracle="python")
+
+
+def test_the_python_oracle_agrees_with_a_clean_run() -> None:
+    """The machine whose oracle reads the Python monitor (state, predictions, coverage by `after_step`) passes."""
+    before = STEPS["steps"]
+    run_state_machine_as_test(machine_with_faults([], oracle="python"),
+                              settings=settings(profile("dev"), derandomize=True, max_examples=20))
+    assert STEPS["steps"] > before
+
+
+def assert_caught(fault: str, oracle: str | None = None) -> None:
+    """A derandomized search of the machine running ``fault`` fails, with a replayable trace."""
     # a fault of the contexts' core rules is searched for by the machine without the lifecycle and event rules
     # (the rules that reach it are then drawn more often); every other fault by the whole machine
     without = EVENT_RULES + LIFECYCLE_RULES if fault in CONTEXT_FAULTS else ()
-    machine = machine_with_faults([fault], without=without)
+    machine = machine_with_faults([fault], without=without, oracle=oracle)
     # generation only: finding the disagreement is the point here (shrinking is tested below)
     fixed = settings(profile("dev"), derandomize=True, max_examples=300, print_blob=False, phases=[Phase.generate])
     with pytest.raises((AssertionError, FlakyFailure)) as info:
@@ -93,7 +116,7 @@ def test_the_machine_catches_seeded_fault(fault: str) -> None:
         found = first
         print(f"{fault}: the final replay of the failing program did not fail again (timing); the first run did")
     text = str(found)
-    print(f"{fault} (rule {FAULTS[fault].rule}) caught, derandomized search:\n{text[:2000]}")
+    print(f"{fault} (rule {FAULTS[fault].rule}) caught, derandomized search, oracle {machine.ORACLE}:\n{text[:2000]}")
     assert "trace (NDJSON" in text, "a failure carries its replayable trace"
 
 
