@@ -55,12 +55,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import functools
 import itertools
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -523,6 +524,9 @@ class CellReader:
         #: func -> (the monitor's event count when rendered, the rendering): a model function changes only when
         #: the monitor steps, and most steps send no event to one of the two runtimes (`clear` at a new program)
         self.rendered: dict[str, tuple[int, dict[Any, str]]] = {}
+        #: the monitor's event count while no event can be recorded (`pinned_cells`), so one pass of the oracle
+        #: reads it once, not once per function (a read of the compiled engine waits for its thread)
+        self.pinned: int | None = None
         #: func -> the first of the monitor's models declaring it (with one index)
         self.where: dict[str, str] = {}
         for name in live.models:
@@ -533,7 +537,7 @@ class CellReader:
     def __call__(self, func: str) -> dict[Any, str]:
         """``{identity name: rendered value}`` for the cells of ``func`` that differ from its initial value
         (the caller only reads it)."""
-        version = self.live.events
+        version = self.pinned if self.pinned is not None else self.live.events
         hit = self.rendered.get(func)
         if hit is not None and hit[0] == version:
             return hit[1]
@@ -550,11 +554,27 @@ class CellReader:
 _READERS: dict[int, CellReader] = {}
 
 
-def cells(live: LiveMonitor, func: str) -> dict[Any, str]:
+def _reader(live: LiveMonitor) -> CellReader:
     r = _READERS.get(id(live))
     if r is None:
         r = _READERS[id(live)] = CellReader(live)
-    return r(func)
+    return r
+
+
+def cells(live: LiveMonitor, func: str) -> dict[Any, str]:
+    return _reader(live)(func)
+
+
+@contextlib.contextmanager
+def pinned_cells(live: LiveMonitor) -> Iterator[None]:
+    """`cells` of ``live`` read its event count once (call under its recorder's ``atomic()``: no event is recorded,
+    so the count cannot change)."""
+    r = _reader(live)
+    r.pinned = live.events
+    try:
+        yield
+    finally:
+        r.pinned = None
 
 
 #: the functions `compare_with_model` reads
@@ -1308,7 +1328,7 @@ class ReferenceMachine(RuleBasedStateMachine):
             if rt is not None:
                 self.expect(rt.monitor.ok, "the live monitor flagged the run")
         diffs: list[str] = []
-        with self.rt.recorder.atomic():
+        with self.rt.recorder.atomic(), pinned_cells(self.monitor):
             live = self.monitor
             contexts = self.unsettled(self.rt)
             stats = {id(c): c.statistics() for c in contexts}  # read once for both comparisons
@@ -1328,7 +1348,7 @@ class ReferenceMachine(RuleBasedStateMachine):
             diffs += self._lifecycle_diffs(self.rt, stats)
         if self.events is not None:
             live = self.events.monitor
-            with self.events.recorder.atomic():
+            with self.events.recorder.atomic(), pinned_cells(live):
                 contexts = self.unsettled(self.events)
                 stats = {id(c): c.statistics() for c in contexts}
                 diffs += compare_with_model(self.events, state={f: cells(live, f) for f in _COMPARED},

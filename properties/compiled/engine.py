@@ -491,7 +491,9 @@ class CompiledStepper:
         if self._reads is not None:  # the identities are numbered afresh
             for known in self._reads.names.values():
                 known.clear()
-            self._reads.funcs.clear()
+            for f in self._reads.funcs.values():  # the renderings name identities; the functions stay
+                f.labels.clear()
+                f.values.clear()
         return int(self.lib.iospec_py_restart(int(self._thread))) == 0
 
     def accepted_and_pending(self) -> tuple[list[dict[str, Any]], list[Any]]:
