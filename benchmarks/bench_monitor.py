@@ -11,7 +11,9 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
    compiled monitor checking on the runtime's thread.  Target <= 1.3x.  ``--only overhead-breakdown``:
    where the compiled monitor's time goes per event (CPU time, the C's own timers).
 2. Steps/s: the hypothesis state machine (tests/stateful_reference.py) against the monitored
-   reference implementation, every step followed by the model comparison.  Target >= 1,000.
+   reference implementation, every step followed by the model comparison, with the oracle reading
+   the compiled engine and the Python monitor (the same programs, interleaved rounds, the ratio of
+   the medians).  Target >= 1,000.
    ``--breakdown`` adds, from a second instrumented run, where a step's time goes (hypothesis
    engine, program set-up and teardown, oracle, rule bodies, the live monitors).
 3. Offline checking: a trace of N events (copies of a recorded demo trace with fresh
