@@ -728,9 +728,9 @@ def test_state_and_predictions_on_random_walks(name: str) -> None:
     assert {"allowed", "forbidden", "raises"} <= seen, seen
 
 
-def test_state_and_predictions_on_a_recorded_run() -> None:
-    """Every model of a run of the reference implementation at once: extensions and the bases they cover (read
-    from the extension, as `Monitor.state` reads them), ops several watched models take, notes, integer names."""
+def _recorded_run_and_engines() -> tuple[list[str], list[dict[str, Any]], Any, list[Any], Monitor]:
+    """A recorded run of two requests, a compiled engine checking on its thread (the events it refuses go to the
+    returned list) and a Python monitor, both fresh, for its models."""
     from properties.compiled.engine import compiled_stepper
 
     models, consts, events = _recorded_events(2)
@@ -738,7 +738,13 @@ def test_state_and_predictions_on_a_recorded_run() -> None:
     assert stepper is not None
     refused: list[Any] = []
     stepper.set_fallback(refused.append)
-    mon = Monitor(models, consts=consts)
+    return models, events, stepper, refused, Monitor(models, consts=consts)
+
+
+def test_state_and_predictions_on_a_recorded_run() -> None:
+    """Every model of a run of the reference implementation at once: extensions and the bases they cover (read
+    from the extension, as `Monitor.state` reads them), ops several watched models take, notes, integer names."""
+    models, events, stepper, refused, mon = _recorded_run_and_engines()
     assert mon.covered, "some model is read through its extension"
     assert any(len(ws) > 1 for ws in mon.by_op.values()), "some op steps several watched models"
     catalog = [get_model(m) for m in models]
@@ -848,14 +854,7 @@ def test_the_count_held_comparison_catches_a_missed_event(monkeypatch: pytest.Mo
 
 
 def _compare_count_held() -> None:
-    from properties.compiled.engine import compiled_stepper
-
-    models, consts, events = _recorded_events(2)
-    stepper = compiled_stepper(models, consts, thread=True)
-    assert stepper is not None
-    refused: list[Any] = []
-    stepper.set_fallback(refused.append)
-    mon = Monitor(models, consts=consts)
+    models, events, stepper, refused, mon = _recorded_run_and_engines()
     funcs = _counted_functions(mon, models)
     stepper.count_held(funcs)
     for _ in range(2):
