@@ -13,7 +13,8 @@ Prints figures measured in this run (the lead measures final figures on a quiet 
 2. Steps/s: the hypothesis state machine (tests/stateful_reference.py) against the monitored
    reference implementation, every step followed by the model comparison, with the oracle reading
    the compiled engine and the Python monitor (the same programs, interleaved rounds, the ratio of
-   the medians).  Target >= 1,000.
+   the medians).  Target >= 1,000.  ``--workers N``: also N processes running the machine at once
+   (each its own programs) against one of them alone, the throughput of a campaign run in parallel.
    ``--breakdown`` adds, from a second instrumented run, where a step's time goes (hypothesis
    engine, program set-up and teardown, oracle, rule bodies, the live monitors).
 3. Offline checking: a trace of N events (copies of a recorded demo trace with fresh
@@ -218,6 +219,76 @@ def machine_steps(examples: int, breakdown: bool = False, rounds: int = 2) -> No
               f" ({med['c'] / med['python']:.2f}x)  load {os.getloadavg()[0]:.1f}")
         if breakdown:
             step_breakdown(machine_with_faults([], without=without), examples)
+
+
+def _steps_worker(k: int, without: tuple[str, ...], examples: int, conn: Any) -> None:
+    """A process of `machine_steps_parallel`: warms its machine up, then runs its programs on each ``run`` it is
+    sent and answers (steps, start, end) on the monotonic clock (system-wide, so comparable across processes)."""
+    from hypothesis import settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from tests.stateful_reference import STEPS, close_pool, machine_with_faults, profile
+
+    machine = machine_with_faults([], without=without)
+    warm = machine()
+    warm.events_runtime()
+    warm.teardown()
+    run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))
+    # its own programs: a derandomized run's programs follow from the machine's name
+    machine.__name__ = machine.__qualname__ = f"ReferenceMachine_bench_{k}"
+    conn.send("ready")
+    while conn.recv() == "run":
+        before = STEPS["steps"]
+        t0 = time.monotonic()
+        run_state_machine_as_test(machine, settings=settings(profile("ci"), max_examples=examples, derandomize=True))
+        conn.send((STEPS["steps"] - before, t0, time.monotonic()))
+    close_pool()
+
+
+def machine_steps_parallel(examples: int, workers: int, rounds: int) -> None:
+    """Steps/s of ``workers`` processes running the state machine at once (each its own derandomized programs, the
+    compiled oracle), against the first of them alone, in interleaved rounds: the throughput of a campaign that
+    runs its seeds in parallel (the soak, pytest-xdist), as hypothesis is run at scale.
+
+    The aggregate is every process's steps over the span from the first start to the last end.
+    """
+    import multiprocessing
+
+    from tests.stateful_reference import EVENT_RULES, LIFECYCLE_RULES
+
+    ctx = multiprocessing.get_context("spawn")  # no runtime threads or compiled engines copied by a fork
+    for label, without in (("whole machine", ()), ("core rules only", EVENT_RULES + LIFECYCLE_RULES)):
+        conns, procs = [], []
+        for k in range(workers):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_steps_worker, args=(k, tuple(without), examples, child), daemon=True)
+            proc.start()
+            conns.append(parent)
+            procs.append(proc)
+        for c in conns:
+            if c.recv() != "ready":
+                raise RuntimeError("a worker did not start")
+        alone: list[float] = []
+        together: list[float] = []
+        for _ in range(rounds):
+            conns[0].send("run")
+            steps, t0, t1 = conns[0].recv()
+            alone.append(steps / (t1 - t0))
+            for c in conns:
+                c.send("run")
+            got = [c.recv() for c in conns]
+            span = max(t1 for _, _, t1 in got) - min(t0 for _, t0, _ in got)
+            total = sum(steps for steps, _, _ in got)
+            together.append(total / span)
+            print(f"hypothesis steps/s, {label}, oracle c: one process {alone[-1]:,.0f} ({steps:,} steps); {workers} "
+                  f"processes at once {together[-1]:,.0f} ({total:,} steps in {span:.1f}s)  target >= 1,000")
+        for c in conns:
+            c.send("stop")
+        for proc in procs:
+            proc.join(60)
+        one, many = statistics.median(alone), statistics.median(together)
+        print(f"  {label}: median of {rounds} rounds: {workers} processes {many:,.0f} steps/s, one process {one:,.0f}"
+              f" ({many / one:.2f}x; {os.cpu_count()} cores)  load {os.getloadavg()[0]:.1f}")
 
 
 def step_breakdown(machine: Any, examples: int) -> None:
@@ -509,6 +580,8 @@ def main() -> None:
     p.add_argument("--only", choices=("overhead", "overhead-breakdown", "steps", "offline", "reads"),
                    help="run one benchmark")
     p.add_argument("--steps-rounds", type=int, default=2, help="steps/s: interleaved rounds of each oracle")
+    p.add_argument("--workers", type=int, default=1,
+                   help="steps/s: also N processes running the machine at once against one alone (N > 1)")
     p.add_argument("--breakdown", action="store_true",
                    help="steps/s: also time where a step goes (a second, instrumented run of each machine)")
     args = p.parse_args()
@@ -518,6 +591,8 @@ def main() -> None:
         overhead_breakdown(args.requests, args.rounds)
     if args.only in (None, "steps"):
         machine_steps(args.programs, args.breakdown, args.steps_rounds)
+        if args.workers > 1:
+            machine_steps_parallel(args.programs, args.workers, args.steps_rounds)
     if args.only in (None, "offline"):
         offline_throughput(args.events, args.c_events)
     if args.only in (None, "reads"):
