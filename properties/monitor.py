@@ -383,13 +383,18 @@ class Monitor:
         """Every invariant, evaluated in full (e.g. at the end of a run)."""
         return [(w.model.name, inv) for w in self.watched for inv in w.sm.check_invariants_fully()]
 
-    def func_cells(self, model: str, func: str) -> dict[Any, Any]:
-        d = get_model(model).decl(func) if model in self.covered else next(
-            (w.model.decl(func) for w in self.watched if w.model.name == model), None)
-        if d is None:
-            raise KeyError(model)
-        assert isinstance(d, Func)
-        return self.state(model)[func]  # type: ignore[no-any-return]
+    def tracked_func(self, model: str, func: str) -> tuple[_Watched, Func]:
+        """The watched model that holds ``model``'s function ``func`` (`tracked`), and its declaration of it."""
+        w, decls = self.tracked(model)
+        d = next((x for x in decls if x.name == func), None)
+        if not isinstance(d, Func):
+            raise KeyError(f"{model} has no function {func!r}")
+        return w, d
+
+    def func_cells(self, model: str, func: str) -> dict[str, str]:
+        """``state(model)[func]``, rendering only that function."""
+        w, d = self.tracked_func(model, func)
+        return render_cells(self.names, d, w.sm.cells(d))
 
 
 # -- rendering (shared with the compiled engine's state and predictions: properties/compiled/engine.py) --------------

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from model.catalog import MODELS, get_model
-from model.core.model import Func, Invariant
-from properties.monitor import Monitor, MonitorViolation, render_cells
+from model.core.model import Invariant
+from properties.monitor import Monitor, MonitorViolation
 from reference_impl.trace import Sink
 
 if TYPE_CHECKING:
@@ -212,27 +212,15 @@ class LiveMonitor:
         rendered as `Monitor.state` renders them (call while no event is recorded, e.g. under the recorder's
         ``atomic()``)."""
         done, out = self._from_c(lambda c: c.cells(model, func))
-        if done:
-            return out  # type: ignore[no-any-return]
-        mon = self.monitor
-        w, decls = mon.tracked(model)
-        d = self._func(decls, model, func)
-        return render_cells(mon.names, d, w.sm.cells(d))
+        return out if done else self.monitor.func_cells(model, func)  # type: ignore[no-any-return]
 
     def held(self, model: str, func: str) -> set[int]:
         """The values (the model's encoding) that one function's non-default cells hold: coverage counts."""
         done, out = self._from_c(lambda c: c.held(model, func))
         if done:
             return out  # type: ignore[no-any-return]
-        w, decls = self.monitor.tracked(model)
-        return set(w.sm.cells(self._func(decls, model, func)).values())
-
-    @staticmethod
-    def _func(decls: Iterable[Any], model: str, func: str) -> Func:
-        d = next((x for x in decls if x.name == func), None)
-        if not isinstance(d, Func):
-            raise KeyError(f"{model} has no function {func!r}")
-        return d
+        w, d = self.monitor.tracked_func(model, func)
+        return set(w.sm.cells(d).values())
 
     def state(self, model: str) -> dict[str, Any]:
         """`Monitor.state` of ``model`` after every event recorded so far."""

@@ -583,10 +583,7 @@ class CompiledStepper:
     def _func(self, view: _Reads, model: str, func: str) -> _FuncView:
         where = view.funcs.get((model, func))
         if where is None:
-            w, decls = view.analysis.tracked(model)
-            d = next((x for x in decls if x.name == func), None)
-            if not isinstance(d, Func):
-                raise KeyError(f"{model} has no function {func!r}")
+            w, d = view.analysis.tracked_func(model, func)
             where = view.funcs[(model, func)] = _FuncView(view.model_index[id(w)], w.sm.func_index[d], d, view.names)
         return where
 
