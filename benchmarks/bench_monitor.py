@@ -176,6 +176,19 @@ def overhead_breakdown(requests: int, rounds: int) -> None:
               f"indirect {extra - sink_cost - sum(parts):.2f}  (C timers over {taken:,} events)")
 
 
+def _warm_up(machine: Any) -> None:
+    """Compile both runtimes' monitors (a short random warm-up may send no whole event), then two programs."""
+    from hypothesis import settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from tests.stateful_reference import profile
+
+    warm = machine()
+    warm.events_runtime()
+    warm.teardown()
+    run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))
+
+
 def machine_steps(examples: int, breakdown: bool = False, rounds: int = 2) -> None:
     """Steps/s of the whole machine, and of its core (contexts, objects, entering, aborts: the old scope), with the
     oracle reading the compiled engine (``c``) and the Python monitor (``python``), in interleaved rounds.
@@ -192,11 +205,7 @@ def machine_steps(examples: int, breakdown: bool = False, rounds: int = 2) -> No
     for label, without in (("whole machine", ()), ("core rules only", EVENT_RULES + LIFECYCLE_RULES)):
         rates: dict[str, list[float]] = {"python": [], "c": []}
         for engine in rates:
-            machine = machine_with_faults([], without=without, oracle=engine)
-            warm = machine()  # compile both runtimes' monitors (a short random warm-up may send no whole event)
-            warm.events_runtime()
-            warm.teardown()
-            run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))
+            _warm_up(machine_with_faults([], without=without, oracle=engine))
         for _ in range(rounds):
             for engine in rates:
                 machine = machine_with_faults([], without=without, oracle=engine)
@@ -230,10 +239,7 @@ def _steps_worker(k: int, without: tuple[str, ...], examples: int, conn: Any) ->
     from tests.stateful_reference import STEPS, close_pool, machine_with_faults, profile
 
     machine = machine_with_faults([], without=without)
-    warm = machine()
-    warm.events_runtime()
-    warm.teardown()
-    run_state_machine_as_test(machine, settings=settings(profile("dev"), max_examples=2))
+    _warm_up(machine)
     # its own programs: a derandomized run's programs follow from the machine's name
     machine.__name__ = machine.__qualname__ = f"ReferenceMachine_bench_{k}"
     conn.send("ready")
